@@ -1,0 +1,54 @@
+import { randomUUID } from 'node:crypto';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
+import { LogController } from 'fastify';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { REGISTRATION_LIMITS } from '@app/registry';
+import { AppModule } from './app.module';
+import { GatewayConfig } from './config/gateway-config';
+import { bodyValidationPipe } from './http/validation';
+import { createPinoLogger, PinoNestLogger } from './logging/pino-logger';
+import { GatewayMetrics } from './metrics/gateway-metrics';
+
+/** Builds the gateway application (used by main.ts and by integration tests); does not listen. */
+export async function createGatewayApp(config: GatewayConfig): Promise<NestFastifyApplication> {
+  const logger = createPinoLogger(config.LOG_LEVEL);
+  const adapter = new FastifyAdapter({
+    loggerInstance: logger,
+    // Per-request info logs at thousands of heartbeats a second would drown everything else;
+    // errors are logged by the filter, and every request is in the duration histogram.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: REGISTRATION_LIMITS.bodyMaxBytes,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+  });
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, {
+    logger: new PinoNestLogger(logger),
+    bufferLogs: false,
+  });
+  app.useGlobalPipes(bodyValidationPipe());
+  app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
+
+  const metrics = app.get(GatewayMetrics);
+  const fastify = app.getHttpAdapter().getInstance();
+  fastify.addHook('onResponse', (request, reply, done) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    metrics.httpDuration.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    done();
+  });
+  fastify.addHook('onSend', (request, reply, payload, done) => {
+    void reply.header('x-request-id', request.id);
+    done(null, payload);
+  });
+
+  const document = SwaggerModule.createDocument(
+    app,
+    new DocumentBuilder()
+      .setTitle('Registry gateway')
+      .setDescription('Service registration, heartbeats and resolution in front of etcd and Redis')
+      .setVersion('1')
+      .build(),
+  );
+  SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'openapi.json', yamlDocumentUrl: 'openapi.yaml' });
+  return app;
+}

@@ -1,0 +1,34 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadGatewayConfig } from './gateway-config';
+
+describe('loadGatewayConfig', () => {
+  it('uses the embedded defaults', () => {
+    const config = loadGatewayConfig({});
+    expect(config).toMatchObject({ PORT: 8080, ETCD_POOL_SIZE: 2, ETCD_PREFIX: '/registry/', ETCD_ENDPOINTS: ['127.0.0.1:2379'] });
+  });
+
+  it.each([
+    ['ETCD_POOL_SIZE', 'abc'],
+    ['ETCD_POOL_SIZE', '0'],
+    ['PORT', '70000'],
+    ['ETCD_PREFIX', 'registry'],
+    ['ETCD_ENDPOINTS', 'http://x'],
+    ['REDIS_URL', 'localhost'],
+  ])('rejects %s=%s naming the variable', (name, value) => {
+    expect(() => loadGatewayConfig({ [name]: value })).toThrow(new RegExp(`^invalid ${name}:`));
+  });
+
+  it('reads the etcd password from ETCD_PASSWORD_FILE and never echoes it in errors', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    writeFileSync(join(dir, 'pw'), 's3cret\n');
+    expect(loadGatewayConfig({ ETCD_USERNAME: 'gw', ETCD_PASSWORD_FILE: join(dir, 'pw') }).ETCD_PASSWORD).toBe('s3cret');
+    expect(() => loadGatewayConfig({ ETCD_PASSWORD: 's3cret' })).toThrow(/ETCD_USERNAME and ETCD_PASSWORD/);
+    try {
+      loadGatewayConfig({ ETCD_USERNAME: 'gw', ETCD_PASSWORD: 's3cret', ETCD_POOL_SIZE: 'x' });
+    } catch (err) {
+      expect(String(err)).not.toContain('s3cret');
+    }
+  });
+});

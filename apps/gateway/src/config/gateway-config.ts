@@ -1,0 +1,92 @@
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const bool = z.enum(['true', 'false']).transform((v) => v === 'true');
+const endpoint = z.string().regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, 'host:port');
+
+/** Environment variables of the gateway (design section 4, plus tuning knobs with safe defaults). */
+const schema = z.object({
+  PORT: int(0, 65535).default(8080),
+  HOST: z.string().default('0.0.0.0'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  ETCD_ENDPOINTS: z
+    .string()
+    .default('127.0.0.1:2379')
+    .transform((s) => s.split(',').map((e) => e.trim()).filter(Boolean))
+    .pipe(z.array(endpoint).min(1)),
+  ETCD_USERNAME: z.string().min(1).optional(),
+  ETCD_PASSWORD: z.string().min(1).optional(),
+  ETCD_POOL_SIZE: int(1, 64).default(2),
+  ETCD_PREFIX: z
+    .string()
+    .default('/registry/')
+    .refine((p) => p.startsWith('/') && p.endsWith('/') && !p.includes('//'), 'must start and end with "/"'),
+  ETCD_REQUEST_TIMEOUT_MS: int(100, 60_000).default(3_000),
+  ETCD_TLS_CA_FILE: z.string().optional(),
+  ETCD_TLS_CERT_FILE: z.string().optional(),
+  ETCD_TLS_KEY_FILE: z.string().optional(),
+  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'redis://host:port').default('redis://127.0.0.1:6379'),
+  RENEW_INTERVAL_MS: int(50, 10_000).default(500),
+  WRITE_CONCURRENCY: int(1, 10_000).default(64),
+  WRITE_QUEUE_CAPACITY: int(0, 1_000_000).default(5_000),
+  REGRANTS_PER_SECOND: int(1, 100_000).default(200),
+  SHUTDOWN_GRACE_MS: int(0, 120_000).default(10_000),
+  AUTH_TOKENS_FILE: z.string().optional(),
+  AUTH_DISABLED: bool.default(false),
+});
+
+export type GatewayConfig = z.output<typeof schema> & {
+  etcdTls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
+};
+
+/** Thrown for a bad environment; the message names the variable and never echoes a secret. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+const SECRET_FILES = ['ETCD_PASSWORD', 'ETCD_USERNAME'] as const;
+
+/** Reads and validates the environment once, at start. `X_FILE` variables supply secret `X` from a file. */
+export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  const resolved: Record<string, string | undefined> = { ...env };
+  for (const name of SECRET_FILES) {
+    const file = env[`${name}_FILE`];
+    if (!file) continue;
+    if (env[name]) throw new ConfigError(`${name} and ${name}_FILE are both set; use one`);
+    try {
+      resolved[name] = readFileSync(file, 'utf8').trim();
+    } catch (err) {
+      throw new ConfigError(`${name}_FILE: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+    }
+  }
+  for (const key of Object.keys(resolved)) if (resolved[key] === '') delete resolved[key];
+  const parsed = schema.safeParse(resolved);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ConfigError(`invalid ${String(issue.path[0])}: ${issue.message}`);
+  }
+  const config: GatewayConfig = parsed.data;
+  if (Boolean(config.ETCD_USERNAME) !== Boolean(config.ETCD_PASSWORD)) {
+    throw new ConfigError('ETCD_USERNAME and ETCD_PASSWORD (or ETCD_PASSWORD_FILE) must be set together');
+  }
+  const tlsFiles = { ca: config.ETCD_TLS_CA_FILE, cert: config.ETCD_TLS_CERT_FILE, key: config.ETCD_TLS_KEY_FILE };
+  if (tlsFiles.ca || tlsFiles.cert || tlsFiles.key) {
+    if (Boolean(tlsFiles.cert) !== Boolean(tlsFiles.key)) throw new ConfigError('ETCD_TLS_CERT_FILE and ETCD_TLS_KEY_FILE must be set together');
+    config.etcdTls = {};
+    for (const [part, file] of Object.entries(tlsFiles)) {
+      if (!file) continue;
+      try {
+        config.etcdTls[part as 'ca' | 'cert' | 'key'] = readFileSync(file);
+      } catch {
+        throw new ConfigError(`ETCD_TLS_${part.toUpperCase()}_FILE: cannot read ${file}`);
+      }
+    }
+  }
+  return config;
+}
+
+export const GATEWAY_CONFIG = Symbol('GATEWAY_CONFIG');

@@ -1,0 +1,3 @@
+export * from './singleflight';
+export * from './bounded-queue';
+export * from './token-bucket';

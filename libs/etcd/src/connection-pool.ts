@@ -1,0 +1,52 @@
+import { EtcdConnection, EtcdConnectionOptions } from './etcd-connection';
+
+export interface ConnectionPoolOptions extends EtcdConnectionOptions {
+  /** Authenticated connections; each costs etcd exactly one Authenticate per token lifetime. */
+  size: number;
+}
+
+/**
+ * A fixed set of authenticated connections. Unary calls rotate over them; each one also carries one
+ * LeaseKeepAlive stream (see KeepAliveStreams). The pool never grows with load: etcd's auth cost is
+ * bounded by `size`, whatever the number of pods or clients.
+ */
+export class ConnectionPool {
+  readonly connections: readonly EtcdConnection[];
+  private next = 0;
+
+  constructor(options: ConnectionPoolOptions) {
+    if (!Number.isInteger(options.size) || options.size < 1) throw new Error(`pool size must be a positive integer: ${options.size}`);
+    // Connection i starts at member i, so the pool spreads over the cluster.
+    this.connections = Array.from(
+      { length: options.size },
+      (_, i) => new EtcdConnection({ ...options, endpoints: rotate(options.endpoints, i) }),
+    );
+  }
+
+  /** Authenticates every connection; rejects with the first failure (wrong password, etcd down). */
+  async connect(): Promise<void> {
+    await Promise.all(this.connections.map((c) => c.connect()));
+  }
+
+  /** The next connection for a unary call, preferring ones whose channel is up. */
+  pick(): EtcdConnection {
+    for (let i = 0; i < this.connections.length; i++) {
+      const candidate = this.connections[this.next++ % this.connections.length];
+      if (candidate.isReady()) return candidate;
+    }
+    return this.connections[this.next++ % this.connections.length];
+  }
+
+  readyCount(): number {
+    return this.connections.filter((c) => c.isReady()).length;
+  }
+
+  close(): void {
+    for (const connection of this.connections) connection.close();
+  }
+}
+
+function rotate<T>(items: T[], by: number): T[] {
+  const shift = by % items.length;
+  return [...items.slice(shift), ...items.slice(0, shift)];
+}

@@ -1,0 +1,204 @@
+import * as grpc from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import {
+  castGrpcError,
+  EtcdInvalidAuthTokenError,
+  GRPCDeadlineExceededError,
+  GRPCUnavailableError,
+  ICallable,
+  KVClient,
+  LeaseClient,
+  WatchClient,
+} from 'etcd3';
+import { AuthSession } from './auth-session';
+
+type ServiceName = 'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance' | 'Auth';
+type ServiceClient = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
+type ServiceConstructor = new (address: string, credentials: grpc.ChannelCredentials, options: object) => ServiceClient;
+
+// Same loader options as etcd3 itself, so its typed clients (KVClient, LeaseClient, ...) see the
+// message shapes they expect: snake_case fields, int64 as decimal strings.
+const etcdserverpb = (
+  grpc.loadPackageDefinition(
+    loadSync(require.resolve('etcd3/proto/rpc.proto'), { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true }),
+  ) as unknown as { etcdserverpb: Record<ServiceName, ServiceConstructor> }
+).etcdserverpb;
+
+export interface EtcdCredentials {
+  username: string;
+  password: string;
+}
+
+export interface EtcdTlsOptions {
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+}
+
+/** Hooks for metrics; the connection never logs or exports credentials or tokens itself. */
+export interface EtcdObserver {
+  authenticateCalled?(result: 'ok' | 'error'): void;
+  requestCompleted?(method: string, result: 'ok' | 'error'): void;
+}
+
+export interface EtcdConnectionOptions {
+  /** host:port of each member; this connection prefers them in the given order. */
+  endpoints: string[];
+  credentials?: EtcdCredentials;
+  tls?: EtcdTlsOptions;
+  /** Deadline of one unary call; a frozen etcd must not hold requests longer than this. */
+  requestTimeoutMs: number;
+  observer?: EtcdObserver;
+}
+
+/**
+ * One authenticated etcd connection: one HTTP/2 channel, one auth token, the etcd3 typed clients on
+ * top. It implements etcd3's ICallable, so etcd3's own KVClient/LeaseClient/WatchClient run on it.
+ */
+export class EtcdConnection implements ICallable<EtcdConnection> {
+  readonly kv: KVClient;
+  readonly lease: LeaseClient;
+  readonly watch: WatchClient;
+  readonly callOptionsFactory = undefined;
+
+  private readonly channel: grpc.Channel;
+  private readonly services = new Map<ServiceName, ServiceClient>();
+  private readonly auth: AuthSession | undefined;
+  private closed = false;
+
+  constructor(private readonly options: EtcdConnectionOptions) {
+    const creds = options.tls
+      ? grpc.credentials.createSsl(options.tls.ca ?? null, options.tls.key ?? null, options.tls.cert ?? null)
+      : grpc.credentials.createInsecure();
+    this.channel = new grpc.Channel(channelTarget(options.endpoints), creds, {
+      // Without a local pool grpc-js shares one TCP connection between identical channels, and
+      // the pool would be N names for one connection.
+      'grpc.use_local_subchannel_pool': 1,
+      // Detects a frozen or partitioned member on long-lived streams; etcd's default minimum ping
+      // interval is 5 s, faster pings get the connection closed with "too_many_pings".
+      'grpc.keepalive_time_ms': 10_000,
+      'grpc.keepalive_timeout_ms': 5_000,
+      'grpc.keepalive_permit_without_calls': 1,
+      'grpc.initial_reconnect_backoff_ms': 200,
+      'grpc.max_reconnect_backoff_ms': 2_000,
+    });
+    for (const name of ['KV', 'Watch', 'Lease', 'Auth'] as const) {
+      this.services.set(name, new etcdserverpb[name](channelTarget(options.endpoints), creds, { channelOverride: this.channel }));
+    }
+    this.auth = options.credentials ? new AuthSession(() => this.authenticate(options.credentials!)) : undefined;
+    this.kv = new KVClient(this);
+    this.lease = new LeaseClient(this);
+    this.watch = new WatchClient(this);
+  }
+
+  /** Authenticates now (no-op without credentials); rejects with the etcd error, e.g. wrong password. */
+  async connect(): Promise<void> {
+    if (this.auth) await this.auth.token();
+  }
+
+  isReady(): boolean {
+    return !this.closed && this.channel.getConnectivityState(false) === grpc.connectivityState.READY;
+  }
+
+  async exec<T>(service: ServiceName, method: string, params: unknown, options?: grpc.CallOptions): Promise<T> {
+    const client = this.client(service);
+    // One retry on a stale token is enough: the retry uses the token that the shared
+    // re-authentication fetched; a second "invalid token" is a real error.
+    for (let attempt = 1; ; attempt++) {
+      const token = this.auth ? await this.auth.token() : undefined;
+      try {
+        const result = await unaryCall<T>(client, method, params, tokenMetadata(token), {
+          deadline: Date.now() + this.options.requestTimeoutMs,
+          ...options,
+        });
+        this.options.observer?.requestCompleted?.(method, 'ok');
+        return result;
+      } catch (raw) {
+        const err = castGrpcError(raw as Error);
+        if (token && err instanceof EtcdInvalidAuthTokenError && attempt === 1) {
+          this.auth!.invalidate(token);
+          continue;
+        }
+        this.options.observer?.requestCompleted?.(method, 'error');
+        throw err;
+      }
+    }
+  }
+
+  async withConnection<R>(
+    service: ServiceName,
+    fn: (args: { resource: EtcdConnection; client: grpc.Client; metadata: grpc.Metadata }) => Promise<R> | R,
+  ): Promise<R> {
+    const token = this.auth ? await this.auth.token() : undefined;
+    return fn({ resource: this, client: this.client(service), metadata: tokenMetadata(token) });
+  }
+
+  markFailed(): void {
+    // Streams report their own errors to their owners (keepalive streams, watch); nothing to do.
+  }
+
+  /** A stream failed with "invalid auth token": refresh before it is reopened. */
+  invalidateToken(): void {
+    this.auth?.reset();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const client of this.services.values()) client.close();
+    this.channel.close();
+  }
+
+  private client(service: ServiceName): ServiceClient {
+    const client = this.services.get(service);
+    if (!client) throw new Error(`etcd service ${service} is not used by the gateway`);
+    return client;
+  }
+
+  private async authenticate(credentials: EtcdCredentials): Promise<string> {
+    const auth = this.client('Auth');
+    const deadline = Date.now() + this.options.requestTimeoutMs;
+    // Authenticate only over a connected channel: a call that never reaches etcd is not counted by
+    // etcd either, so our registry_etcd_auth_requests_total stays equal to etcd's own count.
+    await new Promise<void>((resolve, reject) =>
+      auth.waitForReady(deadline, (err) => (err ? reject(new GRPCUnavailableError(`etcd unreachable: ${err.message}`)) : resolve())),
+    );
+    try {
+      const res = await unaryCall<{ token: string }>(auth, 'authenticate', { name: credentials.username, password: credentials.password }, new grpc.Metadata(), {
+        deadline,
+      });
+      this.options.observer?.authenticateCalled?.('ok');
+      return res.token;
+    } catch (raw) {
+      this.options.observer?.authenticateCalled?.('error');
+      throw castGrpcError(raw as Error);
+    }
+  }
+}
+
+/** Whether an error means "etcd is not reachable right now" (as opposed to a rejected request). */
+export function isEtcdUnavailable(err: unknown): boolean {
+  return err instanceof GRPCUnavailableError || err instanceof GRPCDeadlineExceededError;
+}
+
+function tokenMetadata(token: string | undefined): grpc.Metadata {
+  const metadata = new grpc.Metadata();
+  if (token) metadata.set('token', token);
+  return metadata;
+}
+
+function unaryCall<T>(client: ServiceClient, method: string, params: unknown, metadata: grpc.Metadata, options: grpc.CallOptions): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    client[method](params, metadata, options, (err: Error | null, res: T) => (err ? reject(err) : resolve(res)));
+  });
+}
+
+/**
+ * All-IP endpoint lists become one `ipv4:`/`ipv6:` target, so grpc's pick_first fails over between
+ * members by itself. A host name is resolved by DNS and pins this connection to that name.
+ */
+export function channelTarget(endpoints: string[]): string {
+  const ipv4 = /^\d{1,3}(\.\d{1,3}){3}:\d+$/;
+  if (endpoints.every((e) => ipv4.test(e))) return `ipv4:${endpoints.join(',')}`;
+  return `dns:${endpoints[0]}`;
+}

@@ -1,0 +1,7 @@
+export * from './auth-session';
+export * from './etcd-connection';
+export * from './connection-pool';
+export * from './lease-multiplexer';
+export * from './keepalive-streams';
+export * from './registry-store';
+export * from './instance-registrar';

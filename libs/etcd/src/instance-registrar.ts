@@ -1,0 +1,192 @@
+import { EtcdLeaseInvalidError } from 'etcd3';
+import { BoundedQueue, QueueFullError, Singleflight, TokenBucket } from '@app/concurrency';
+import {
+  decodeRecord,
+  encodeRecord,
+  InstanceNotFoundError,
+  InstanceRecord,
+  InstanceRegistration,
+  KeyLayout,
+  OverloadedError,
+  RegistryUnavailableError,
+} from '@app/registry';
+import { isEtcdUnavailable } from './etcd-connection';
+import { HeartbeatOutcome, LeaseMultiplexer, TrackedLease } from './lease-multiplexer';
+import { RegistryStore, StoredInstance } from './registry-store';
+
+export interface InstanceRegistrarOptions {
+  /** etcd writes (register, deregister, re-grant) running at once, and waiting beyond that. */
+  writeConcurrency: number;
+  writeQueueCapacity: number;
+  /** Re-grants after lease loss, per second: an etcd outage must not end in a grant storm. */
+  regrantsPerSecond: number;
+  now?: () => number;
+}
+
+export interface RegistrarHooks {
+  registered?(created: boolean): void;
+  deregistered?(): void;
+  regranted?(result: 'ok' | 'error' | 'adopted'): void;
+  heartbeat?(outcome: HeartbeatOutcome | 'not-found'): void;
+  error?(message: string, err: unknown): void;
+}
+
+export interface RegistrationResult {
+  record: InstanceRecord;
+  leaseId: string;
+  revision: string;
+  created: boolean;
+}
+
+/**
+ * Register, heartbeat and deregister, in etcd terms: one lease per instance, the instance key written
+ * with it, renewals left to the LeaseMultiplexer. Any replica can take any call: an instance this
+ * replica has not seen is looked up in etcd (one Range, shared by concurrent heartbeats).
+ */
+export class InstanceRegistrar {
+  private readonly writes: BoundedQueue;
+  private readonly lookups = new Singleflight<StoredInstance | undefined>();
+  private readonly regrantBudget: TokenBucket;
+  private readonly regranting = new Set<string>();
+  private readonly now: () => number;
+
+  constructor(
+    private readonly store: RegistryStore,
+    private readonly leases: LeaseMultiplexer,
+    private readonly options: InstanceRegistrarOptions,
+    private readonly hooks: RegistrarHooks = {},
+  ) {
+    this.now = options.now ?? Date.now;
+    this.writes = new BoundedQueue(options.writeConcurrency, options.writeQueueCapacity);
+    this.regrantBudget = new TokenBucket(options.regrantsPerSecond, options.regrantsPerSecond, this.now());
+  }
+
+  get layout(): KeyLayout {
+    return this.store.layout;
+  }
+
+  get writeQueueDepth(): number {
+    return this.writes.depth;
+  }
+
+  /** Idempotent upsert. Re-registering with the same TTL keeps the instance's lease. */
+  async register(service: string, id: string, registration: InstanceRegistration): Promise<RegistrationResult> {
+    const key = this.layout.instanceKey(service, id);
+    const record: InstanceRecord = { ...registration, service, id, registeredAt: new Date(this.now()).toISOString() };
+    const value = encodeRecord(record);
+    return this.write(async () => {
+      const tracked = this.leases.get(key);
+      const reusable = tracked && !tracked.lostAt && tracked.ttlMs === registration.ttl * 1000 ? tracked.leaseId : undefined;
+      let leaseId = reusable ?? (await this.store.grantLease(registration.ttl));
+      let written;
+      try {
+        written = await this.store.put(key, value, leaseId);
+      } catch (err) {
+        // The reused lease expired meanwhile (e.g. during an etcd outage): take a fresh one.
+        if (!(err instanceof EtcdLeaseInvalidError) || !reusable) throw err;
+        leaseId = await this.store.grantLease(registration.ttl);
+        written = await this.store.put(key, value, leaseId);
+      }
+      const now = this.now();
+      this.leases.track(key, leaseId, registration.ttl, value, now);
+      const replacedLease = written.previous?.leaseId;
+      if (replacedLease && replacedLease !== '0' && replacedLease !== leaseId) this.revokeQuietly(replacedLease);
+      this.hooks.registered?.(!written.previous);
+      return { record, leaseId, revision: written.revision, created: !written.previous };
+    });
+  }
+
+  /** Marks the instance alive. Only an instance unknown to this replica costs an etcd read. */
+  async heartbeat(service: string, id: string): Promise<HeartbeatOutcome> {
+    const key = this.layout.instanceKey(service, id);
+    const outcome = this.leases.heartbeat(key, this.now());
+    if (outcome !== 'unknown') {
+      this.hooks.heartbeat?.(outcome);
+      return outcome;
+    }
+    const stored = await this.etcd(() => this.lookups.run(key, () => this.store.get(key)));
+    const record = stored && decodeRecord(stored.value);
+    if (!stored || !record || stored.leaseId === '0') {
+      this.hooks.heartbeat?.('not-found');
+      throw new InstanceNotFoundError(service, id);
+    }
+    if (!this.leases.get(key)) {
+      const now = this.now();
+      // When etcd last renewed this lease is unknown here: treat it as due, renew on the next pass.
+      this.leases.track(key, stored.leaseId, record.ttl, stored.value, now, now - record.ttl * 1000);
+    }
+    const learned = this.leases.heartbeat(key, this.now());
+    this.hooks.heartbeat?.(learned);
+    return learned;
+  }
+
+  /** Removes the instance now (its lease is revoked, so etcd forgets it on every replica). */
+  async deregister(service: string, id: string): Promise<void> {
+    const key = this.layout.instanceKey(service, id);
+    await this.write(async () => {
+      const tracked = this.leases.forget(key);
+      const deleted = await this.store.delete(key);
+      if (!deleted && !tracked) throw new InstanceNotFoundError(service, id);
+      const leaseId = deleted?.leaseId ?? tracked?.leaseId;
+      if (leaseId && leaseId !== '0') this.revokeQuietly(leaseId);
+      this.hooks.deregistered?.();
+    });
+  }
+
+  /**
+   * The lease of a still-heartbeating instance is gone (it expired during an etcd outage, or another
+   * replica replaced it): write the instance again under a new lease, unless someone else already
+   * wrote it, in which case adopt their lease. Rate-limited; a heartbeat that finds the budget empty
+   * leaves the re-grant to the next heartbeat.
+   */
+  regrant(lost: TrackedLease): void {
+    if (this.regranting.has(lost.key) || !this.regrantBudget.tryTake(this.now())) return;
+    this.regranting.add(lost.key);
+    const ttlSeconds = lost.ttlMs / 1000;
+    void this.write(async () => {
+      const leaseId = await this.store.grantLease(ttlSeconds);
+      const { written, current } = await this.store.putIfAbsent(lost.key, lost.payload, leaseId);
+      if (written) {
+        this.leases.replaceLease(lost.key, leaseId, this.now());
+        this.hooks.regranted?.('ok');
+      } else {
+        this.revokeQuietly(leaseId);
+        if (current && current.leaseId !== '0') {
+          this.leases.replaceLease(lost.key, current.leaseId, this.now() - ttlSeconds * 1000);
+          lost.payload = current.value;
+        }
+        this.hooks.regranted?.('adopted');
+      }
+    })
+      .catch((err) => {
+        this.hooks.regranted?.('error');
+        this.hooks.error?.(`re-grant of ${lost.key} failed`, err);
+      })
+      .finally(() => this.regranting.delete(lost.key));
+  }
+
+  private revokeQuietly(leaseId: string): void {
+    // Best effort: an orphaned lease without keys costs etcd nothing and expires by itself.
+    this.store.revokeLease(leaseId).catch(() => undefined);
+  }
+
+  private async write<T>(task: () => Promise<T>): Promise<T> {
+    try {
+      return await this.writes.run(() => this.etcd(task));
+    } catch (err) {
+      if (err instanceof QueueFullError) {
+        throw new OverloadedError(`too many etcd writes in progress (${err.capacity} queued); retry later`, 1);
+      }
+      throw err;
+    }
+  }
+
+  private async etcd<T>(task: () => Promise<T>): Promise<T> {
+    try {
+      return await task();
+    } catch (err) {
+      if (isEtcdUnavailable(err)) throw new RegistryUnavailableError('etcd is unavailable; retry later');
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,116 @@
+import { IDuplexStream, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse } from 'etcd3';
+import { EtcdConnection } from './etcd-connection';
+import { RenewalTransport } from './lease-multiplexer';
+
+export interface KeepAliveStreamsHooks {
+  /** etcd's answer for one lease: TTL 0 means the lease does not exist any more. */
+  renewalAnswered(leaseId: string, ttlSeconds: number): void;
+  /** A stream broke; renewals in flight on it are lost. */
+  streamReset(index: number, error: Error | undefined): void;
+  openStreamsChanged?(open: number): void;
+}
+
+export interface KeepAliveStreamsOptions {
+  /** Reopen backoff: doubles from min to max, with jitter so replicas don't reconnect in step. */
+  backoffMinMs?: number;
+  backoffMaxMs?: number;
+}
+
+/**
+ * One long-lived LeaseKeepAlive stream per pooled connection. Every lease of the replica is renewed
+ * over these few streams: etcd sees N streams and one message per renewal, never one stream or one
+ * authenticated client per pod (etcd3's `Lease` class opens a stream per lease, which we avoid).
+ * A broken stream is reopened with backoff; the multiplexer re-sends what was in flight.
+ */
+export class KeepAliveStreams implements RenewalTransport {
+  private readonly streams: Array<IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse> | undefined>;
+  private readonly failures: number[];
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private closed = false;
+
+  constructor(
+    private readonly connections: readonly EtcdConnection[],
+    private readonly hooks: KeepAliveStreamsHooks,
+    private readonly options: KeepAliveStreamsOptions = {},
+  ) {
+    this.streams = connections.map(() => undefined);
+    this.failures = connections.map(() => 0);
+  }
+
+  get streamCount(): number {
+    return this.connections.length;
+  }
+
+  openCount(): number {
+    return this.streams.filter(Boolean).length;
+  }
+
+  start(): void {
+    this.connections.forEach((_, i) => void this.open(i));
+  }
+
+  send(leaseId: string, preferredStream: number): boolean {
+    // Any stream can renew any lease; the preferred one only spreads the load.
+    for (let i = 0; i < this.streams.length; i++) {
+      const stream = this.streams[(preferredStream + i) % this.streams.length];
+      if (stream) {
+        stream.write({ ID: leaseId });
+        return true;
+      }
+    }
+    return false;
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const timer of this.timers) clearTimeout(timer);
+    for (const stream of this.streams) stream?.end();
+    this.streams.fill(undefined);
+  }
+
+  private async open(index: number): Promise<void> {
+    if (this.closed) return;
+    let stream: IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>;
+    try {
+      stream = await this.connections[index].lease.leaseKeepAlive();
+    } catch (err) {
+      this.scheduleReopen(index, err as Error);
+      return;
+    }
+    if (this.closed) {
+      stream.end();
+      return;
+    }
+    let broken = false;
+    const onBroken = (err?: Error) => {
+      if (broken) return;
+      broken = true;
+      if (this.streams[index] === stream) this.streams[index] = undefined;
+      this.hooks.openStreamsChanged?.(this.openCount());
+      this.hooks.streamReset(index, err);
+      if (err && /invalid auth token/.test(err.message)) this.connections[index].invalidateToken();
+      this.scheduleReopen(index, err);
+    };
+    stream.on('data', (res) => {
+      this.failures[index] = 0;
+      this.hooks.renewalAnswered(String(res.ID), Number(res.TTL));
+    });
+    stream.on('error', (err) => onBroken(err));
+    stream.on('end', () => onBroken(undefined));
+    this.streams[index] = stream;
+    this.hooks.openStreamsChanged?.(this.openCount());
+  }
+
+  private scheduleReopen(index: number, _err: Error | undefined): void {
+    if (this.closed) return;
+    const min = this.options.backoffMinMs ?? 100;
+    const max = this.options.backoffMaxMs ?? 5_000;
+    const delay = Math.min(max, min * 2 ** this.failures[index]++) * (0.5 + Math.random() / 2);
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      void this.open(index);
+    }, delay);
+    timer.unref();
+    this.timers.add(timer);
+  }
+}

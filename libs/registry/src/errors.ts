@@ -1,0 +1,44 @@
+/**
+ * One typed error per failure a caller can act on. The HTTP layer maps them to statuses in one
+ * exception filter; nothing below it builds an HTTP response.
+ */
+export abstract class RegistryError extends Error {
+  abstract readonly code: string;
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+export class InvalidRequestError extends RegistryError {
+  readonly code = 'invalid_request';
+  constructor(
+    message: string,
+    readonly field?: string,
+  ) {
+    super(message);
+  }
+}
+
+export class InstanceNotFoundError extends RegistryError {
+  readonly code = 'instance_not_found';
+  constructor(service: string, id: string) {
+    super(`instance ${service}/${id} is not registered`);
+  }
+}
+
+/** etcd did not answer in time or refused the connection; the caller may retry later. */
+export class RegistryUnavailableError extends RegistryError {
+  readonly code = 'registry_unavailable';
+}
+
+/** The gateway is shedding load (bounded write queue full); retry after `retryAfterSeconds`. */
+export class OverloadedError extends RegistryError {
+  readonly code = 'overloaded';
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,5 @@
+export * from './names';
+export * from './limits';
+export * from './instance';
+export * from './key-layout';
+export * from './errors';

@@ -1,0 +1,36 @@
+import { KeyLayout, prefixRangeEnd } from './key-layout';
+import { isValidName } from './names';
+
+describe('KeyLayout', () => {
+  const layout = new KeyLayout('/registry/');
+
+  it('builds instance keys under the prefix and parses them back', () => {
+    const key = layout.instanceKey('payments', 'pod-1.a_b');
+    expect(key).toBe('/registry/services/payments/pod-1.a_b');
+    expect(layout.parseInstanceKey(key)).toEqual({ service: 'payments', id: 'pod-1.a_b' });
+  });
+
+  it.each(['../x', 'a/b', '', '.hidden', 'x'.repeat(129), 'sp ace', 'ünï'])('refuses to build a key from %p', (bad) => {
+    expect(isValidName(bad)).toBe(false);
+    expect(() => layout.instanceKey(bad, 'ok')).toThrow();
+    expect(() => layout.instanceKey('ok', bad)).toThrow();
+  });
+
+  it('accepts 128-character names', () => {
+    expect(isValidName('a'.repeat(128))).toBe(true);
+  });
+
+  it('ignores keys that are not instance keys', () => {
+    expect(layout.parseInstanceKey('/other/services/a/b')).toBeUndefined();
+    expect(layout.parseInstanceKey('/registry/services/a')).toBeUndefined();
+    expect(layout.parseInstanceKey('/registry/services/a/b/c')).toBeUndefined();
+  });
+
+  it('requires a prefix that starts and ends with a slash', () => {
+    expect(() => new KeyLayout('registry')).toThrow();
+  });
+
+  it('computes the etcd range end of a prefix', () => {
+    expect(prefixRangeEnd('/registry/').toString()).toBe('/registry0');
+  });
+});

@@ -1,0 +1,56 @@
+import { isValidName } from './names';
+
+export interface InstanceAddress {
+  service: string;
+  id: string;
+}
+
+/**
+ * Where instances live in etcd: `<prefix>services/<service>/<id>`. Every key the gateway writes is
+ * built here, from validated names, so nothing can be written outside the prefix.
+ */
+export class KeyLayout {
+  readonly servicesRoot: string;
+
+  constructor(readonly prefix: string) {
+    if (!prefix.startsWith('/') || !prefix.endsWith('/')) {
+      throw new Error(`etcd prefix must start and end with "/": ${prefix}`);
+    }
+    this.servicesRoot = `${prefix}services/`;
+  }
+
+  instanceKey(service: string, id: string): string {
+    if (!isValidName(service) || !isValidName(id)) {
+      throw new Error(`refusing to build a key from an invalid name: ${service}/${id}`);
+    }
+    return `${this.servicesRoot}${service}/${id}`;
+  }
+
+  servicePrefix(service: string): string {
+    if (!isValidName(service)) throw new Error(`refusing to build a key from an invalid name: ${service}`);
+    return `${this.servicesRoot}${service}/`;
+  }
+
+  /** The inverse of instanceKey; undefined for keys that are not instance keys. */
+  parseInstanceKey(key: string): InstanceAddress | undefined {
+    if (!key.startsWith(this.servicesRoot)) return undefined;
+    const rest = key.slice(this.servicesRoot.length);
+    const slash = rest.indexOf('/');
+    if (slash <= 0) return undefined;
+    const service = rest.slice(0, slash);
+    const id = rest.slice(slash + 1);
+    return isValidName(service) && isValidName(id) ? { service, id } : undefined;
+  }
+}
+
+/** etcd's range_end for "every key with this prefix": the prefix with its last byte incremented. */
+export function prefixRangeEnd(prefix: string): Buffer {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i] < 0xff) {
+      end[i]++;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return Buffer.from([0]);
+}
