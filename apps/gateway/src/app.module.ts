@@ -1,11 +1,9 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
-import { InstanceRegistrar } from '@app/etcd';
-import { GATEWAY_CONFIG, GatewayConfig } from './config/gateway-config';
-import { RegistryRuntimeProvider } from './etcd/registry-runtime.provider';
+import { GatewayConfig } from './config/gateway-config';
+import { CoreModule } from './core.module';
 import { RegistryErrorFilter } from './http/error.filter';
 import { InstancesController } from './http/instances.controller';
-import { GatewayMetrics } from './metrics/gateway-metrics';
 import { MetricsController } from './metrics/metrics.controller';
 
 @Module({})
@@ -14,14 +12,12 @@ export class AppModule {
   static forRoot(config: GatewayConfig): DynamicModule {
     return {
       module: AppModule,
-      controllers: [InstancesController, MetricsController],
-      providers: [
-        { provide: GATEWAY_CONFIG, useValue: config },
-        { provide: GatewayMetrics, useFactory: () => new GatewayMetrics() },
-        RegistryRuntimeProvider,
-        { provide: InstanceRegistrar, useFactory: (p: RegistryRuntimeProvider) => p.runtime.registrar, inject: [RegistryRuntimeProvider] },
-        { provide: APP_FILTER, useClass: RegistryErrorFilter },
+      imports: [
+        CoreModule.forRoot(config),
+        // feature modules: one line each
       ],
+      controllers: [InstancesController, MetricsController],
+      providers: [{ provide: APP_FILTER, useClass: RegistryErrorFilter }],
     };
   }
 }

@@ -1,0 +1,126 @@
+/**
+ * Gateways under test: in-process replicas (fast, several per test) and real child processes (for
+ * signals and logs). Each test picks its own ETCD_PREFIX below /registry/, so tests sharing one etcd
+ * never see each other's keys.
+ */
+import 'reflect-metadata';
+import { ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as path from 'node:path';
+import { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { createGatewayApp } from '../../apps/gateway/src/bootstrap';
+import { loadGatewayConfig } from '../../apps/gateway/src/config/gateway-config';
+import { freePort } from '../../tools/stack/procs';
+
+export interface EtcdTarget {
+  endpoint: string;
+  username: string;
+  password: string;
+}
+
+export interface GatewayUnderTest {
+  url: string;
+  prefix: string;
+  app: NestFastifyApplication;
+  close(): Promise<void>;
+  /** One sample of this replica's /metrics (sum over label sets when `labels` is omitted). */
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+}
+
+export function uniquePrefix(): string {
+  return `/registry/t${randomBytes(4).toString('hex')}/`;
+}
+
+export function gatewayEnv(etcd: EtcdTarget, redisUrl: string, overrides: Record<string, string> = {}): Record<string, string> {
+  return {
+    ETCD_ENDPOINTS: etcd.endpoint,
+    ETCD_USERNAME: etcd.username,
+    ETCD_PASSWORD: etcd.password,
+    ETCD_PREFIX: uniquePrefix(),
+    REDIS_URL: redisUrl,
+    LOG_LEVEL: 'warn',
+    RENEW_INTERVAL_MS: '200',
+    AUTH_DISABLED: 'true',
+    ...overrides,
+  };
+}
+
+/** Starts one replica in this process, listening on a random loopback port. */
+export async function startGateway(etcd: EtcdTarget, redisUrl: string, overrides: Record<string, string> = {}): Promise<GatewayUnderTest> {
+  const config = loadGatewayConfig(gatewayEnv(etcd, redisUrl, overrides));
+  const app = await createGatewayApp(config);
+  await app.listen(0, '127.0.0.1');
+  const url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+  return {
+    url,
+    prefix: config.ETCD_PREFIX,
+    app,
+    close: () => app.close(),
+    metric: async (name, labels) => readMetric(await (await fetch(`${url}/metrics`)).text(), name, labels),
+  };
+}
+
+export interface GatewayProcess {
+  url: string;
+  child: ChildProcess;
+  output(): string;
+  /** Resolves with the exit code once the process has ended. */
+  exited: Promise<number | null>;
+}
+
+/** Starts the gateway as a real process (ts-node, no build needed), for signal and log tests. */
+export async function startGatewayProcess(env: Record<string, string>): Promise<GatewayProcess> {
+  const port = env.PORT ?? String(await freePort());
+  const root = path.resolve(__dirname, '..', '..');
+  const child = spawn(
+    process.execPath,
+    ['-r', 'ts-node/register/transpile-only', '-r', 'tsconfig-paths/register', 'apps/gateway/src/main.ts'],
+    { cwd: root, env: { ...process.env, TS_NODE_PROJECT: 'tsconfig.json', HOST: '127.0.0.1', ...env, PORT: port }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let output = '';
+  child.stdout!.on('data', (d) => (output += d));
+  child.stderr!.on('data', (d) => (output += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) break;
+    try {
+      if ((await fetch(`${url}/metrics`)).ok) break;
+    } catch {
+      /* not listening yet */
+    }
+    if (Date.now() > deadline) throw new Error(`gateway did not start: ${output}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return { url, child, output: () => output, exited };
+}
+
+export function readMetric(text: string, name: string, labels: Record<string, string> = {}): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const match = /^([a-zA-Z_:][\w:]*)(\{([^}]*)\})?\s+(\S+)/.exec(line);
+    if (!match || match[1] !== name) continue;
+    const lineLabels = Object.fromEntries([...(match[3] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    if (Object.entries(labels).every(([k, v]) => lineLabels[k] === v)) sum += Number(match[4]);
+  }
+  return sum;
+}
+
+/** JSON request helper: returns status and parsed body (undefined when empty). */
+export async function call(url: string, method: string, body?: unknown): Promise<{ status: number; body: any; headers: Headers }> {
+  const res = await fetch(url, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let parsed: unknown = undefined;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    parsed = text;
+  }
+  return { status: res.status, body: parsed, headers: res.headers };
+}
