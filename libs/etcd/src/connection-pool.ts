@@ -41,6 +41,11 @@ export class ConnectionPool {
     return this.connections.filter((c) => c.isReady()).length;
   }
 
+  /** The latest successful unary call over all connections, epoch ms; 0 = none yet. */
+  lastSuccessAt(): number {
+    return Math.max(0, ...this.connections.map((c) => c.lastSuccessAt));
+  }
+
   close(): void {
     for (const connection of this.connections) connection.close();
   }

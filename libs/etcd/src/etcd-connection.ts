@@ -65,6 +65,7 @@ export class EtcdConnection implements ICallable<EtcdConnection> {
   private readonly services = new Map<ServiceName, ServiceClient>();
   private readonly auth: AuthSession | undefined;
   private closed = false;
+  private lastOkAt = 0;
 
   constructor(private readonly options: EtcdConnectionOptions) {
     const creds = options.tls
@@ -100,6 +101,11 @@ export class EtcdConnection implements ICallable<EtcdConnection> {
     return !this.closed && this.channel.getConnectivityState(false) === grpc.connectivityState.READY;
   }
 
+  /** When a unary call (or Authenticate) last succeeded on this connection, epoch ms; 0 = never. */
+  get lastSuccessAt(): number {
+    return this.lastOkAt;
+  }
+
   async exec<T>(service: ServiceName, method: string, params: unknown, options?: grpc.CallOptions): Promise<T> {
     const client = this.client(service);
     // One retry on a stale token is enough: the retry uses the token that the shared
@@ -111,6 +117,7 @@ export class EtcdConnection implements ICallable<EtcdConnection> {
           deadline: Date.now() + this.options.requestTimeoutMs,
           ...options,
         });
+        this.lastOkAt = Date.now();
         this.options.observer?.requestCompleted?.(method, 'ok');
         return result;
       } catch (raw) {
@@ -167,6 +174,7 @@ export class EtcdConnection implements ICallable<EtcdConnection> {
       const res = await unaryCall<{ token: string }>(auth, 'authenticate', { name: credentials.username, password: credentials.password }, new grpc.Metadata(), {
         deadline,
       });
+      this.lastOkAt = Date.now();
       this.options.observer?.authenticateCalled?.('ok');
       return res.token;
     } catch (raw) {

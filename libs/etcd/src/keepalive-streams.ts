@@ -27,6 +27,7 @@ export class KeepAliveStreams implements RenewalTransport {
   private readonly failures: number[];
   private readonly timers = new Set<NodeJS.Timeout>();
   private closed = false;
+  private lastAnswer = 0;
 
   constructor(
     private readonly connections: readonly EtcdConnection[],
@@ -43,6 +44,16 @@ export class KeepAliveStreams implements RenewalTransport {
 
   openCount(): number {
     return this.streams.filter(Boolean).length;
+  }
+
+  /** Whether stream `index` is open (started; etcd may not have answered on it yet). */
+  isOpen(index: number): boolean {
+    return Boolean(this.streams[index]);
+  }
+
+  /** When etcd last answered a renewal on any stream, epoch ms; 0 = never. */
+  get lastAnswerAt(): number {
+    return this.lastAnswer;
   }
 
   start(): void {
@@ -83,7 +94,7 @@ export class KeepAliveStreams implements RenewalTransport {
     }
     let broken = false;
     const onBroken = (err?: Error) => {
-      if (broken) return;
+      if (broken || this.closed) return;
       broken = true;
       if (this.streams[index] === stream) this.streams[index] = undefined;
       this.hooks.openStreamsChanged?.(this.openCount());
@@ -93,6 +104,7 @@ export class KeepAliveStreams implements RenewalTransport {
     };
     stream.on('data', (res) => {
       this.failures[index] = 0;
+      this.lastAnswer = Date.now();
       this.hooks.renewalAnswered(String(res.ID), Number(res.TTL));
     });
     stream.on('error', (err) => onBroken(err));

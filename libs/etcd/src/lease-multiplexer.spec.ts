@@ -63,6 +63,13 @@ describe('LeaseMultiplexer', () => {
     expect(mux.heartbeat('a', s(21))).toBe('unknown');
   });
 
+  it('treats a pod that was silent longer than its TTL as unknown, even before the table drops it', () => {
+    const { mux } = setup();
+    mux.track('a', 'L1', TTL, '{}', 0);
+    expect(mux.heartbeat('a', s(TTL) + 1)).toBe('unknown');
+    expect(mux.get('a')).toBeUndefined();
+  });
+
   it('renews a lease learned from etcd at the next pass', () => {
     const { streams, mux } = setup();
     mux.track('a', 'L7', TTL, '{}', s(100), s(100) - s(TTL));

@@ -87,6 +87,12 @@ export class LeaseMultiplexer {
   heartbeat(key: string, now: number): HeartbeatOutcome {
     const lease = this.byKey.get(key);
     if (!lease) return 'unknown';
+    if (now - lease.heartbeatAt > lease.ttlMs) {
+      // The pod was silent for longer than its TTL: its registration expired for good. It is
+      // "unknown" here exactly as on a replica that never saw it (etcd decides: 404 or adopt).
+      this.forget(key);
+      return 'unknown';
+    }
     lease.heartbeatAt = now;
     if (lease.lostAt) {
       // Only a heartbeat *after* etcd said "gone" re-grants: a pod that deregistered through another

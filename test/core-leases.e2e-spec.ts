@@ -1,0 +1,147 @@
+/**
+ * Issue 3 acceptance on lease behaviour, against the shared auth-enabled etcd: silent pods expire,
+ * live pods never do (no gap), any replica renews any instance, lost leases are re-granted for pods
+ * that still heartbeat, and a deregistered pod is never resurrected by another replica.
+ */
+import { Etcd3 } from 'etcd3';
+import { etcdAdmin } from './support/etcd-admin';
+import { closeFleetAgent, forEachLimited, heartbeatPod, Pod, pods, registerPod, request, sleep } from './support/fleet';
+import { GatewayUnderTest, startGateway } from './support/gateway';
+import { sharedStack } from './support/stack';
+
+const stack = sharedStack();
+const target = { endpoint: stack.etcd.endpoint, username: stack.etcd.username, password: stack.etcd.password };
+const admin = etcdAdmin();
+const root = new Etcd3({ hosts: stack.etcd.endpoint, auth: { username: stack.etcd.rootUser, password: stack.etcd.rootPassword } });
+
+const keyOf = (gw: GatewayUnderTest, pod: Pod) => `${gw.prefix}services/${pod.service}/${pod.id}`;
+async function present(gw: GatewayUnderTest, fleet: Pod[]): Promise<boolean[]> {
+  const keys = new Set(await admin.listKeys(gw.prefix));
+  return fleet.map((p) => keys.has(keyOf(gw, p)));
+}
+async function leaseOf(key: string): Promise<string | undefined> {
+  const res = await root.getAll().prefix(key).exec();
+  const kv = res.kvs.find((k) => k.key.toString() === key);
+  return kv ? String(kv.lease) : undefined;
+}
+
+afterAll(() => {
+  root.close();
+  closeFleetAgent();
+});
+
+describe('lease lifecycle', () => {
+  let gateway: GatewayUnderTest;
+  afterEach(async () => gateway?.close());
+
+  it('expires silent pods once their TTL passes and never drops a pod that keeps heartbeating', async () => {
+    gateway = await startGateway(target, stack.redis.url);
+    const fleet = pods(2, 10, 'expiry');
+    const live = fleet.filter((_, i) => i % 2 === 0);
+    const silent = fleet.filter((_, i) => i % 2 === 1);
+    expect((await forEachLimited(fleet, 16, (p) => registerPod(gateway.url, p, 10))).every((r) => r.status === 201)).toBe(true);
+
+    // Everyone heartbeats for 4 s, then half go silent; the live half keeps going every second.
+    const silentSince = Date.now() + 4000;
+    const deadline = silentSince + 10_000 + 10_000 / 3 + 3_000;
+    let silentGoneAt = 0;
+    while (Date.now() < deadline) {
+      const beating = Date.now() < silentSince ? fleet : live;
+      const beats = await forEachLimited(beating, 16, (p) => heartbeatPod(gateway.url, p));
+      expect(beats.map((b) => b.status)).toEqual(beating.map(() => 204));
+      const [livePresent, silentPresent] = await Promise.all([present(gateway, live), present(gateway, silent)]);
+      expect(livePresent.every(Boolean)).toBe(true); // no gap, ever
+      if (!silentGoneAt && Date.now() > silentSince && silentPresent.every((p) => !p)) silentGoneAt = Date.now();
+      await sleep(1000);
+    }
+    expect(silentGoneAt).toBeGreaterThan(0);
+    // Not before the TTL: the last renewal happened at or after the last heartbeat.
+    expect(silentGoneAt - silentSince).toBeGreaterThanOrEqual(9_000);
+    // A pod that expired is unknown: it must register again.
+    expect((await heartbeatPod(gateway.url, silent[0])).status).toBe(404);
+  });
+
+  it('renews on a second replica an instance registered on the first, even after the first is gone', async () => {
+    const first = await startGateway(target, stack.redis.url);
+    const second = await startGateway(target, stack.redis.url, { ETCD_PREFIX: first.prefix });
+    gateway = second;
+    const pod = { service: 'multi', id: 'pod-1' };
+    expect((await registerPod(first.url, pod, 5)).status).toBe(201);
+    const lease = await leaseOf(keyOf(first, pod));
+    await first.close();
+
+    for (let i = 0; i < 12; i++) {
+      expect((await heartbeatPod(second.url, pod)).status).toBe(204);
+      expect(await leaseOf(keyOf(first, pod))).toBe(lease);
+      await sleep(1000);
+    }
+    // Learning the instance cost one etcd read, not one per heartbeat.
+    expect(await second.metric('registry_etcd_requests_total', { method: 'range' })).toBe(1);
+    expect(await second.metric('registry_lease_renewals_total')).toBeGreaterThanOrEqual(3);
+  });
+
+  it('re-grants and re-writes an instance whose lease was lost while its pod kept heartbeating', async () => {
+    gateway = await startGateway(target, stack.redis.url);
+    const pod = { service: 'regrant', id: 'pod-1' };
+    const key = keyOf(gateway, pod);
+    const registered = await request(gateway.url, 'PUT', `/v1/services/${pod.service}/instances/${pod.id}`, {
+      address: '10.1.2.3',
+      port: 9000,
+      ttl: 6,
+      metadata: { version: '7' },
+    });
+    expect(registered.status).toBe(201);
+    const oldLease = (await leaseOf(key))!;
+
+    // What an etcd outage longer than the TTL does: the lease (and so the key) is gone.
+    await root.leaseClient.leaseRevoke({ ID: oldLease });
+    expect(await leaseOf(key)).toBeUndefined();
+
+    let newLease: string | undefined;
+    for (let i = 0; i < 15 && !newLease; i++) {
+      expect((await heartbeatPod(gateway.url, pod)).status).toBe(204);
+      await sleep(700);
+      newLease = await leaseOf(key);
+    }
+    expect(newLease).toBeDefined();
+    expect(newLease).not.toBe(oldLease);
+    expect(JSON.parse((await admin.get(key))!)).toMatchObject({ address: '10.1.2.3', port: 9000, metadata: { version: '7' } });
+    expect(await gateway.metric('registry_lease_regrants_total', { result: 'ok' })).toBe(1);
+
+    // And the new lease is renewed like any other.
+    for (let i = 0; i < 10; i++) {
+      expect((await heartbeatPod(gateway.url, pod)).status).toBe(204);
+      await sleep(1000);
+    }
+    expect(await leaseOf(key)).toBe(newLease);
+  });
+
+  it('does not resurrect an instance deregistered through another replica', async () => {
+    const first = await startGateway(target, stack.redis.url);
+    const second = await startGateway(target, stack.redis.url, { ETCD_PREFIX: first.prefix });
+    const pod = { service: 'dereg', id: 'pod-1' };
+    try {
+      expect((await registerPod(first.url, pod, 5)).status).toBe(201);
+      expect((await heartbeatPod(first.url, pod)).status).toBe(204);
+      expect((await request(second.url, 'DELETE', `/v1/services/${pod.service}/instances/${pod.id}`)).status).toBe(204);
+      // The first replica still holds the heartbeat and renews the revoked lease: etcd answers TTL 0.
+      await sleep(4000);
+      expect(await leaseOf(keyOf(first, pod))).toBeUndefined();
+      expect(await first.metric('registry_lease_regrants_total')).toBe(0);
+      expect((await request(second.url, 'DELETE', `/v1/services/${pod.service}/instances/${pod.id}`)).status).toBe(404);
+    } finally {
+      await Promise.all([first.close(), second.close()]);
+    }
+  });
+
+  it('keeps the lease when a pod registers again with the same TTL', async () => {
+    gateway = await startGateway(target, stack.redis.url);
+    const pod = { service: 'idempotent', id: 'pod-1' };
+    expect((await registerPod(gateway.url, pod, 10)).status).toBe(201);
+    const lease = await leaseOf(keyOf(gateway, pod));
+    const again = await registerPod(gateway.url, pod, 10);
+    expect(again.status).toBe(200);
+    expect(await leaseOf(keyOf(gateway, pod))).toBe(lease);
+    expect(await gateway.metric('registry_registrations_total', { kind: 'replaced' })).toBe(1);
+  });
+});

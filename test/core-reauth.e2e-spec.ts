@@ -1,0 +1,68 @@
+/**
+ * Issue 3: after an etcd restart (all simple tokens gone), hundreds of in-flight calls fail with
+ * "invalid auth token" at once; each pooled connection must re-authenticate exactly once.
+ * etcd's own Authenticate counter is the ground truth.
+ */
+import { diffCounters, EtcdServer, fetchEtcdCounters, RedisServer, startEtcd, startRedis } from '@app/stack';
+import { closeFleetAgent, forEachLimited, heartbeatPod, pods, registerPod, sleep } from './support/fleet';
+import { GatewayUnderTest, startGateway } from './support/gateway';
+
+describe('re-authentication after an etcd restart under load (private etcd)', () => {
+  let etcd: EtcdServer;
+  let redis: RedisServer;
+  let gateway: GatewayUnderTest;
+
+  beforeAll(async () => {
+    [etcd, redis] = await Promise.all([startEtcd(), startRedis()]);
+  });
+  afterAll(async () => {
+    await gateway?.close();
+    closeFleetAgent();
+    await Promise.all([etcd?.dispose(), redis?.stop()]);
+  });
+
+  it('shares one re-authentication per pooled connection across hundreds of in-flight calls', async () => {
+    const before = await fetchEtcdCounters(etcd.metricsUrl);
+    gateway = await startGateway({ endpoint: etcd.endpoint, username: etcd.gatewayUser, password: etcd.gatewayPassword }, redis.url, {
+      ETCD_POOL_SIZE: '2',
+    });
+    const fleet = pods(10, 30, 'reauth');
+    expect((await forEachLimited(fleet, 64, (p) => registerPod(gateway.url, p, 30))).every((r) => r.status === 201)).toBe(true);
+    const afterStart = diffCounters(before, await fetchEtcdCounters(etcd.metricsUrl));
+    expect(afterStart.authenticate).toBe(2);
+
+    // Load: every pod re-registers (an etcd write) and heartbeats, 300 calls in flight at a time.
+    let running = true;
+    const statuses: number[] = [];
+    const load = (async () => {
+      while (running) {
+        const results = await forEachLimited(fleet, 300, async (p) => [(await registerPod(gateway.url, p, 30)).status, (await heartbeatPod(gateway.url, p)).status]);
+        statuses.push(...results.flat());
+      }
+    })();
+    await sleep(1500);
+    // etcd's counters live in its process: a restart zeroes them, so add up both lifetimes.
+    const beforeRestart = diffCounters(before, await fetchEtcdCounters(etcd.metricsUrl));
+    await etcd.restart();
+    // Keep the load on until registrations succeed again, and a while longer.
+    const healedBy = Date.now() + 30_000;
+    let okRounds = 0;
+    while (Date.now() < healedBy && okRounds < 3) {
+      const mark = statuses.length;
+      await sleep(1000);
+      const recent = statuses.slice(mark);
+      okRounds = recent.length > 0 && recent.every((s) => s === 200 || s === 204) ? okRounds + 1 : 0;
+    }
+    running = false;
+    await load;
+    expect(okRounds).toBe(3);
+    // While etcd was down, writes failed fast with 503 (never 500) and heartbeats kept being accepted.
+    expect(statuses.filter((s) => ![200, 204, 503].includes(s))).toEqual([]);
+
+    const sinceRestart = await fetchEtcdCounters(etcd.metricsUrl);
+    const authenticate = beforeRestart.authenticate + sinceRestart.authenticate;
+    expect(beforeRestart.authenticate).toBe(2);
+    expect(sinceRestart.authenticate).toBe(2); // one per pooled connection, whatever was in flight
+    expect(await gateway.metric('registry_etcd_auth_requests_total')).toBe(authenticate);
+  });
+});
