@@ -109,14 +109,17 @@ export function readMetric(text: string, name: string, labels: Record<string, st
 }
 
 /** JSON request helper: returns status and parsed body (undefined when empty). */
-export async function call(url: string, method: string, body?: unknown): Promise<{ status: number; body: any; headers: Headers }> {
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests assert on arbitrary JSON shapes
+type AnyJson = any;
+
+export async function call(url: string, method: string, body?: unknown): Promise<{ status: number; body: AnyJson; headers: Headers }> {
   const res = await fetch(url, {
     method,
     headers: body === undefined ? {} : { 'content-type': 'application/json' },
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
   });
   const text = await res.text();
-  let parsed: unknown = undefined;
+  let parsed: unknown;
   try {
     parsed = text ? JSON.parse(text) : undefined;
   } catch {
