@@ -5,3 +5,4 @@ export * from './lease-multiplexer';
 export * from './keepalive-streams';
 export * from './registry-store';
 export * from './instance-registrar';
+export * from './registry-watch';

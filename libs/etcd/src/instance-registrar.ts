@@ -6,9 +6,11 @@ import {
   InstanceNotFoundError,
   InstanceRecord,
   InstanceRegistration,
+  InstanceStatus,
   KeyLayout,
   OverloadedError,
   RegistryUnavailableError,
+  UpdateConflictError,
 } from '@app/registry';
 import { isEtcdUnavailable } from './etcd-connection';
 import { HeartbeatOutcome, LeaseMultiplexer, TrackedLease } from './lease-multiplexer';
@@ -130,6 +132,44 @@ export class InstanceRegistrar {
       const leaseId = deleted?.leaseId ?? tracked?.leaseId;
       if (leaseId && leaseId !== '0') this.revokeQuietly(leaseId);
       this.hooks.deregistered?.();
+    });
+  }
+
+  /**
+   * Changes an instance's status (and, when given, replaces its metadata) in place: same key, same
+   * lease, so the pod's heartbeats keep renewing it. A compare-and-swap on mod_revision keeps a
+   * concurrent re-registration from being overwritten by the copy read here; conflicts are retried
+   * a few times, then reported. The multiplexer's payload follows, so a later re-grant writes the
+   * patched record, not the registered one.
+   */
+  async updateInstance(
+    service: string,
+    id: string,
+    patch: { status: InstanceStatus; metadata?: Record<string, string> },
+  ): Promise<{ record: InstanceRecord; revision: string }> {
+    const key = this.layout.instanceKey(service, id);
+    return this.write(async () => {
+      for (let attempt = 1; ; attempt++) {
+        const current = await this.store.get(key);
+        const record = current && decodeRecord(current.value);
+        if (!current || !record) throw new InstanceNotFoundError(service, id);
+        const updated: InstanceRecord = { ...record, status: patch.status, metadata: patch.metadata ?? record.metadata };
+        const value = encodeRecord(updated);
+        let result;
+        try {
+          result = await this.store.compareAndPut(key, value, current.leaseId, current.modRevision);
+        } catch (err) {
+          // The lease ran out between the read and the write: etcd has deleted the key with it.
+          if (err instanceof EtcdLeaseInvalidError) throw new InstanceNotFoundError(service, id);
+          throw err;
+        }
+        if (result.written) {
+          const tracked = this.leases.get(key);
+          if (tracked) tracked.payload = value;
+          return { record: updated, revision: result.revision };
+        }
+        if (attempt >= 3) throw new UpdateConflictError(service, id);
+      }
     });
   }
 

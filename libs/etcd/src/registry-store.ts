@@ -53,6 +53,18 @@ export class RegistryStore {
     return { written: false, current: kv ? toStored(kv) : undefined };
   }
 
+  /**
+   * Replaces `key` under `leaseId` only if it is unchanged since `modRevision` (a Txn compare-and-swap),
+   * so an update never overwrites a write it has not seen.
+   */
+  async compareAndPut(key: string, value: string, leaseId: string, modRevision: string): Promise<{ written: boolean; revision: string }> {
+    const res = await this.pool.pick().kv.txn({
+      compare: [{ key: Buffer.from(key), target: 'Mod', result: 'Equal', mod_revision: modRevision }],
+      success: [{ request_put: { key: Buffer.from(key), value: Buffer.from(value), lease: leaseId } }],
+    });
+    return { written: res.succeeded, revision: String(res.header.revision) };
+  }
+
   async get(key: string): Promise<StoredInstance | undefined> {
     const res = await this.pool.pick().kv.range({ key: Buffer.from(key) });
     return res.kvs[0] ? toStored(res.kvs[0]) : undefined;
@@ -72,6 +84,32 @@ export class RegistryStore {
   /** Every instance of every service, at one revision. */
   listAll(): Promise<StoredRange> {
     return this.rangePrefix(this.layout.servicesRoot);
+  }
+
+  /**
+   * Every instance of every service at ONE revision, read in pages of `pageSize` keys pinned to the
+   * first page's revision: a single response for a large registry would exceed gRPC's default 4 MB
+   * message limit. `keysOnly` leaves values empty (enough to count instances per service).
+   */
+  async scanAll(options: { keysOnly?: boolean; pageSize?: number } = {}): Promise<StoredRange> {
+    const rangeEnd = prefixRangeEnd(this.layout.servicesRoot);
+    const items: StoredInstance[] = [];
+    let from = Buffer.from(this.layout.servicesRoot);
+    let revision: string | undefined;
+    for (;;) {
+      const res = await this.pool.pick().kv.range({
+        key: from,
+        range_end: rangeEnd,
+        limit: options.pageSize ?? 5_000,
+        revision,
+        keys_only: options.keysOnly ?? false,
+      });
+      revision ??= String(res.header.revision);
+      items.push(...res.kvs.map(toStored));
+      if (!res.more || res.kvs.length === 0) return { revision, items };
+      // The next page starts right after the last key: etcd ranges are [key, range_end) in key order.
+      from = Buffer.concat([res.kvs[res.kvs.length - 1].key, Buffer.from([0])]);
+    }
   }
 
   private async rangePrefix(prefix: string): Promise<StoredRange> {

@@ -42,3 +42,22 @@ export class OverloadedError extends RegistryError {
     super(message);
   }
 }
+
+/** A client spent its request budget (e.g. registrations per API token); retry after `retryAfterSeconds`. */
+export class RateLimitedError extends RegistryError {
+  readonly code = 'rate_limited';
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message);
+  }
+}
+
+/** The instance kept changing under a compare-and-swap update (e.g. re-registered meanwhile); retry. */
+export class UpdateConflictError extends RegistryError {
+  readonly code = 'update_conflict';
+  constructor(service: string, id: string) {
+    super(`instance ${service}/${id} changed concurrently; retry the update`);
+  }
+}

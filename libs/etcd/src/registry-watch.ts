@@ -1,0 +1,302 @@
+import { IDuplexStream, IWatchRequest, IWatchResponse } from 'etcd3';
+import { prefixRangeEnd } from '@app/registry';
+import { ConnectionPool } from './connection-pool';
+import { EtcdConnection } from './etcd-connection';
+import { RegistryStore, StoredRange } from './registry-store';
+
+/** One change of an instance key, as the watch delivers it. */
+export interface RegistryEvent {
+  type: 'put' | 'delete';
+  service: string;
+  id: string;
+  /** The stored value (puts only). */
+  value?: string;
+  /** The etcd revision of this change. */
+  revision: number;
+  /** A put that created the key (version 1), as opposed to one that replaced it. */
+  created: boolean;
+}
+
+export interface RegistryWatchHooks {
+  /** One etcd watch response: events in revision order, all events of a revision in the same call. */
+  events(events: RegistryEvent[]): void;
+  /**
+   * The watch could not resume because etcd compacted the revisions it missed: `range` is the whole
+   * registry at one revision and replaces whatever the listener derived from earlier events.
+   */
+  resync(range: StoredRange): void;
+  /** The stream is up (created by etcd) or down (broken, silent, canceled); `reason` when down. */
+  stateChanged?(up: boolean, reason?: string): void;
+}
+
+export interface RegistryWatchOptions {
+  /** How often etcd is asked for a progress notification: any answer proves stream and etcd alive. */
+  progressIntervalMs: number;
+  /** No answer for this long: the stream counts as dead (e.g. etcd frozen) and is reopened. */
+  silenceTimeoutMs: number;
+  /** Reopen backoff: doubles from min to max, jittered so replicas don't reconnect in step. */
+  backoffMinMs?: number;
+  backoffMaxMs?: number;
+  /** Keys per page of the rebuild read after a compaction. */
+  rebuildPageSize?: number;
+  now?: () => number;
+}
+
+type WatchStream = IDuplexStream<IWatchRequest, IWatchResponse>;
+
+/**
+ * ONE etcd Watch stream per replica on the registry prefix. It resumes from the last delivered
+ * revision + 1 after any break, so no change is missed; when etcd has compacted those revisions it
+ * rebuilds from one (paged) Range instead and tells the listener to replace its state.
+ *
+ * Health: the stream is asked for a progress notification every `progressIntervalMs`; silence for
+ * `silenceTimeoutMs` (a frozen etcd keeps the TCP connection open) counts as a break. `confirmedAt`
+ * is when etcd last answered, which is what a cache needs to tell current answers from stale ones.
+ */
+export class RegistryWatch {
+  private stream: WatchStream | undefined;
+  private created = false;
+  private lastRevision = 0;
+  private continuity = 0;
+  private lastHeardAt = 0;
+  private openedAt = 0;
+  private failures = 0;
+  private needsRebuild = false;
+  private authRefresh: Promise<void> = Promise.resolve();
+  private reopenTimer: NodeJS.Timeout | undefined;
+  private progressTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private readonly upWaiters = new Set<() => void>();
+  private readonly revisionWaiters = new Set<{ revision: number; done: () => void }>();
+  private readonly now: () => number;
+
+  constructor(
+    private readonly pool: Pick<ConnectionPool, 'pick'>,
+    private readonly store: Pick<RegistryStore, 'scanAll' | 'layout'>,
+    private readonly hooks: RegistryWatchHooks,
+    private readonly options: RegistryWatchOptions,
+  ) {
+    this.now = options.now ?? Date.now;
+  }
+
+  /**
+   * Bumped whenever changes may have been missed: the first creation and every rebuild. State derived
+   * under an older epoch may lack changes; state derived under the current one is kept current.
+   */
+  get epoch(): number {
+    return this.continuity;
+  }
+
+  /** The last revision whose changes were delivered (0 before the first creation). */
+  get revision(): number {
+    return this.lastRevision;
+  }
+
+  /** When etcd last answered on the open, created stream (epoch ms); 0 while the stream is down. */
+  get confirmedAt(): number {
+    return this.isUp() ? this.lastHeardAt : 0;
+  }
+
+  isUp(): boolean {
+    return this.created && this.stream !== undefined;
+  }
+
+  start(): void {
+    this.progressTimer = setInterval(() => this.checkProgress(), this.options.progressIntervalMs);
+    this.progressTimer.unref();
+    void this.open();
+  }
+
+  /** Resolves true once the stream is created, false after `timeoutMs` (etcd down at start is not fatal). */
+  whenUp(timeoutMs: number): Promise<boolean> {
+    return this.waitFor(this.upWaiters, () => this.isUp(), (done) => done, timeoutMs);
+  }
+
+  /** Resolves true once changes up to `revision` were delivered (read-your-writes), false after `timeoutMs`. */
+  waitForRevision(revision: number, timeoutMs: number): Promise<boolean> {
+    return this.waitFor(this.revisionWaiters, () => this.lastRevision >= revision, (done) => ({ revision, done }), timeoutMs);
+  }
+
+  close(): void {
+    this.closed = true;
+    clearInterval(this.progressTimer);
+    clearTimeout(this.reopenTimer);
+    const stream = this.stream;
+    this.stream = undefined;
+    this.created = false;
+    stream?.cancel();
+    for (const done of this.upWaiters) done();
+    for (const waiter of this.revisionWaiters) waiter.done();
+  }
+
+  private async open(): Promise<void> {
+    this.reopenTimer = undefined;
+    if (this.closed) return;
+    await this.authRefresh;
+    let connection: EtcdConnection;
+    let stream: WatchStream;
+    let token: string | undefined;
+    try {
+      if (this.needsRebuild) await this.rebuild();
+      connection = this.pool.pick();
+      token = await currentToken(connection);
+      stream = await connection.watch.watch();
+    } catch (err) {
+      this.scheduleReopen((err as Error).message);
+      return;
+    }
+    if (this.closed) {
+      stream.cancel();
+      return;
+    }
+    this.stream = stream;
+    this.created = false;
+    this.openedAt = this.now();
+    stream.on('data', (res) => this.onResponse(stream, res, connection, token));
+    stream.on('error', (err) => {
+      if (/invalid auth token/i.test(err.message)) this.refreshAuth(connection, token);
+      this.drop(stream, err.message);
+    });
+    stream.on('end', () => this.drop(stream, 'stream ended'));
+    const servicesRoot = this.store.layout.servicesRoot;
+    stream.write({
+      create_request: {
+        key: Buffer.from(servicesRoot),
+        range_end: prefixRangeEnd(servicesRoot),
+        // Resume exactly after the last change we delivered; the first creation starts "now".
+        start_revision: this.lastRevision ? this.lastRevision + 1 : undefined,
+      },
+    });
+  }
+
+  private onResponse(stream: WatchStream, res: IWatchResponse, connection: EtcdConnection, token: string | undefined): void {
+    if (stream !== this.stream) return;
+    this.lastHeardAt = this.now();
+    if (res.compact_revision && res.compact_revision !== '0') {
+      // etcd no longer has the revisions we missed: rebuild from one Range, then watch from there.
+      this.needsRebuild = true;
+      this.drop(stream, `revisions up to ${res.compact_revision} were compacted`, true);
+      return;
+    }
+    if (res.canceled) {
+      // After an etcd restart the old token is unknown and etcd cancels the watch at creation with
+      // "invalid auth token" (or "permission denied", which 3.4 also reports for a bad token).
+      const reason = res.cancel_reason || 'watch canceled by etcd';
+      if (/auth token|permission denied|user name/i.test(reason)) this.refreshAuth(connection, token);
+      this.drop(stream, reason);
+      return;
+    }
+    if (res.created) {
+      this.created = true;
+      this.failures = 0;
+      if (!this.lastRevision) {
+        this.lastRevision = Number(res.header.revision);
+        this.continuity++;
+      }
+      this.hooks.stateChanged?.(true);
+      this.settle();
+    }
+    if (res.events.length) this.deliver(res);
+  }
+
+  private deliver(res: IWatchResponse): void {
+    const events: RegistryEvent[] = [];
+    for (const event of res.events) {
+      const revision = Number(event.kv.mod_revision);
+      this.lastRevision = Math.max(this.lastRevision, revision);
+      const address = this.store.layout.parseInstanceKey(event.kv.key.toString());
+      if (!address) continue; // not an instance key (written by hand): nothing to apply
+      const put = event.type === 'Put';
+      events.push({
+        type: put ? 'put' : 'delete',
+        service: address.service,
+        id: address.id,
+        value: put ? event.kv.value.toString() : undefined,
+        revision,
+        created: put && String(event.kv.version) === '1',
+      });
+    }
+    if (events.length) this.hooks.events(events);
+    this.settle();
+  }
+
+  private async rebuild(): Promise<void> {
+    const range = await this.store.scanAll({ pageSize: this.options.rebuildPageSize });
+    this.needsRebuild = false;
+    this.lastRevision = Number(range.revision);
+    this.continuity++;
+    this.hooks.resync(range);
+    this.settle();
+  }
+
+  private checkProgress(): void {
+    const stream = this.stream;
+    if (!stream) return;
+    const silentFor = this.now() - Math.max(this.lastHeardAt, this.openedAt);
+    if (silentFor > this.options.silenceTimeoutMs) {
+      this.drop(stream, `no answer from etcd for ${silentFor} ms`);
+      return;
+    }
+    if (this.created) stream.write({ progress_request: {} });
+  }
+
+  /** Forgets `stream` (if still current), cancels it and schedules a reopen. */
+  private drop(stream: WatchStream, reason: string, immediately = false): void {
+    if (stream !== this.stream) return;
+    this.stream = undefined;
+    this.created = false;
+    stream.cancel(); // its own 'error'/'end' now find it is no longer current and are ignored
+    this.hooks.stateChanged?.(false, reason);
+    if (immediately) this.scheduleReopen(reason, 0);
+    else this.scheduleReopen(reason);
+  }
+
+  private scheduleReopen(_reason: string, delayMs?: number): void {
+    if (this.closed || this.reopenTimer) return;
+    const min = this.options.backoffMinMs ?? 100;
+    const max = this.options.backoffMaxMs ?? 5_000;
+    const delay = delayMs ?? Math.min(max, min * 2 ** this.failures++) * (0.5 + Math.random() / 2);
+    this.reopenTimer = setTimeout(() => void this.open(), delay);
+    this.reopenTimer.unref();
+  }
+
+  /**
+   * Drops the connection's token only if it is still the one the stream was opened with: when other
+   * calls on the connection already re-authenticated, that shared Authenticate is reused, so an
+   * etcd restart still costs one Authenticate per connection.
+   */
+  private refreshAuth(connection: EtcdConnection, usedToken: string | undefined): void {
+    this.authRefresh = currentToken(connection).then(
+      (current) => {
+        if (current === usedToken) connection.invalidateToken();
+      },
+      () => undefined,
+    );
+  }
+
+  private settle(): void {
+    if (this.isUp()) for (const done of this.upWaiters) done();
+    for (const waiter of this.revisionWaiters) if (this.lastRevision >= waiter.revision) waiter.done();
+  }
+
+  private waitFor<W>(waiters: Set<W>, ready: () => boolean, make: (done: () => void) => W, timeoutMs: number): Promise<boolean> {
+    if (ready()) return Promise.resolve(true);
+    if (this.closed) return Promise.resolve(false);
+    return new Promise<boolean>((resolve) => {
+      const finish = () => {
+        clearTimeout(timer);
+        waiters.delete(waiter);
+        resolve(ready());
+      };
+      const waiter = make(finish);
+      const timer = setTimeout(finish, timeoutMs);
+      timer.unref();
+      waiters.add(waiter);
+    });
+  }
+}
+
+/** The token calls on `connection` use right now (undefined without auth); may authenticate once. */
+function currentToken(connection: EtcdConnection): Promise<string | undefined> {
+  return connection.withConnection('Watch', ({ metadata }) => metadata.get('token')[0] as string | undefined);
+}
