@@ -46,9 +46,13 @@ export class KeepAliveStreams implements RenewalTransport {
     return this.streams.filter(Boolean).length;
   }
 
-  /** Whether stream `index` is open (started; etcd may not have answered on it yet). */
-  isOpen(index: number): boolean {
-    return Boolean(this.streams[index]);
+  /**
+   * Streams open on a connection whose channel is connected. A stream is "open" as soon as it is
+   * started, and a start on a channel that is still connecting (etcd frozen or unreachable) does not
+   * fail until much later: this is the count that shows whether renewals can reach etcd.
+   */
+  liveCount(): number {
+    return this.streams.filter((stream, i) => stream && this.connections[i].isReady()).length;
   }
 
   /** When etcd last answered a renewal on any stream, epoch ms; 0 = never. */

@@ -40,7 +40,7 @@ export class RegistryRuntime {
         this.leases.onStreamReset();
         if (err) this.logger.warn(`keepalive stream ${index} broke (${err.message}); reopening with backoff`);
       },
-      openStreamsChanged: (open) => metrics.keepaliveStreams.set(open),
+      openStreamsChanged: () => metrics.keepaliveStreams.set(this.streams.liveCount()),
     });
     this.leases = new LeaseMultiplexer(this.streams, {
       leaseLost: (lease) => this.registrar.regrant(lease),
@@ -94,6 +94,7 @@ export class RegistryRuntime {
     this.leases.renewDueLeases(Date.now());
     this.metrics.instances.set(this.leases.size);
     this.metrics.etcdConnections.set(this.pool.readyCount());
+    this.metrics.keepaliveStreams.set(this.streams.liveCount());
     this.metrics.writeQueueDepth.set(this.registrar.writeQueueDepth);
   }
 }

@@ -1,8 +1,17 @@
 import { Body, Controller, Delete, HttpCode, Param, Put, Res } from '@nestjs/common';
-import { ApiNoContentResponse, ApiNotFoundResponse, ApiOkResponse, ApiTags } from '@nestjs/swagger';
+import {
+  ApiBadRequestResponse,
+  ApiCreatedResponse,
+  ApiNoContentResponse,
+  ApiNotFoundResponse,
+  ApiOkResponse,
+  ApiServiceUnavailableResponse,
+  ApiTags,
+} from '@nestjs/swagger';
 import { FastifyReply } from 'fastify';
 import { InstanceRegistrar } from '@app/etcd';
 import { REGISTRATION_LIMITS } from '@app/registry';
+import { ErrorBodyDto, RegistrationResponseDto } from './api-responses';
 import { RegisterInstanceDto } from './register-instance.dto';
 import { ParseNamePipe } from './validation';
 
@@ -12,7 +21,10 @@ export class InstancesController {
   constructor(private readonly registrar: InstanceRegistrar) {}
 
   @Put(':id')
-  @ApiOkResponse({ description: 'Registered or replaced (201 when created)' })
+  @ApiCreatedResponse({ description: 'Registered (a new instance)', type: RegistrationResponseDto })
+  @ApiOkResponse({ description: 'Replaced an existing registration', type: RegistrationResponseDto })
+  @ApiBadRequestResponse({ description: 'Invalid name or body; `field` names the culprit', type: ErrorBodyDto })
+  @ApiServiceUnavailableResponse({ description: 'etcd unavailable or too many writes queued; retry after `Retry-After`', type: ErrorBodyDto })
   async register(
     @Param('service', new ParseNamePipe('service')) service: string,
     @Param('id', new ParseNamePipe('id')) id: string,
@@ -38,7 +50,8 @@ export class InstancesController {
   @Put(':id/heartbeat')
   @HttpCode(204)
   @ApiNoContentResponse({ description: 'Heartbeat accepted' })
-  @ApiNotFoundResponse({ description: 'Unknown instance: register again' })
+  @ApiNotFoundResponse({ description: 'Unknown instance: register again', type: ErrorBodyDto })
+  @ApiServiceUnavailableResponse({ description: 'Instance unknown to this replica and etcd unavailable; retry', type: ErrorBodyDto })
   async heartbeat(@Param('service', new ParseNamePipe('service')) service: string, @Param('id', new ParseNamePipe('id')) id: string): Promise<void> {
     await this.registrar.heartbeat(service, id);
   }
@@ -46,7 +59,8 @@ export class InstancesController {
   @Delete(':id')
   @HttpCode(204)
   @ApiNoContentResponse({ description: 'Deregistered (lease revoked)' })
-  @ApiNotFoundResponse({ description: 'Unknown instance' })
+  @ApiNotFoundResponse({ description: 'Unknown instance', type: ErrorBodyDto })
+  @ApiServiceUnavailableResponse({ description: 'etcd unavailable; retry after `Retry-After`', type: ErrorBodyDto })
   async deregister(@Param('service', new ParseNamePipe('service')) service: string, @Param('id', new ParseNamePipe('id')) id: string): Promise<void> {
     await this.registrar.deregister(service, id);
   }

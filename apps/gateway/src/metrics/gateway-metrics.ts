@@ -39,7 +39,7 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
   readonly etcdConnections = new Gauge({ name: 'registry_etcd_connections', help: 'Pooled etcd connections whose channel is ready', registers: [this.registry] });
-  readonly keepaliveStreams = new Gauge({ name: 'registry_keepalive_streams', help: 'Open shared LeaseKeepAlive streams', registers: [this.registry] });
+  readonly keepaliveStreams = new Gauge({ name: 'registry_keepalive_streams', help: 'Shared LeaseKeepAlive streams open on a connected etcd channel', registers: [this.registry] });
   readonly leaseRenewals = new Counter({ name: 'registry_lease_renewals_total', help: 'Lease renewals sent on the shared keepalive streams', registers: [this.registry] });
   readonly etcdRequests = new Counter({
     name: 'registry_etcd_requests_total',
@@ -64,5 +64,10 @@ export class GatewayMetrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+    // Known label sets start at 0, so dashboards see a series (and rate() works) before the first event.
+    for (const result of ['ok', 'error']) this.authRequests.inc({ result }, 0);
+    for (const result of ['accepted', 'lease-lost', 'not-found']) this.heartbeats.inc({ result }, 0);
+    for (const kind of ['created', 'replaced']) this.registrations.inc({ kind }, 0);
+    for (const tier of ['l1', 'l2']) for (const result of ['hit', 'miss', 'stale']) this.cacheRequests.inc({ tier, result }, 0);
   }
 }

@@ -1,0 +1,68 @@
+import { assessReadiness, ReadinessInputs } from './readiness';
+
+const healthy = (): ReadinessInputs => ({
+  now: 10_000,
+  etcd: { readyConnections: 2, poolSize: 2, lastSuccessAt: 9_000 },
+  keepalive: { open: 2, total: 2, lastAnswerAt: 9_500 },
+  instancesInMemory: 0,
+  redis: { ready: true, state: 'ready' },
+});
+
+const statusOf = (input: ReadinessInputs) =>
+  Object.fromEntries(assessReadiness(input).indicators.flatMap((r) => Object.entries(r).map(([k, v]) => [k, v.status])));
+
+describe('assessReadiness', () => {
+  it('is serving with every dependency up when etcd, streams and Redis are up', () => {
+    const { serving, indicators } = assessReadiness(healthy());
+    expect(serving).toBe(true);
+    expect(statusOf(healthy())).toEqual({ serving: 'up', etcd: 'up', keepalive: 'up', redis: 'up' });
+    expect(indicators[1]).toEqual({ etcd: { status: 'up', readyConnections: 2, poolSize: 2, lastSuccessAgoMs: 1_000 } });
+  });
+
+  it('keeps serving from known instances when etcd is unreachable, and reports etcd down', () => {
+    const input = { ...healthy(), etcd: { readyConnections: 0, poolSize: 2, lastSuccessAt: 1_000 }, instancesInMemory: 12 };
+    const { serving, indicators } = assessReadiness(input);
+    expect(serving).toBe(true);
+    expect(indicators[0]).toEqual({ serving: { status: 'up', answersFrom: ['known-instances'] } });
+    expect(statusOf(input)).toMatchObject({ etcd: 'down' });
+  });
+
+  it('keeps serving from a warm cache when etcd and Redis are unreachable', () => {
+    const input: ReadinessInputs = {
+      ...healthy(),
+      etcd: { readyConnections: 0, poolSize: 2, lastSuccessAt: 0 },
+      redis: { ready: false, state: 'reconnecting' },
+      cache: { watch: 'down', l2: 'down', warmServices: 3 },
+    };
+    expect(assessReadiness(input).indicators[0]).toEqual({ serving: { status: 'up', answersFrom: ['cache'] } });
+    expect(statusOf(input)).toEqual({ serving: 'up', etcd: 'down', keepalive: 'up', watch: 'down', redis: 'down' });
+  });
+
+  it('keeps a cold replica serving from the shared (Redis) cache when etcd is unreachable', () => {
+    const input: ReadinessInputs = {
+      ...healthy(),
+      etcd: { readyConnections: 0, poolSize: 2, lastSuccessAt: 0 },
+      cache: { watch: 'down', l2: 'up', warmServices: 0 },
+    };
+    expect(assessReadiness(input).indicators[0]).toEqual({ serving: { status: 'up', answersFrom: ['shared-cache'] } });
+  });
+
+  it('cannot serve when etcd is unreachable and nothing is known or cached, in memory or in Redis', () => {
+    const input: ReadinessInputs = {
+      ...healthy(),
+      etcd: { readyConnections: 0, poolSize: 2, lastSuccessAt: 0 },
+      redis: { ready: false, state: 'reconnecting' },
+      cache: { watch: 'down', l2: 'down', warmServices: 0 },
+    };
+    const { serving, indicators } = assessReadiness(input);
+    expect(serving).toBe(false);
+    expect(indicators[0].serving.status).toBe('down');
+    expect(indicators[1].etcd.lastSuccessAgoMs).toBeNull();
+  });
+
+  it('treats Redis being down as non-fatal', () => {
+    const input: ReadinessInputs = { ...healthy(), redis: { ready: false, state: 'reconnecting' }, cache: { watch: 'up', l2: 'down', warmServices: 0 } };
+    expect(assessReadiness(input).serving).toBe(true);
+    expect(statusOf(input)).toMatchObject({ redis: 'down', serving: 'up' });
+  });
+});

@@ -1,0 +1,95 @@
+import type { HealthIndicatorResult } from '@nestjs/terminus';
+import { CacheHealthReport } from './cache-health';
+
+/**
+ * Readiness means "this replica can answer", not "every dependency is up".
+ *
+ * Every replica shares the same etcd and the same Redis. If an etcd or Redis outage made readiness
+ * fail, it would fail on all replicas at once: the load balancer (or Kubernetes) would take every
+ * replica out of rotation, and pods and clients would get connection errors instead of the answers
+ * the gateway can still give from memory: heartbeats of known instances are absorbed in memory and
+ * lookups are served from the last snapshot (`stale: true`). That would turn a degraded registry into
+ * an outage, the very failure the gateway exists to prevent. So a dependency that is down is reported
+ * (status `degraded`, the dependency in `error`), and the replica leaves rotation (503) only when it
+ * has nothing to answer from: etcd unreachable AND no instance known AND no service cached in memory
+ * AND no shared (Redis) cache to fall back on, or while it shuts down.
+ */
+export interface ReadinessInputs {
+  now: number;
+  etcd: {
+    /** Pooled connections whose channel is connected. */
+    readyConnections: number;
+    poolSize: number;
+    /** Last successful etcd call, epoch ms; 0 = none yet. */
+    lastSuccessAt: number;
+  };
+  keepalive: {
+    /** LeaseKeepAlive streams open on a connected channel. */
+    open: number;
+    total: number;
+    /** Last renewal answer from etcd, epoch ms; 0 = none yet. */
+    lastAnswerAt: number;
+  };
+  /** Instances whose leases this replica renews: their heartbeats are answered from memory. */
+  instancesInMemory: number;
+  redis: { ready: boolean; state: string };
+  /** Absent until the lookup cache is wired in (see cache-health.ts). */
+  cache?: CacheHealthReport;
+}
+
+export interface ReadinessAssessment {
+  /** The replica can answer requests (through etcd, or from what it holds in memory). */
+  serving: boolean;
+  /** Terminus-style indicator results, `serving` first; a dependency that is down is `down` here. */
+  indicators: HealthIndicatorResult[];
+}
+
+export function assessReadiness(input: ReadinessInputs): ReadinessAssessment {
+  const ago = (at: number): number | null => (at > 0 ? Math.max(0, input.now - at) : null);
+  const etcdReachable = input.etcd.readyConnections > 0;
+  const warmServices = input.cache?.warmServices ?? 0;
+
+  const answersFrom: string[] = [];
+  if (etcdReachable) answersFrom.push('etcd');
+  if (input.instancesInMemory > 0) answersFrom.push('known-instances');
+  if (warmServices > 0) answersFrom.push('cache');
+  // Snapshots in Redis outlive any one replica (CACHE_L2_TTL_MS): a cold replica answers from them.
+  if (input.cache?.l2 === 'up') answersFrom.push('shared-cache');
+  const serving = answersFrom.length > 0;
+
+  const indicators: HealthIndicatorResult[] = [
+    {
+      serving: serving
+        ? { status: 'up', answersFrom }
+        : { status: 'down', message: 'etcd is unreachable and there is nothing to answer from (no known instance, no cached service, no shared cache)' },
+    },
+    {
+      etcd: {
+        status: etcdReachable ? 'up' : 'down',
+        readyConnections: input.etcd.readyConnections,
+        poolSize: input.etcd.poolSize,
+        lastSuccessAgoMs: ago(input.etcd.lastSuccessAt),
+      },
+    },
+    {
+      keepalive: {
+        status: input.keepalive.open > 0 ? 'up' : 'down',
+        open: input.keepalive.open,
+        total: input.keepalive.total,
+        lastAnswerAgoMs: ago(input.keepalive.lastAnswerAt),
+        instances: input.instancesInMemory,
+      },
+    },
+  ];
+  if (input.cache) {
+    indicators.push({ watch: { status: input.cache.watch, warmServices } });
+  }
+  indicators.push({
+    redis: {
+      status: input.redis.ready ? 'up' : 'down',
+      state: input.redis.state,
+      ...(input.cache ? { l2: input.cache.l2 } : {}),
+    },
+  });
+  return { serving, indicators };
+}

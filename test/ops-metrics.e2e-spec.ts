@@ -1,0 +1,135 @@
+/**
+ * Issue 5: the /metrics families dashboards depend on, with values that match the traffic, and the
+ * OpenAPI document and /docs page. Shared stack (read-only assertions, own key prefix).
+ */
+import { parsePrometheusText, PromSample } from '@app/stack';
+import { closeFleetAgent, forEachLimited, heartbeatPod, pods, registerPod, request, sleep } from './support/fleet';
+import { GatewayUnderTest, startGateway } from './support/gateway';
+import { sharedStack } from './support/stack';
+
+const stack = sharedStack();
+const target = { endpoint: stack.etcd.endpoint, username: stack.etcd.username, password: stack.etcd.password };
+
+/** The families of issue 5 and their Prometheus types. */
+const FAMILIES: Record<string, string> = {
+  registry_instances: 'gauge',
+  registry_heartbeats_total: 'counter',
+  registry_registrations_total: 'counter',
+  registry_expirations_total: 'counter',
+  registry_etcd_auth_requests_total: 'counter',
+  registry_etcd_connections: 'gauge',
+  registry_keepalive_streams: 'gauge',
+  registry_lease_renewals_total: 'counter',
+  registry_etcd_requests_total: 'counter',
+  registry_cache_requests_total: 'counter',
+  registry_http_request_duration_seconds: 'histogram',
+};
+
+const sum = (samples: PromSample[], name: string, labels: Record<string, string> = {}) =>
+  samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v)).reduce((a, s) => a + s.value, 0);
+
+describe('metrics and OpenAPI', () => {
+  let gateway: GatewayUnderTest;
+  beforeAll(async () => {
+    gateway = await startGateway(target, stack.redis.url, { ETCD_POOL_SIZE: '2', RENEW_INTERVAL_MS: '100' });
+  });
+  afterAll(async () => {
+    await gateway?.close();
+    closeFleetAgent();
+  });
+
+  it('exposes every family of issue 5, and default process metrics, with values that match the traffic', async () => {
+    const fleet = pods(2, 5, 'ops-metrics');
+    const silent = { service: 'ops-metrics-silent', id: 'pod-silent' };
+    expect((await forEachLimited(fleet, 8, (p) => registerPod(gateway.url, p, 6))).map((r) => r.status)).toEqual(fleet.map(() => 201));
+    expect((await registerPod(gateway.url, silent, 5)).status).toBe(201);
+    expect((await registerPod(gateway.url, fleet[0], 6)).status).toBe(200); // replaced
+    expect((await heartbeatPod(gateway.url, { service: 'ops-metrics-none', id: 'nobody' })).status).toBe(404);
+    for (let i = 0; i < 3; i++) expect((await request(gateway.url, 'GET', '/v1/services/ops-metrics-0')).status).toBe(200);
+
+    // Heartbeats for 12 s: renewals fall due every TTL/3 = 2 s; the silent pod (TTL 5 s) is dropped
+    // after two TTLs without a heartbeat.
+    let beats = 0;
+    for (const until = Date.now() + 12_000; Date.now() < until; ) {
+      const results = await forEachLimited(fleet, 8, (p) => heartbeatPod(gateway.url, p));
+      expect(results.map((r) => r.status)).toEqual(fleet.map(() => 204));
+      beats += results.length;
+      await sleep(500);
+    }
+    await sleep(300); // one more scheduler pass for the gauges
+
+    const text = (await request(gateway.url, 'GET', '/metrics')).body;
+    for (const [name, type] of Object.entries(FAMILIES)) expect(text).toContain(`# TYPE ${name} ${type}\n`);
+    const s = parsePrometheusText(text);
+
+    expect(sum(s, 'registry_instances')).toBe(fleet.length);
+    expect(sum(s, 'registry_heartbeats_total', { result: 'accepted' })).toBe(beats);
+    expect(sum(s, 'registry_heartbeats_total', { result: 'not-found' })).toBe(1);
+    expect(sum(s, 'registry_registrations_total', { kind: 'created' })).toBe(fleet.length + 1);
+    expect(sum(s, 'registry_registrations_total', { kind: 'replaced' })).toBe(1);
+    expect(sum(s, 'registry_expirations_total')).toBe(1);
+    expect(sum(s, 'registry_etcd_auth_requests_total', { result: 'ok' })).toBe(2); // one per pooled connection
+    expect(sum(s, 'registry_etcd_auth_requests_total', { result: 'error' })).toBe(0);
+    expect(sum(s, 'registry_etcd_connections')).toBe(2);
+    expect(sum(s, 'registry_keepalive_streams')).toBe(2);
+    // 12 s of heartbeats with renewals due every 2 s: about 5 per instance, never one per heartbeat.
+    const renewals = sum(s, 'registry_lease_renewals_total');
+    expect(renewals).toBeGreaterThanOrEqual(fleet.length * 3);
+    expect(renewals).toBeLessThanOrEqual(fleet.length * 7);
+    expect(renewals).toBeLessThan(beats / 2);
+    expect(sum(s, 'registry_etcd_requests_total', { method: 'leaseGrant', result: 'ok' })).toBe(fleet.length + 1);
+    expect(sum(s, 'registry_etcd_requests_total', { method: 'put', result: 'ok' })).toBe(fleet.length + 2);
+    expect(sum(s, 'registry_etcd_requests_total', { result: 'error' })).toBe(0);
+    // Every tier and result has a series (0 until it happens); the first lookup missed L1, the next hit.
+    for (const tier of ['l1', 'l2']) for (const result of ['hit', 'miss', 'stale']) expect(s.some((x) => x.name === 'registry_cache_requests_total' && x.labels.tier === tier && x.labels.result === result)).toBe(true);
+    expect(sum(s, 'registry_cache_requests_total', { tier: 'l1', result: 'miss' })).toBeGreaterThanOrEqual(1);
+    expect(sum(s, 'registry_cache_requests_total', { tier: 'l1', result: 'hit' })).toBeGreaterThanOrEqual(1);
+    expect(sum(s, 'registry_cache_requests_total', { tier: 'l1' })).toBe(3);
+    expect(sum(s, 'registry_http_request_duration_seconds_count', { method: 'GET', route: '/v1/services/:service', status: '200' })).toBe(3);
+
+    const route = '/v1/services/:service/instances/:id';
+    expect(sum(s, 'registry_http_request_duration_seconds_count', { method: 'PUT', route, status: '201' })).toBe(fleet.length + 1);
+    expect(sum(s, 'registry_http_request_duration_seconds_count', { method: 'PUT', route: `${route}/heartbeat`, status: '204' })).toBe(beats);
+    expect(sum(s, 'registry_http_request_duration_seconds_count', { route: `${route}/heartbeat`, status: '404' })).toBe(1);
+    const inf = sum(s, 'registry_http_request_duration_seconds_bucket', { route: `${route}/heartbeat`, status: '204', le: '+Inf' });
+    expect(inf).toBe(beats);
+
+    for (const name of ['process_cpu_user_seconds_total', 'process_resident_memory_bytes', 'nodejs_heap_size_used_bytes']) {
+      expect(sum(s, name)).toBeGreaterThan(0);
+    }
+    expect(s.some((x) => x.name === 'nodejs_eventloop_lag_seconds')).toBe(true);
+  });
+
+  it('serves the OpenAPI document with the v1 and health paths and described schemas', async () => {
+    const res = await request(gateway.url, 'GET', '/openapi.json');
+    expect(res.status).toBe(200);
+    const doc = JSON.parse(res.body);
+    expect(doc.openapi).toMatch(/^3\./);
+    const instancePath = doc.paths['/v1/services/{service}/instances/{id}'];
+    expect(Object.keys(instancePath)).toEqual(expect.arrayContaining(['delete', 'put']));
+    expect(doc.paths['/v1/services/{service}/instances/{id}/heartbeat'].put.responses).toHaveProperty('404');
+    expect(instancePath.put.requestBody.content['application/json'].schema.$ref).toBe('#/components/schemas/RegisterInstanceDto');
+    expect(instancePath.put.responses['201'].content['application/json'].schema.$ref).toMatch(/^#\/components\/schemas\//);
+    expect(instancePath.put.responses).toHaveProperty('400');
+    expect(doc.components.schemas.RegisterInstanceDto.required).toEqual(expect.arrayContaining(['address', 'port']));
+    expect(doc.paths['/health/ready'].get.responses).toHaveProperty('503');
+    expect(doc.paths['/health/live'].get.responses).toHaveProperty('200');
+    expect(doc.paths['/v1/services/{service}'].get.responses['200'].content['application/json'].schema.$ref).toMatch(/^#\/components\/schemas\//);
+    expect(doc.paths).not.toHaveProperty('/metrics');
+  });
+
+  it('serves a /docs page whose scripts and styles load', async () => {
+    const page = await fetch(`${gateway.url}/docs`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toMatch(/text\/html/);
+    const html = await page.text();
+    expect(html).toMatch(/swagger-ui/i);
+    const assets = [...html.matchAll(/(?:src|href)="([^"]+\.(?:js|css))"/g)].map((m) => new URL(m[1], `${gateway.url}/docs`).href);
+    expect(assets.length).toBeGreaterThan(0);
+    for (const asset of assets) {
+      const res = await fetch(asset);
+      await res.arrayBuffer(); // an unread body holds the connection open (and the gateway's close)
+      expect([asset, res.status]).toEqual([asset, 200]);
+    }
+  });
+});
