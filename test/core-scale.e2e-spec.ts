@@ -29,7 +29,9 @@ describe('2000 pods through one gateway (private etcd)', () => {
     const fleet = pods(20, 100);
 
     const started = Date.now();
-    const registered = await forEachLimited(fleet, 64, (pod) => registerPod(gateway.url, pod, 10));
+    // TTL 20: heartbeats start once all 2000 are registered, and a slow (shared, 2-core) machine must not
+    // let the first leases run out before their pods' first heartbeat.
+    const registered = await forEachLimited(fleet, 64, (pod) => registerPod(gateway.url, pod, 20));
     const registrationMs = Date.now() - started;
     expect(registered.filter((r) => r.status !== 201)).toEqual([]);
     // Timing is reported, not asserted (see bench/ for measured numbers).
@@ -46,14 +48,15 @@ describe('2000 pods through one gateway (private etcd)', () => {
     expect(failures).toEqual([]);
 
     const used = diffCounters(before, await fetchEtcdCounters(etcd.metricsUrl));
+    process.stdout.write(`etcd counted: ${JSON.stringify(used)}\n`);
     expect(used.authenticate).toBeLessThanOrEqual(3);
     expect(used.authenticate).toBe(await gateway.metric('registry_etcd_auth_requests_total'));
     // Exactly one shared stream per pooled connection, whatever the number of pods.
     expect(used.leaseKeepAliveStreams).toBe(2);
     expect(used.leaseGrant).toBe(2000);
-    // Renewals are bounded by instances / (TTL/3): ~2000 per 3.3 s over ~15 s, not 30 000 heartbeats.
+    // Renewals are bounded by instances / (TTL/3): ~2000 per 6.7 s over ~15 s, not 30 000 heartbeats.
     expect(used.leaseKeepAliveMessages).toBeGreaterThan(2000);
-    expect(used.leaseKeepAliveMessages).toBeLessThan(2000 * 7);
+    expect(used.leaseKeepAliveMessages).toBeLessThan(2000 * 4);
     // Heartbeats of known instances never read etcd.
     expect(used.range).toBe(0);
     expect(await gateway.metric('registry_instances')).toBe(2000);

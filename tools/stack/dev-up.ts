@@ -43,7 +43,7 @@ async function pickPort(usual: number, what: string): Promise<number> {
  * The gateway refuses to start without API tokens (AUTH_TOKENS_FILE) unless AUTH_DISABLED=true.
  * For the dev stack: one token per role, generated once into .local/dev/ and reused across runs.
  */
-function devTokensFile(): { file: string; readerToken: string } {
+function devTokensFile(): { file: string; adminToken: string } {
   const file = path.join(DEV_DIR, 'api-tokens.json');
   if (!fs.existsSync(file)) {
     const token = (): string => randomBytes(32).toString('base64url');
@@ -56,7 +56,7 @@ function devTokensFile(): { file: string; readerToken: string } {
     fs.writeFileSync(file, JSON.stringify({ tokens }, null, 2) + '\n', { mode: 0o600 });
   }
   const { tokens } = JSON.parse(fs.readFileSync(file, 'utf8')) as { tokens: Array<{ role: string; token?: string }> };
-  return { file, readerToken: tokens.find((t) => t.role === 'reader')?.token ?? '' };
+  return { file, adminToken: tokens.find((t) => t.role === 'admin')?.token ?? '' };
 }
 
 async function main(): Promise<void> {
@@ -122,7 +122,7 @@ async function main(): Promise<void> {
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
   };
   // The developer's own AUTH_TOKENS_FILE / AUTH_DISABLED win (inherited from process.env below).
-  const devTokens = process.env.AUTH_TOKENS_FILE || process.env.AUTH_DISABLED ? undefined : devTokensFile();
+  const devTokens = process.env.AUTH_TOKENS_FILE || process.env.AUTH_DISABLED === 'true' ? undefined : devTokensFile();
   if (devTokens) env.AUTH_TOKENS_FILE = devTokens.file;
   // For tools (benches, scripts) that want to find the running dev stack. No root password here.
   const { ETCD_PASSWORD: _secret, ...publicEnv } = env;
@@ -141,8 +141,8 @@ async function main(): Promise<void> {
     ...(devTokens
       ? [
           `API tokens:     ${path.relative(REPO_ROOT, devTokens.file)}   (dev-admin, dev-agent, dev-reader)`,
-          // The read-only token only: the admin/agent tokens stay in the file.
-          `  e.g. curl -H 'Authorization: Bearer ${devTokens.readerToken}' http://127.0.0.1:${gatewayPort || 8080}/v1/services`,
+          // A local, generated dev token: printing it is the point (issue 7 allows it for the Quick start).
+          `  export TOKEN=${devTokens.adminToken}   # dev-admin; then: curl -H "authorization: Bearer $TOKEN" http://127.0.0.1:${gatewayPort || 8080}/v1/services`,
         ]
       : []),
     ...(stackOnly

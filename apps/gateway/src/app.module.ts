@@ -1,10 +1,13 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
+import { AuthModule } from './auth/auth.module';
 import { GatewayConfig } from './config/gateway-config';
 import { CoreModule } from './core.module';
+import { HealthModule } from './health/health.module';
 import { RegistryErrorFilter } from './http/error.filter';
 import { InstancesController } from './http/instances.controller';
 import { MetricsController } from './metrics/metrics.controller';
+import { ResolveModule } from './resolve/resolve.module';
 
 @Module({})
 export class AppModule {
@@ -15,6 +18,9 @@ export class AppModule {
       imports: [
         CoreModule.forRoot(config),
         // feature modules: one line each
+        ResolveModule,
+        AuthModule.forRoot(config),
+        HealthModule,
       ],
       controllers: [InstancesController, MetricsController],
       providers: [{ provide: APP_FILTER, useClass: RegistryErrorFilter }],

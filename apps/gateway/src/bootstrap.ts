@@ -19,6 +19,9 @@ export async function createGatewayApp(config: GatewayConfig): Promise<NestFasti
     // errors are logged by the filter, and every request is in the duration histogram.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: REGISTRATION_LIMITS.bodyMaxBytes,
+    // find-my-way's default (100) answers 414 for valid 101-128 character names; with room above
+    // 128, an overlong name reaches the name pipe and gets a 400 that names the field.
+    routerOptions: { maxParamLength: 1024 },
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
   });
@@ -27,7 +30,9 @@ export async function createGatewayApp(config: GatewayConfig): Promise<NestFasti
     bufferLogs: false,
   });
   app.useGlobalPipes(bodyValidationPipe());
-  app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
+  // SIGTERM/SIGINT: stop accepting, finish in-flight requests, close streams (leases are kept), then
+  // exit 0; health/graceful-shutdown.ts bounds it by SHUTDOWN_GRACE_MS.
+  app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });
 
   const metrics = app.get(GatewayMetrics);
   const fastify = app.getHttpAdapter().getInstance();

@@ -19,5 +19,5 @@ async function main(): Promise<void> {
 
 main().catch((err: Error) => {
   process.stderr.write(`registry-gateway: failed to start: ${err.message}\n`);
-  process.exit(1);
+  process.exit(err instanceof ConfigError ? 2 : 1);
 });

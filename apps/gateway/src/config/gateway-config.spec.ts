@@ -20,6 +20,14 @@ describe('loadGatewayConfig', () => {
     expect(() => loadGatewayConfig({ [name]: value })).toThrow(new RegExp(`^invalid ${name}:`));
   });
 
+  it('reads REDIS_URL (which may carry a password) from REDIS_URL_FILE, and names the variable of an unreadable file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    writeFileSync(join(dir, 'redis'), 'redis://:pw@127.0.0.1:6390\n');
+    expect(loadGatewayConfig({ REDIS_URL_FILE: join(dir, 'redis') }).REDIS_URL).toBe('redis://:pw@127.0.0.1:6390');
+    expect(() => loadGatewayConfig({ ETCD_USERNAME: 'gw', ETCD_PASSWORD_FILE: join(dir, 'missing') })).toThrow(/^ETCD_PASSWORD_FILE: cannot read .* ENOENT/);
+    expect(() => loadGatewayConfig({ ETCD_PASSWORD: 'x', ETCD_PASSWORD_FILE: join(dir, 'redis') })).toThrow(/ETCD_PASSWORD and ETCD_PASSWORD_FILE are both set/);
+  });
+
   it('reads the etcd password from ETCD_PASSWORD_FILE and never echoes it in errors', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
     writeFileSync(join(dir, 'pw'), 's3cret\n');

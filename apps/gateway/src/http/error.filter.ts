@@ -1,6 +1,6 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
-import { FastifyReply } from 'fastify';
-import { InstanceNotFoundError, InvalidRequestError, OverloadedError, RegistryError, RegistryUnavailableError } from '@app/registry';
+import { FastifyReply, FastifyRequest } from 'fastify';
+import { InstanceNotFoundError, InvalidRequestError, OverloadedError, RateLimitedError, RegistryError, RegistryUnavailableError, UpdateConflictError } from '@app/registry';
 
 export interface ErrorBody {
   error: string;
@@ -14,8 +14,10 @@ export class RegistryErrorFilter implements ExceptionFilter {
   private readonly logger = new Logger('HTTP');
 
   catch(exception: unknown, host: ArgumentsHost): void {
-    const reply = host.switchToHttp().getResponse<FastifyReply>();
+    const http = host.switchToHttp();
+    const reply = http.getResponse<FastifyReply>();
     const { status, body, retryAfter } = this.describe(exception);
+    this.log(http.getRequest<FastifyRequest | undefined>(), exception, status, body);
     if (retryAfter) void reply.header('retry-after', String(retryAfter));
     void reply.status(status).send(body);
   }
@@ -27,6 +29,8 @@ export class RegistryErrorFilter implements ExceptionFilter {
       if (exception instanceof InstanceNotFoundError) return { status: 404, body };
       if (exception instanceof OverloadedError) return { status: 503, body, retryAfter: exception.retryAfterSeconds };
       if (exception instanceof RegistryUnavailableError) return { status: 503, body, retryAfter: 1 };
+      if (exception instanceof RateLimitedError) return { status: 429, body, retryAfter: exception.retryAfterSeconds };
+      if (exception instanceof UpdateConflictError) return { status: 409, body };
     }
     if (exception instanceof HttpException) {
       const status = exception.getStatus();
@@ -37,8 +41,24 @@ export class RegistryErrorFilter implements ExceptionFilter {
     if (statusCode && statusCode >= 400 && statusCode < 500) {
       return { status: statusCode, body: { error: httpErrorCode(statusCode), message: (exception as Error).message } };
     }
-    this.logger.error(`unhandled error: ${(exception as Error)?.stack ?? String(exception)}`);
     return { status: 500, body: { error: 'internal', message: 'internal error' } };
+  }
+
+  /**
+   * Through the request's own logger, so the line carries `reqId` (the `x-request-id` the client
+   * sent, or the one Fastify generated). Expected outcomes (4xx, 503 while etcd is away) go to debug:
+   * they are counted in registry_http_request_duration_seconds, and an outage must not turn into a
+   * log storm. Only the message and stack of an unexpected error are logged, never its other fields.
+   */
+  private log(request: FastifyRequest | undefined, exception: unknown, status: number, body: ErrorBody): void {
+    if (status >= 500 && !(exception instanceof RegistryError)) {
+      const err = exception as Error | undefined;
+      const message = `unhandled error: ${err?.message ?? String(exception)}`;
+      if (request?.log) request.log.error({ context: 'HTTP', status, stack: err?.stack }, message);
+      else this.logger.error(message, err?.stack);
+    } else {
+      request?.log?.debug({ context: 'HTTP', status, error: body.error }, body.message);
+    }
   }
 }
 

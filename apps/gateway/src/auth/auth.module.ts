@@ -1,0 +1,41 @@
+import { CanActivate, DynamicModule, Logger, Module } from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
+import { Counter } from 'prom-client';
+import { GatewayConfig } from '../config/gateway-config';
+import { GatewayMetrics } from '../metrics/gateway-metrics';
+import { ApiAuthGuard } from './api-auth.guard';
+import { loadApiTokens } from './api-tokens';
+import { RegistrationRateLimiter } from './registration-rate-limiter';
+
+/**
+ * API authentication and authorization for every route (a global guard). The token file is read and
+ * validated here, while the module graph is built: a missing or bad file fails createGatewayApp()
+ * before anything connects to etcd, with a message that names AUTH_TOKENS_FILE and never a token.
+ */
+@Module({})
+export class AuthModule {
+  static forRoot(config: GatewayConfig): DynamicModule {
+    const tokens = loadApiTokens(config);
+    const guard = {
+      provide: APP_GUARD,
+      inject: [GatewayMetrics],
+      useFactory: (metrics: GatewayMetrics): CanActivate => {
+        const logger = new Logger('Auth');
+        if (!tokens) {
+          logger.warn('authentication is DISABLED (AUTH_DISABLED=true): anyone who reaches this gateway may register, deregister and read');
+          return { canActivate: () => true };
+        }
+        logger.log(`${tokens.size} API token(s) loaded from AUTH_TOKENS_FILE`);
+        const denials = new Counter({
+          name: 'registry_api_requests_denied_total',
+          help: 'API requests refused by the auth guard, by reason (missing_token, invalid_token, forbidden, rate_limited)',
+          labelNames: ['reason'] as const,
+          registers: [metrics.registry],
+        });
+        const limiter = new RegistrationRateLimiter(config.RATE_LIMIT_REGISTRATIONS_PER_SECOND, config.RATE_LIMIT_REGISTRATIONS_BURST);
+        return new ApiAuthGuard(tokens, limiter, denials);
+      },
+    };
+    return { module: AuthModule, providers: [guard] };
+  }
+}
