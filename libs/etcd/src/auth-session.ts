@@ -43,10 +43,4 @@ export class AuthSession {
       this.pending = undefined;
     }
   }
-
-  /** Forgets everything, e.g. after switching to another etcd member whose tokens differ. */
-  reset(): void {
-    this.current = undefined;
-    this.pending = undefined;
-  }
 }

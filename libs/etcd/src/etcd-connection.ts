@@ -144,9 +144,18 @@ export class EtcdConnection implements ICallable<EtcdConnection> {
     // Streams report their own errors to their owners (keepalive streams, watch); nothing to do.
   }
 
-  /** A stream failed with "invalid auth token": refresh before it is reopened. */
-  invalidateToken(): void {
-    this.auth?.reset();
+  /** The token calls use right now (undefined without auth); authenticates if there is none yet. */
+  async currentToken(): Promise<string | undefined> {
+    return this.auth ? this.auth.token() : undefined;
+  }
+
+  /**
+   * A stream opened with `staleToken` was refused ("invalid auth token", e.g. after an etcd restart).
+   * Only that token is dropped: if other calls already re-authenticated, their token stays, so the
+   * restart still costs one Authenticate per connection.
+   */
+  invalidateToken(staleToken: string | undefined): void {
+    if (staleToken) this.auth?.invalidate(staleToken);
   }
 
   close(): void {

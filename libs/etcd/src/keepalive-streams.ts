@@ -86,7 +86,9 @@ export class KeepAliveStreams implements RenewalTransport {
   private async open(index: number): Promise<void> {
     if (this.closed) return;
     let stream: IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>;
+    let token: string | undefined;
     try {
+      token = await this.connections[index].currentToken();
       stream = await this.connections[index].lease.leaseKeepAlive();
     } catch (err) {
       this.scheduleReopen(index, err as Error);
@@ -103,7 +105,7 @@ export class KeepAliveStreams implements RenewalTransport {
       if (this.streams[index] === stream) this.streams[index] = undefined;
       this.hooks.openStreamsChanged?.(this.openCount());
       this.hooks.streamReset(index, err);
-      if (err && /invalid auth token/.test(err.message)) this.connections[index].invalidateToken();
+      if (err && /invalid auth token/.test(err.message)) this.connections[index].invalidateToken(token);
       this.scheduleReopen(index, err);
     };
     stream.on('data', (res) => {

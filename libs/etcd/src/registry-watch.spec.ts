@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import { Metadata } from '@grpc/grpc-js';
 import { IWatchRequest, IWatchResponse } from 'etcd3';
 import { KeyLayout } from '@app/registry';
 import { ConnectionPool } from './connection-pool';
@@ -54,14 +53,12 @@ function setup() {
         return stream;
       },
     },
-    withConnection: async (_service: string, fn: (args: { metadata: Metadata }) => unknown) => {
-      const metadata = new Metadata();
-      metadata.set('token', token);
-      return fn({ metadata });
-    },
-    invalidateToken: jest.fn(() => {
-      token = 'token-2';
+    currentToken: async () => token,
+    // Like EtcdConnection: only the token the caller used is dropped (here: replaced by a new one).
+    invalidateToken: jest.fn((stale: string | undefined) => {
+      if (stale === token) token = `token-${Number(token.split('-')[1]) + 1}`;
     }),
+    token: () => token,
   };
   const rebuild: StoredRange = { revision: '500', items: [{ key: '/registry/services/a/1', value: 'x', leaseId: '0', modRevision: '400' }] };
   const store = { layout, scanAll: jest.fn(async () => rebuild) };
@@ -157,7 +154,8 @@ describe('RegistryWatch', () => {
     await jest.advanceTimersByTimeAsync(0);
     latest().respond({ created: true, canceled: true, cancel_reason: 'rpc error: code = Unauthenticated desc = etcdserver: invalid auth token' });
     await jest.advanceTimersByTimeAsync(100);
-    expect(connection.invalidateToken).toHaveBeenCalledTimes(1);
+    expect(connection.invalidateToken).toHaveBeenCalledWith('token-1');
+    expect(connection.token()).toBe('token-2');
     expect(streams).toHaveLength(2);
 
     // The stream was opened with the token that is current now: no second invalidation for a stale one.

@@ -139,7 +139,7 @@ export class RegistryWatch {
     try {
       if (this.needsRebuild) await this.rebuild();
       connection = this.pool.pick();
-      token = await currentToken(connection);
+      token = await connection.currentToken();
       stream = await connection.watch.watch();
     } catch (err) {
       this.scheduleReopen((err as Error).message);
@@ -260,16 +260,11 @@ export class RegistryWatch {
     this.reopenTimer.unref();
   }
 
-  /**
-   * Drops the connection's token only if it is still the one the stream was opened with: when other
-   * calls on the connection already re-authenticated, that shared Authenticate is reused, so an
-   * etcd restart still costs one Authenticate per connection.
-   */
+  /** Re-authenticates (once per connection, see EtcdConnection.invalidateToken) before reopening. */
   private refreshAuth(connection: EtcdConnection, usedToken: string | undefined): void {
-    this.authRefresh = currentToken(connection).then(
-      (current) => {
-        if (current === usedToken) connection.invalidateToken();
-      },
+    connection.invalidateToken(usedToken);
+    this.authRefresh = connection.currentToken().then(
+      () => undefined,
       () => undefined,
     );
   }
@@ -294,9 +289,4 @@ export class RegistryWatch {
       waiters.add(waiter);
     });
   }
-}
-
-/** The token calls on `connection` use right now (undefined without auth); may authenticate once. */
-function currentToken(connection: EtcdConnection): Promise<string | undefined> {
-  return connection.withConnection('Watch', ({ metadata }) => metadata.get('token')[0] as string | undefined);
 }
