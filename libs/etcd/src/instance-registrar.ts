@@ -15,6 +15,7 @@ import {
 import { isEtcdUnavailable } from './etcd-connection';
 import { HeartbeatOutcome, LeaseMultiplexer, TrackedLease } from './lease-multiplexer';
 import { RegistryStore, StoredInstance } from './registry-store';
+import type { RegistryEvent } from './registry-watch';
 
 export interface InstanceRegistrarOptions {
   /** etcd writes (register, deregister, re-grant) running at once, and waiting beyond that. */
@@ -171,6 +172,18 @@ export class InstanceRegistrar {
         if (attempt >= 3) throw new UpdateConflictError(service, id);
       }
     });
+  }
+
+  /**
+   * Keeps the payloads of tracked instances equal to what etcd holds, so that a re-grant on this
+   * replica writes back a PATCH (or re-registration) made through another replica, not a stale copy.
+   */
+  observeWrites(events: readonly RegistryEvent[]): void {
+    for (const event of events) {
+      if (event.type !== 'put' || event.value === undefined) continue;
+      const tracked = this.leases.get(this.layout.instanceKey(event.service, event.id));
+      if (tracked) tracked.payload = event.value;
+    }
   }
 
   /**

@@ -88,3 +88,17 @@ describe('InstanceRegistrar.updateInstance', () => {
     await expect(registrar.updateInstance('orders', 'o1', { status: 'DOWN' })).rejects.toBeInstanceOf(InstanceNotFoundError);
   });
 });
+
+describe('InstanceRegistrar.observeWrites', () => {
+  it('keeps the re-grant payload of a tracked instance equal to the value written through another replica', () => {
+    const { store, leases, registrar } = setup();
+    leases.track(key, '77', 30, store.current!.value, 0);
+    const patched = encodeRecord({ ...record, status: 'DOWN' });
+    registrar.observeWrites([
+      { type: 'put', service: 'orders', id: 'o1', value: patched, revision: 9, created: false },
+      { type: 'put', service: 'orders', id: 'untracked', value: '{}', revision: 9, created: true },
+    ]);
+    expect(leases.get(key)?.payload).toBe(patched);
+    expect(leases.get(layout.instanceKey('orders', 'untracked'))).toBeUndefined();
+  });
+});

@@ -43,7 +43,10 @@ export class ResolveService implements OnModuleInit, BeforeApplicationShutdown, 
       pool,
       store,
       {
-        events: (events) => this.cache.applyEvents(events),
+        events: (events) => {
+          this.cache.applyEvents(events);
+          this.registrar.observeWrites(events);
+        },
         resync: (range) => {
           this.logger.warn(`registry watch rebuilt from one read at revision ${range.revision} (etcd compacted the revisions it missed)`);
           this.cache.resync(range);
