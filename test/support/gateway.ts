@@ -38,7 +38,7 @@ export function gatewayEnv(etcd: EtcdTarget, redisUrl: string, overrides: Record
     ETCD_PASSWORD: etcd.password,
     ETCD_PREFIX: uniquePrefix(),
     REDIS_URL: redisUrl,
-    LOG_LEVEL: 'warn',
+    LOG_LEVEL: 'error',
     RENEW_INTERVAL_MS: '200',
     AUTH_DISABLED: 'true',
     ...overrides,
