@@ -3,29 +3,17 @@
  * "invalid auth token" at once; each pooled connection must re-authenticate exactly once.
  * etcd's own Authenticate counter is the ground truth.
  */
-import { diffCounters, EtcdServer, fetchEtcdCounters, RedisServer, startEtcd, startRedis } from '@app/stack';
-import { closeFleetAgent, forEachLimited, heartbeatPod, pods, registerPod, sleep } from './support/fleet';
-import { GatewayUnderTest, startGateway } from './support/gateway';
+import { diffCounters, fetchEtcdCounters } from '@app/stack';
+import { forEachLimited, heartbeatPod, pods, registerPod, sleep } from './support/fleet';
+import { usePrivateStack } from './support/gateway';
 
 describe('re-authentication after an etcd restart under load (private etcd)', () => {
-  let etcd: EtcdServer;
-  let redis: RedisServer;
-  let gateway: GatewayUnderTest;
-
-  beforeAll(async () => {
-    [etcd, redis] = await Promise.all([startEtcd(), startRedis()]);
-  });
-  afterAll(async () => {
-    await gateway?.close();
-    closeFleetAgent();
-    await Promise.all([etcd?.dispose(), redis?.stop()]);
-  });
+  const stack = usePrivateStack();
 
   it('shares one re-authentication per pooled connection across hundreds of in-flight calls', async () => {
+    const etcd = stack.etcd();
     const before = await fetchEtcdCounters(etcd.metricsUrl);
-    gateway = await startGateway({ endpoint: etcd.endpoint, username: etcd.gatewayUser, password: etcd.gatewayPassword }, redis.url, {
-      ETCD_POOL_SIZE: '2',
-    });
+    const gateway = await stack.startGateway({ ETCD_POOL_SIZE: '2' });
     const fleet = pods(10, 30, 'reauth');
     expect((await forEachLimited(fleet, 64, (p) => registerPod(gateway.url, p, 30))).every((r) => r.status === 201)).toBe(true);
     const afterStart = diffCounters(before, await fetchEtcdCounters(etcd.metricsUrl));

@@ -2,30 +2,17 @@
  * Issue 3 acceptance: 2000 pods in 20 services register, then heartbeat every second for 15 s through
  * one gateway with ETCD_POOL_SIZE=2. etcd's own counters are the ground truth.
  */
-import { diffCounters, EtcdServer, fetchEtcdCounters, RedisServer, startEtcd, startRedis } from '@app/stack';
-import { closeFleetAgent, forEachLimited, heartbeatPod, pods, registerPod, sleep } from './support/fleet';
-import { GatewayUnderTest, startGateway } from './support/gateway';
+import { diffCounters, fetchEtcdCounters } from '@app/stack';
+import { forEachLimited, heartbeatPod, pods, registerPod, sleep } from './support/fleet';
+import { usePrivateStack } from './support/gateway';
 
 describe('2000 pods through one gateway (private etcd)', () => {
-  let etcd: EtcdServer;
-  let redis: RedisServer;
-  let gateway: GatewayUnderTest;
-
-  beforeAll(async () => {
-    [etcd, redis] = await Promise.all([startEtcd(), startRedis()]);
-  });
-  afterAll(async () => {
-    await gateway?.close();
-    closeFleetAgent();
-    await Promise.all([etcd?.dispose(), redis?.stop()]);
-  });
+  const stack = usePrivateStack();
 
   it('registers all, heartbeats with zero errors, and authenticates at most once per pooled connection', async () => {
+    const etcd = stack.etcd();
     const before = await fetchEtcdCounters(etcd.metricsUrl);
-    gateway = await startGateway({ endpoint: etcd.endpoint, username: etcd.gatewayUser, password: etcd.gatewayPassword }, redis.url, {
-      ETCD_POOL_SIZE: '2',
-      RENEW_INTERVAL_MS: '500',
-    });
+    const gateway = await stack.startGateway({ ETCD_POOL_SIZE: '2', RENEW_INTERVAL_MS: '500' });
     const fleet = pods(20, 100);
 
     const started = Date.now();

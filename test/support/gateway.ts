@@ -10,7 +10,10 @@ import * as path from 'node:path';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { createGatewayApp } from '../../apps/gateway/src/bootstrap';
 import { loadGatewayConfig } from '../../apps/gateway/src/config/gateway-config';
+import { EtcdServer, startEtcd } from '../../tools/stack/etcd';
 import { freePort } from '../../tools/stack/procs';
+import { RedisServer, startRedis } from '../../tools/stack/redis';
+import { closeFleetAgent } from './fleet';
 
 export interface EtcdTarget {
   endpoint: string;
@@ -126,4 +129,35 @@ export async function call(url: string, method: string, body?: unknown): Promise
     parsed = text;
   }
   return { status: res.status, body: parsed, headers: res.headers };
+}
+
+/** The gateway user's coordinates on an etcd started by the test. */
+export function etcdTarget(etcd: EtcdServer): EtcdTarget {
+  return { endpoint: etcd.endpoint, username: etcd.gatewayUser, password: etcd.gatewayPassword };
+}
+
+/**
+ * A private etcd + Redis for one test file (tests that count etcd calls, or restart/freeze etcd),
+ * started in beforeAll and disposed in afterAll, after the gateways the file registered with `track`.
+ */
+export function usePrivateStack() {
+  const state: { etcd?: EtcdServer; redis?: RedisServer; gateways: GatewayUnderTest[] } = { gateways: [] };
+  beforeAll(async () => {
+    [state.etcd, state.redis] = await Promise.all([startEtcd(), startRedis()]);
+  });
+  afterAll(async () => {
+    await Promise.all(state.gateways.map((g) => g.close()));
+    closeFleetAgent();
+    await Promise.all([state.etcd?.dispose(), state.redis?.stop()]);
+  });
+  return {
+    etcd: () => state.etcd!,
+    redis: () => state.redis!,
+    /** Starts a gateway on this stack; it is closed after the file's tests. */
+    startGateway: async (overrides: Record<string, string> = {}) => {
+      const gateway = await startGateway(etcdTarget(state.etcd!), state.redis!.url, overrides);
+      state.gateways.push(gateway);
+      return gateway;
+    },
+  };
 }
