@@ -1,0 +1,117 @@
+/** Command line of the fleet simulator. Secrets come from the environment, never from argv. */
+import { parseArgs } from 'node:util';
+
+export const USAGE = `fleet-sim: simulated pods and clients against the registry gateway or etcd directly
+
+usage: fleet-sim <mode> [options]
+
+modes
+  gateway   pods register and heartbeat through one or several gateway replicas (+ resolvers)
+  before    pods straight to etcd: a new authenticated client + KeepAliveOnce per heartbeat
+  after     pods straight to etcd: one authenticated client + one long-lived keepalive stream per pod
+  cannon    autocannon throughput of one request shape (heartbeat or resolve) against one URL
+  burst     cold-cache stampede: concurrent lookups of S services, counting etcd Range calls
+
+fleet options (gateway, before, after)
+  --pods N                 simulated pods (100)
+  --services N             services the pods belong to, sim-0..sim-N-1 (10)
+  --interval S             heartbeat interval in seconds (1)
+  --duration S             heartbeat window in seconds (10)
+  --ttl S                  lease TTL in seconds (5)
+  --call-timeout S         one heartbeat call's deadline (5)
+  --register-timeout S     one registration's deadline (120)
+  --register-concurrency N registrations in flight (gateway/before 64, after: all pods at once)
+  --silent F               fraction of pods that stop heartbeating (0)
+  --silent-after S         when they stop, seconds into the window (duration / 3)
+  --resolvers N            concurrent resolver loops, gateway mode only (0)
+  --resolve-interval S     pause between one resolver's lookups (0.05)
+  --gateway URL[,URL]      gateway replica(s), gateway/burst/cannon modes
+  --spread MODE            round-robin (each call to the next replica) or sticky (round-robin)
+  --prefix P               etcd key prefix (ETCD_PREFIX or /registry/)
+
+cannon options
+  --url URL --scenario heartbeat|resolve --service NAME[,NAME] --ids N (1000) --connections N (64)
+  --duration S (10) --warmup S (2) --preregister
+
+burst options
+  --gateway URL[,URL] --services N (20) --instances N (5) --requests N (5000) --concurrency N (500)
+
+common
+  --etcd-metrics URL       etcd's metrics listener: counters are read before and after (ETCD_METRICS_URL)
+  --sample-pid name=PID,.. processes whose CPU and RSS are sampled (e.g. gateway=1234,etcd=99)
+  --label TEXT             scenario name in the output
+  --json FILE              write the result as JSON
+  --settle-max S           max wait for etcd to finish pending Authenticate calls (60)
+
+environment: ETCD_ENDPOINTS (host:port,...), ETCD_USERNAME, ETCD_PASSWORD, ETCD_PREFIX, ETCD_METRICS_URL
+`;
+
+const spec = {
+  pods: { type: 'string' },
+  services: { type: 'string' },
+  interval: { type: 'string' },
+  duration: { type: 'string' },
+  ttl: { type: 'string' },
+  'call-timeout': { type: 'string' },
+  'register-timeout': { type: 'string' },
+  'register-concurrency': { type: 'string' },
+  silent: { type: 'string' },
+  'silent-after': { type: 'string' },
+  resolvers: { type: 'string' },
+  'resolve-interval': { type: 'string' },
+  gateway: { type: 'string' },
+  spread: { type: 'string' },
+  prefix: { type: 'string' },
+  url: { type: 'string' },
+  scenario: { type: 'string' },
+  service: { type: 'string' },
+  ids: { type: 'string' },
+  connections: { type: 'string' },
+  warmup: { type: 'string' },
+  preregister: { type: 'boolean' },
+  instances: { type: 'string' },
+  requests: { type: 'string' },
+  concurrency: { type: 'string' },
+  'etcd-metrics': { type: 'string' },
+  'sample-pid': { type: 'string' },
+  label: { type: 'string' },
+  json: { type: 'string' },
+  'settle-max': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export type Mode = 'gateway' | 'before' | 'after' | 'cannon' | 'burst';
+const MODES: Mode[] = ['gateway', 'before', 'after', 'cannon', 'burst'];
+
+export interface CliArgs {
+  mode: Mode;
+  values: Record<string, string | boolean | undefined>;
+}
+
+export class UsageError extends Error {}
+
+export function parseCli(argv: string[]): CliArgs | undefined {
+  const { values, positionals } = parseArgs({ args: argv, options: spec, allowPositionals: true, strict: true });
+  if (values.help || positionals.length === 0) return undefined;
+  const mode = positionals[0] as Mode;
+  if (!MODES.includes(mode)) throw new UsageError(`unknown mode "${positionals[0]}" (one of ${MODES.join(', ')})`);
+  return { mode, values };
+}
+
+/** A number option: `fallback` when absent; a bad value names the option. */
+export function num(values: CliArgs['values'], name: string, fallback: number, min = 0): number {
+  const raw = values[name];
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < min) throw new UsageError(`--${name} must be a number >= ${min}, got "${String(raw)}"`);
+  return n;
+}
+
+export function str(values: CliArgs['values'], name: string, fallback?: string): string | undefined {
+  const raw = values[name];
+  return typeof raw === 'string' ? raw : fallback;
+}
+
+export function list(value: string | undefined): string[] {
+  return (value ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+}

@@ -1,0 +1,109 @@
+/**
+ * The processes a benchmark run starts besides etcd and Redis: gateway replicas (the built
+ * dist/, as in production), the bare Fastify server, and one fleet-sim process per scenario. Each
+ * is tracked by @app/stack, so a crashed or interrupted run leaves nothing behind.
+ */
+import { ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { REPO_ROOT, freePort, trackChild } from '@app/stack';
+
+export const GATEWAY_MAIN = path.join(REPO_ROOT, 'dist', 'apps', 'gateway', 'apps', 'gateway', 'src', 'main.js');
+const TS_NODE = ['-r', 'ts-node/register/transpile-only', '-r', 'tsconfig-paths/register'];
+
+export interface ServerProcess {
+  url: string;
+  pid: number;
+  logFile: string;
+  stop(): Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function exited(child: ChildProcess): Promise<void> {
+  return child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((r) => child.once('exit', () => r()));
+}
+
+async function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited(child);
+  clearTimeout(timer);
+}
+
+/** Spawns `node <args>` with output to `logFile` and waits until `readyPath` answers 200. */
+async function startServer(args: string[], env: Record<string, string>, logFile: string, readyPath: string): Promise<ServerProcess> {
+  const port = await freePort();
+  fs.mkdirSync(path.dirname(logFile), { recursive: true });
+  const fd = fs.openSync(logFile, 'a');
+  const child = spawn(process.execPath, args, {
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
+    stdio: ['ignore', fd, fd],
+  });
+  fs.closeSync(fd);
+  trackChild(child);
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${args.at(-1)} exited (${child.exitCode}) during start-up; log ${logFile}:\n${tail(logFile)}`);
+    try {
+      if ((await fetch(url + readyPath, { signal: AbortSignal.timeout(1000) })).status === 200) break;
+    } catch {
+      /* not listening yet */
+    }
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`${args.at(-1)} not ready after 60 s; log ${logFile}:\n${tail(logFile)}`);
+    }
+    await sleep(100);
+  }
+  return { url, pid: child.pid!, logFile, stop: () => stopChild(child) };
+}
+
+function tail(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-15).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+export interface GatewayEnv {
+  ETCD_ENDPOINTS: string;
+  ETCD_USERNAME: string;
+  ETCD_PASSWORD: string;
+  ETCD_PREFIX: string;
+  ETCD_POOL_SIZE: string;
+  REDIS_URL: string;
+}
+
+/** One gateway replica from the build, configured as in production (bearer auth off for the bench). */
+export function startGateway(env: GatewayEnv, logFile: string): Promise<ServerProcess> {
+  if (!fs.existsSync(GATEWAY_MAIN)) throw new Error(`${GATEWAY_MAIN} not found: run \`npm run build\` first`);
+  return startServer([GATEWAY_MAIN], { ...env, AUTH_DISABLED: 'true', LOG_LEVEL: 'warn' }, logFile, '/metrics');
+}
+
+/** The bare Fastify server (bench/bare-server.ts): same routes and response shapes, nothing behind them. */
+export function startBareServer(resolveBodyFile: string | undefined, logFile: string): Promise<ServerProcess> {
+  const env: Record<string, string> = resolveBodyFile ? { BARE_RESOLVE_BODY_FILE: resolveBodyFile } : {};
+  return startServer([...TS_NODE, path.join(REPO_ROOT, 'bench', 'bare-server.ts')], env, logFile, '/health');
+}
+
+/**
+ * Runs one fleet-sim scenario as its own process (progress bars and its summary table go to this
+ * terminal) and returns the JSON it wrote.
+ */
+export async function runFleetSim<T>(args: string[], env: Record<string, string>, jsonFile: string): Promise<T> {
+  fs.rmSync(jsonFile, { force: true });
+  const child = spawn(process.execPath, [...TS_NODE, path.join(REPO_ROOT, 'apps', 'fleet-sim', 'src', 'main.ts'), ...args, '--json', jsonFile], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  trackChild(child);
+  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+  if (code !== 0 || !fs.existsSync(jsonFile)) throw new Error(`fleet-sim ${args.join(' ')} failed (exit ${code})`);
+  return JSON.parse(fs.readFileSync(jsonFile, 'utf8')) as T;
+}
