@@ -8,16 +8,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { EtcdCounters, fetchEtcdCounters } from './metrics';
 import {
-  LOCAL_DIR,
-  SpawnedProcess,
   freePorts,
   httpGet,
-  killHard,
   killStale,
+  LOCAL_DIR,
+  LocalServer,
   logTail,
-  sleep,
   spawnTracked,
-  terminate,
   waitUntil,
 } from './procs';
 
@@ -65,7 +62,7 @@ export const GATEWAY_ROLE = 'registry-gateway';
 
 const randomSecret = (): string => randomBytes(18).toString('base64url'); // no ':' (etcdctl user:pw syntax)
 
-export class EtcdServer {
+export class EtcdServer extends LocalServer {
   readonly endpoint: string;
   readonly clientUrl: string;
   readonly metricsUrl: string;
@@ -75,7 +72,6 @@ export class EtcdServer {
   readonly gatewayUser: string;
   readonly gatewayPassword: string;
   readonly prefix: string;
-  private proc?: SpawnedProcess;
   private readonly pidFile: string;
 
   constructor(
@@ -84,6 +80,7 @@ export class EtcdServer {
     creds: EtcdCredentials,
     private readonly opts: EtcdOptions,
   ) {
+    super();
     this.endpoint = `127.0.0.1:${ports.client}`;
     this.clientUrl = `http://${this.endpoint}`;
     this.metricsUrl = `http://127.0.0.1:${ports.metrics}`;
@@ -94,16 +91,6 @@ export class EtcdServer {
     this.gatewayUser = creds.gatewayUser;
     this.gatewayPassword = creds.gatewayPassword;
     this.prefix = creds.prefix;
-  }
-
-  /** Pid of the current etcd process (changes on restart); undefined while stopped. */
-  get pid(): number | undefined {
-    return this.running ? this.proc?.child.pid : undefined;
-  }
-
-  get running(): boolean {
-    const c = this.proc?.child;
-    return !!c && c.exitCode === null && c.signalCode === null;
   }
 
   /** @internal Spawn etcd and wait until /health says true. */
@@ -131,42 +118,6 @@ export class EtcdServer {
   async healthy(): Promise<boolean> {
     const res = await httpGet(`${this.metricsUrl}/health`, 1000);
     return res.status === 200 && /"health":\s*"true"/.test(res.body);
-  }
-
-  /** SIGTERM and wait for exit (SIGKILL after 10 s). */
-  async stop(): Promise<void> {
-    if (this.proc) await terminate(this.proc);
-  }
-
-  /** SIGKILL: a crash, no graceful shutdown. */
-  async kill(): Promise<void> {
-    if (this.proc) await killHard(this.proc);
-  }
-
-  /**
-   * Stop (if running) and start again on the same ports and data dir. The ports were free a moment
-   * ago but a client may grab one as its ephemeral port in between, so a failed bind is retried.
-   */
-  async restart(): Promise<void> {
-    await this.stop();
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.spawnAndWait();
-        return;
-      } catch (err) {
-        if (attempt >= 10 || !/address already in use/.test(logTail(this.logFile, 5))) throw err;
-        await sleep(500);
-      }
-    }
-  }
-
-  /** SIGSTOP: etcd stops answering but keeps its sockets open (clients see timeouts, not refusals). */
-  freeze(): void {
-    this.proc?.child.kill('SIGSTOP');
-  }
-
-  thaw(): void {
-    this.proc?.child.kill('SIGCONT');
   }
 
   /** Server-side gRPC counters (Authenticate, Range, LeaseKeepAlive, ...) from etcd's /metrics. */

@@ -256,3 +256,61 @@ export async function killStale(pidFile: string, marker: string): Promise<void> 
   }
   for (let i = 0; i < 50 && livePid(pidFile, marker); i++) await sleep(100);
 }
+
+/**
+ * The lifecycle the local etcd and Redis share: one child process and its log; stop, kill, restart
+ * on the same ports, freeze and thaw. Subclasses only know how to spawn themselves and wait.
+ */
+export abstract class LocalServer {
+  protected proc?: SpawnedProcess;
+  abstract readonly logFile: string;
+
+  /** @internal Spawn the process and wait until it serves. */
+  abstract spawnAndWait(): Promise<void>;
+
+  /** Pid of the current process (changes on restart); undefined while stopped. */
+  get pid(): number | undefined {
+    return this.running ? this.proc?.child.pid : undefined;
+  }
+
+  get running(): boolean {
+    const c = this.proc?.child;
+    return !!c && c.exitCode === null && c.signalCode === null;
+  }
+
+  /** SIGTERM and wait for exit (SIGKILL after 10 s). */
+  async stop(): Promise<void> {
+    if (this.proc) await terminate(this.proc);
+  }
+
+  /** SIGKILL: a crash, no graceful shutdown. */
+  async kill(): Promise<void> {
+    if (this.proc) await killHard(this.proc);
+  }
+
+  /**
+   * Stop (if running) and start again on the same ports. The ports were free a moment ago but a
+   * client may grab one as its ephemeral port in between, so a failed bind is retried.
+   */
+  async restart(): Promise<void> {
+    await this.stop();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.spawnAndWait();
+        return;
+      } catch (err) {
+        if (attempt >= 10 || !/address already in use/i.test(logTail(this.logFile, 5))) throw err;
+        await sleep(500);
+      }
+    }
+  }
+
+  /** SIGSTOP: the server stops answering but keeps its sockets open (clients see timeouts, not refusals). */
+  freeze(): void {
+    this.proc?.child.kill('SIGSTOP');
+  }
+
+  thaw(): void {
+    this.proc?.child.kill('SIGCONT');
+  }
+}

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { LOCAL_DIR, SpawnedProcess, freePort, killHard, killStale, logTail, sleep, spawnTracked, terminate, waitUntil } from './procs';
+import { freePort, killStale, LOCAL_DIR, LocalServer, logTail, spawnTracked, waitUntil } from './procs';
 
 export interface RedisOptions {
   /** Working dir (log, pid). Default: a fresh `.local/test/redis-<random>`. */
@@ -32,10 +32,9 @@ export function redisPing(port: number, timeoutMs = 1000): Promise<boolean> {
   });
 }
 
-export class RedisServer {
+export class RedisServer extends LocalServer {
   readonly url: string;
   readonly logFile: string;
-  private proc?: SpawnedProcess;
   private readonly pidFile: string;
 
   constructor(
@@ -43,14 +42,10 @@ export class RedisServer {
     readonly port: number,
     private readonly opts: RedisOptions,
   ) {
+    super();
     this.url = `redis://127.0.0.1:${port}`;
     this.logFile = path.join(dir, 'redis.log');
     this.pidFile = path.join(dir, 'redis.pid');
-  }
-
-  get pid(): number | undefined {
-    const c = this.proc?.child;
-    return c && c.exitCode === null && c.signalCode === null ? c.pid : undefined;
   }
 
   /** @internal */
@@ -67,36 +62,6 @@ export class RedisServer {
     this.proc = spawnTracked('redis-server', args, this.logFile);
     fs.writeFileSync(this.pidFile, String(this.proc.child.pid));
     await waitUntil('redis-server', this.proc, this.logFile, () => redisPing(this.port), this.opts.startTimeoutMs ?? 15_000);
-  }
-
-  async stop(): Promise<void> {
-    if (this.proc) await terminate(this.proc);
-  }
-
-  async kill(): Promise<void> {
-    if (this.proc) await killHard(this.proc);
-  }
-
-  /** Stop and start on the same port. Data is gone afterwards (no persistence). */
-  async restart(): Promise<void> {
-    await this.stop();
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.spawnAndWait();
-        return;
-      } catch (err) {
-        if (attempt >= 10 || !/Address already in use/i.test(logTail(this.logFile, 5))) throw err;
-        await sleep(500);
-      }
-    }
-  }
-
-  freeze(): void {
-    this.proc?.child.kill('SIGSTOP');
-  }
-
-  thaw(): void {
-    this.proc?.child.kill('SIGCONT');
   }
 
   /** Stop and delete the working dir. */
