@@ -37,6 +37,8 @@ export interface EtcdOptions {
   authTokenTtl?: number;
   /** How long to wait for `/health`. Default 30 s. */
   startTimeoutMs?: number;
+  /** @internal Set by startEtcdCluster: this member's name and the whole initial cluster. */
+  member?: { name: string; initialCluster: string };
 }
 
 /** What is persisted next to the data dir, so a restart of the same dev stack reuses the passwords. */
@@ -97,13 +99,13 @@ export class EtcdServer extends LocalServer {
   async spawnAndWait(): Promise<void> {
     const p = this.ports;
     const args = [
-      '--name=default',
+      `--name=${this.opts.member?.name ?? 'default'}`,
       `--data-dir=${this.dataDir}`,
       `--listen-client-urls=${this.clientUrl}`,
       `--advertise-client-urls=${this.clientUrl}`,
       `--listen-peer-urls=http://127.0.0.1:${p.peer}`,
       `--initial-advertise-peer-urls=http://127.0.0.1:${p.peer}`,
-      `--initial-cluster=default=http://127.0.0.1:${p.peer}`,
+      `--initial-cluster=${this.opts.member?.initialCluster ?? `default=http://127.0.0.1:${p.peer}`}`,
       `--listen-metrics-urls=${this.metricsUrl}`,
       '--logger=zap', // the 3.4 default (capnslog) prints a deprecation warning
       `--auth-token-ttl=${this.opts.authTokenTtl ?? 300}`,
@@ -270,4 +272,27 @@ export async function startEtcd(opts: EtcdOptions = {}): Promise<EtcdServer> {
     saveCredentials(credentialsFile(dataDir), creds);
   }
   return etcd;
+}
+
+/**
+ * A multi-member etcd cluster on loopback, auth enabled (bootstrapped once through the first
+ * member; users, roles and tokens are replicated). For member-failure tests.
+ */
+export async function startEtcdCluster(size = 3, opts: Omit<EtcdOptions, 'dataDir' | 'ports' | 'member'> = {}): Promise<EtcdServer[]> {
+  const base = path.join(LOCAL_DIR, 'test', `etcd-cluster-${randomBytes(4).toString('hex')}`);
+  fs.mkdirSync(path.dirname(base), { recursive: true });
+  const creds = loadOrCreateCredentials(`${base}-0`, opts);
+  const ports = await freePorts(3 * size);
+  const memberPorts = Array.from({ length: size }, (_, i) => ({ client: ports[3 * i], peer: ports[3 * i + 1], metrics: ports[3 * i + 2] }));
+  const initialCluster = memberPorts.map((p, i) => `m${i}=http://127.0.0.1:${p.peer}`).join(',');
+  const members = memberPorts.map((p, i) => new EtcdServer(`${base}-${i}`, p, creds, { ...opts, member: { name: `m${i}`, initialCluster } }));
+  try {
+    // All members must be up before any of them has a leader (and so reports healthy).
+    await Promise.all(members.map((m) => m.spawnAndWait()));
+    await bootstrapAuth(members[0]);
+  } catch (err) {
+    await Promise.all(members.map((m) => m.kill()));
+    throw err;
+  }
+  return members;
 }

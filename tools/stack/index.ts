@@ -3,7 +3,7 @@
  * and the dev stack. Every process started here dies with the Node process that started it (exit
  * hooks plus a per-child watchdog, see procs.ts), even inside jest test files or after a SIGKILL.
  */
-export { startEtcd, EtcdServer, credentialsFile, GATEWAY_ROLE } from './etcd';
+export { startEtcd, startEtcdCluster, EtcdServer, credentialsFile, GATEWAY_ROLE } from './etcd';
 export type { EtcdOptions, EtcdPorts, EtcdctlIdentity, EtcdctlResult } from './etcd';
 export { startRedis, RedisServer, redisPing } from './redis';
 export type { RedisOptions } from './redis';
