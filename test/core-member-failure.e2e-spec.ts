@@ -54,5 +54,7 @@ describe('one etcd member down (3-member cluster)', () => {
     }
     expect(status).toBe(201);
     expect(await gateway.metric('registry_keepalive_streams')).toBe(2);
+    // Tokens are replicated through raft: moving to another member needs no new Authenticate.
+    expect(await gateway.metric('registry_etcd_auth_requests_total')).toBe(2);
   });
 });
