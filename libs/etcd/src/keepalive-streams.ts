@@ -7,7 +7,8 @@ export interface KeepAliveStreamsHooks {
   renewalAnswered(leaseId: string, ttlSeconds: number): void;
   /** A stream broke; renewals in flight on it are lost. */
   streamReset(index: number, error: Error | undefined): void;
-  openStreamsChanged?(open: number): void;
+  /** A stream opened or broke (read liveCount() for the number that can reach etcd). */
+  streamsChanged?(): void;
 }
 
 export interface KeepAliveStreamsOptions {
@@ -40,10 +41,6 @@ export class KeepAliveStreams implements RenewalTransport {
 
   get streamCount(): number {
     return this.connections.length;
-  }
-
-  openCount(): number {
-    return this.streams.filter(Boolean).length;
   }
 
   /**
@@ -91,7 +88,7 @@ export class KeepAliveStreams implements RenewalTransport {
       token = await this.connections[index].currentToken();
       stream = await this.connections[index].lease.leaseKeepAlive();
     } catch (err) {
-      this.scheduleReopen(index, err as Error);
+      this.scheduleReopen(index);
       return;
     }
     if (this.closed) {
@@ -103,10 +100,10 @@ export class KeepAliveStreams implements RenewalTransport {
       if (broken || this.closed) return;
       broken = true;
       if (this.streams[index] === stream) this.streams[index] = undefined;
-      this.hooks.openStreamsChanged?.(this.openCount());
+      this.hooks.streamsChanged?.();
       this.hooks.streamReset(index, err);
       if (err && /invalid auth token/.test(err.message)) this.connections[index].invalidateToken(token);
-      this.scheduleReopen(index, err);
+      this.scheduleReopen(index);
     };
     stream.on('data', (res) => {
       this.failures[index] = 0;
@@ -116,10 +113,10 @@ export class KeepAliveStreams implements RenewalTransport {
     stream.on('error', (err) => onBroken(err));
     stream.on('end', () => onBroken(undefined));
     this.streams[index] = stream;
-    this.hooks.openStreamsChanged?.(this.openCount());
+    this.hooks.streamsChanged?.();
   }
 
-  private scheduleReopen(index: number, _err: Error | undefined): void {
+  private scheduleReopen(index: number): void {
     if (this.closed) return;
     const min = this.options.backoffMinMs ?? 100;
     const max = this.options.backoffMaxMs ?? 5_000;

@@ -81,11 +81,6 @@ export class RegistryStore {
     return this.rangePrefix(this.layout.servicePrefix(service));
   }
 
-  /** Every instance of every service, at one revision. */
-  listAll(): Promise<StoredRange> {
-    return this.rangePrefix(this.layout.servicesRoot);
-  }
-
   /**
    * Every instance of every service at ONE revision, read in pages of `pageSize` keys pinned to the
    * first page's revision: a single response for a large registry would exceed gRPC's default 4 MB

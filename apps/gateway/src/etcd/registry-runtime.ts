@@ -40,7 +40,7 @@ export class RegistryRuntime {
         this.leases.onStreamReset();
         if (err) this.logger.warn(`keepalive stream ${index} broke (${err.message}); reopening with backoff`);
       },
-      openStreamsChanged: () => metrics.keepaliveStreams.set(this.streams.liveCount()),
+      streamsChanged: () => metrics.keepaliveStreams.set(this.streams.liveCount()),
     });
     this.leases = new LeaseMultiplexer(this.streams, {
       leaseLost: (lease) => this.registrar.regrant(lease),
