@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { etcdAdmin } from './support/etcd-admin';
 import { gatewayEnv, GatewayProcess, GatewayUnderTest, startGateway, startGatewayProcess } from './support/gateway';
-import { closeRawAgent, instancePath, rawRequest, RawResponse, startSecuredGateway, TestTokens, validRegistration, writeTokenFile } from './support/security';
+import { closeRawAgent, instancePath, rawRequest, RawResponse, useSecuredGateway, validRegistration, writeTokenFile } from './support/security';
 import { sharedStack } from './support/stack';
 
 jest.setTimeout(120_000);
@@ -28,23 +28,13 @@ function expectJsonError(res: RawResponse, status: number, error: string): void 
 }
 
 describe('API tokens and scopes', () => {
-  let tokens: TestTokens;
-  let gw: GatewayUnderTest;
+  const secured = useSecuredGateway();
   const seen: string[] = [];
   const send = async (method: string, p: string, token?: string, body?: unknown) => {
-    const res = await rawRequest(gw.url, { method, path: p, token, body });
+    const res = await rawRequest(secured.gw.url, { method, path: p, token, body });
     seen.push(JSON.stringify(res.headers), res.text);
     return res;
   };
-
-  beforeAll(async () => {
-    tokens = writeTokenFile();
-    gw = await startSecuredGateway(tokens);
-  });
-  afterAll(async () => {
-    await gw?.close();
-    tokens?.remove();
-  });
 
   it('answers 401 with WWW-Authenticate to every instance call without a token, and writes nothing', async () => {
     for (const [method, p, body] of [
@@ -58,70 +48,70 @@ describe('API tokens and scopes', () => {
       expectJsonError(res, 401, 'unauthorized');
       expect(res.headers['www-authenticate']).toBe('Bearer realm="registry-gateway"');
     }
-    expect(await storedInstances(gw)).toEqual([]);
+    expect(await storedInstances(secured.gw)).toEqual([]);
   });
 
   it('answers 401 to an unknown or malformed token', async () => {
-    for (const authorization of [`Bearer ${tokens.admin}x`, `Basic ${tokens.admin}`, 'Bearer', `Bearer ${tokens.admin.slice(1)}`]) {
-      const res = await rawRequest(gw.url, { method: 'PUT', path: instancePath('payments', 'p1'), body: validRegistration, headers: { authorization } });
+    for (const authorization of [`Bearer ${secured.tokens.admin}x`, `Basic ${secured.tokens.admin}`, 'Bearer', `Bearer ${secured.tokens.admin.slice(1)}`]) {
+      const res = await rawRequest(secured.gw.url, { method: 'PUT', path: instancePath('payments', 'p1'), body: validRegistration, headers: { authorization } });
       seen.push(res.text);
       expectJsonError(res, 401, 'unauthorized');
       expect(res.headers['www-authenticate']).toBe('Bearer realm="registry-gateway", error="invalid_token"');
     }
-    expect(await storedInstances(gw)).toEqual([]);
+    expect(await storedInstances(secured.gw)).toEqual([]);
   });
 
   it('answers 403 to a reader registering, heartbeating or deregistering', async () => {
-    expectJsonError(await send('PUT', instancePath('payments', 'p1'), tokens.reader, validRegistration), 403, 'forbidden');
-    expectJsonError(await send('PUT', `${instancePath('payments', 'p1')}/heartbeat`, tokens.reader), 403, 'forbidden');
-    expectJsonError(await send('DELETE', instancePath('payments', 'p1'), tokens.reader), 403, 'forbidden');
-    expect(await storedInstances(gw)).toEqual([]);
+    expectJsonError(await send('PUT', instancePath('payments', 'p1'), secured.tokens.reader, validRegistration), 403, 'forbidden');
+    expectJsonError(await send('PUT', `${instancePath('payments', 'p1')}/heartbeat`, secured.tokens.reader), 403, 'forbidden');
+    expectJsonError(await send('DELETE', instancePath('payments', 'p1'), secured.tokens.reader), 403, 'forbidden');
+    expect(await storedInstances(secured.gw)).toEqual([]);
   });
 
   it('answers 403 to an agent outside its globs, before validating the name', async () => {
-    const outside = await send('PUT', instancePath('billing', 'b1'), tokens.agent, validRegistration);
+    const outside = await send('PUT', instancePath('billing', 'b1'), secured.tokens.agent, validRegistration);
     expectJsonError(outside, 403, 'forbidden');
     expect(outside.json.message).toBe('token "payments-agent" may not act on service "billing"');
-    expectJsonError(await send('PUT', instancePath('paymentsx', 'b1'), tokens.agent, validRegistration), 403, 'forbidden');
-    expectJsonError(await send('PUT', instancePath('payments/../billing', 'b1'), tokens.agent, validRegistration), 403, 'forbidden');
-    expect(await storedInstances(gw)).toEqual([]);
+    expectJsonError(await send('PUT', instancePath('paymentsx', 'b1'), secured.tokens.agent, validRegistration), 403, 'forbidden');
+    expectJsonError(await send('PUT', instancePath('payments/../billing', 'b1'), secured.tokens.agent, validRegistration), 403, 'forbidden');
+    expect(await storedInstances(secured.gw)).toEqual([]);
   });
 
   it('lets an agent register, heartbeat and deregister within its globs', async () => {
-    const created = await send('PUT', instancePath('payments-eu', 'p1'), tokens.agent, validRegistration);
+    const created = await send('PUT', instancePath('payments-eu', 'p1'), secured.tokens.agent, validRegistration);
     expect(created.status).toBe(201);
-    expect((await send('PUT', `${instancePath('payments-eu', 'p1')}/heartbeat`, tokens.agent)).status).toBe(204);
-    expect(await storedInstances(gw)).toEqual(['payments-eu/p1']);
-    expect((await send('DELETE', instancePath('payments-eu', 'p1'), tokens.agent)).status).toBe(204);
-    expect(await storedInstances(gw)).toEqual([]);
+    expect((await send('PUT', `${instancePath('payments-eu', 'p1')}/heartbeat`, secured.tokens.agent)).status).toBe(204);
+    expect(await storedInstances(secured.gw)).toEqual(['payments-eu/p1']);
+    expect((await send('DELETE', instancePath('payments-eu', 'p1'), secured.tokens.agent)).status).toBe(204);
+    expect(await storedInstances(secured.gw)).toEqual([]);
   });
 
   it('lets an admin register anywhere', async () => {
-    expect((await send('PUT', instancePath('billing', 'b1'), tokens.admin, validRegistration)).status).toBe(201);
-    expect((await send('PUT', instancePath('payments', 'p2'), tokens.admin, validRegistration)).status).toBe(201);
-    expect(await storedInstances(gw)).toEqual(['billing/b1', 'payments/p2']);
+    expect((await send('PUT', instancePath('billing', 'b1'), secured.tokens.admin, validRegistration)).status).toBe(201);
+    expect((await send('PUT', instancePath('payments', 'p2'), secured.tokens.admin, validRegistration)).status).toBe(201);
+    expect(await storedInstances(secured.gw)).toEqual(['billing/b1', 'payments/p2']);
   });
 
   it('still validates input for authorized callers', async () => {
-    expectJsonError(await send('PUT', instancePath('payments', 'p3'), tokens.admin, { ...validRegistration, port: 0 }), 400, 'invalid_request');
-    expect(await storedInstances(gw)).toEqual(['billing/b1', 'payments/p2']);
+    expectJsonError(await send('PUT', instancePath('payments', 'p3'), secured.tokens.admin, { ...validRegistration, port: 0 }), 400, 'invalid_request');
+    expect(await storedInstances(secured.gw)).toEqual(['billing/b1', 'payments/p2']);
   });
 
   it('covers the resolve endpoints: readers and admins see every service, agents only their own', async () => {
-    const probe = await send('GET', '/v1/services/billing', tokens.admin);
+    const probe = await send('GET', '/v1/services/billing', secured.tokens.admin);
     if (probe.status === 404 && /Cannot GET/.test(probe.text)) {
       console.warn('GET /v1/services/:service is not implemented yet: resolve access checks skipped');
       return;
     }
     expect(probe.status).toBe(200);
     expectJsonError(await send('GET', '/v1/services/billing'), 401, 'unauthorized');
-    expect((await send('GET', '/v1/services/billing', tokens.reader)).status).toBe(200);
-    expect((await send('GET', '/v1/services/payments', tokens.agent)).status).toBe(200);
-    expectJsonError(await send('GET', '/v1/services/billing', tokens.agent), 403, 'forbidden');
+    expect((await send('GET', '/v1/services/billing', secured.tokens.reader)).status).toBe(200);
+    expect((await send('GET', '/v1/services/payments', secured.tokens.agent)).status).toBe(200);
+    expectJsonError(await send('GET', '/v1/services/billing', secured.tokens.agent), 403, 'forbidden');
     expectJsonError(await send('GET', '/v1/services'), 401, 'unauthorized');
-    expect((await send('GET', '/v1/services', tokens.reader)).status).toBe(200);
-    expectJsonError(await send('GET', '/v1/services', tokens.agent), 403, 'forbidden');
-    const patch = await send('PATCH', instancePath('billing', 'b1'), tokens.reader, { weight: 5 });
+    expect((await send('GET', '/v1/services', secured.tokens.reader)).status).toBe(200);
+    expectJsonError(await send('GET', '/v1/services', secured.tokens.agent), 403, 'forbidden');
+    const patch = await send('PATCH', instancePath('billing', 'b1'), secured.tokens.reader, { weight: 5 });
     expectJsonError(patch, 403, 'forbidden');
   });
 
@@ -138,41 +128,32 @@ describe('API tokens and scopes', () => {
 
   it('never echoes a token in a response or in /metrics, and counts refusals by reason', async () => {
     const metrics = (await send('GET', '/metrics')).text;
-    for (const s of tokens.secrets) {
+    for (const s of secured.tokens.secrets) {
       for (const text of seen) expect(text).not.toContain(s);
       expect(metrics).not.toContain(s);
     }
-    expect(await gw.metric('registry_api_requests_denied_total', { reason: 'missing_token' })).toBeGreaterThanOrEqual(3);
-    expect(await gw.metric('registry_api_requests_denied_total', { reason: 'invalid_token' })).toBe(4);
-    expect(await gw.metric('registry_api_requests_denied_total', { reason: 'forbidden' })).toBeGreaterThanOrEqual(6);
+    expect(await secured.gw.metric('registry_api_requests_denied_total', { reason: 'missing_token' })).toBeGreaterThanOrEqual(3);
+    expect(await secured.gw.metric('registry_api_requests_denied_total', { reason: 'invalid_token' })).toBe(4);
+    expect(await secured.gw.metric('registry_api_requests_denied_total', { reason: 'forbidden' })).toBeGreaterThanOrEqual(6);
   });
 });
 
 describe('per-token registration rate limit', () => {
-  let tokens: TestTokens;
-  let gw: GatewayUnderTest;
-  beforeAll(async () => {
-    tokens = writeTokenFile();
-    gw = await startSecuredGateway(tokens, { RATE_LIMIT_REGISTRATIONS_PER_SECOND: '1', RATE_LIMIT_REGISTRATIONS_BURST: '3' });
-  });
-  afterAll(async () => {
-    await gw?.close();
-    tokens?.remove();
-  });
+  const secured = useSecuredGateway({ RATE_LIMIT_REGISTRATIONS_PER_SECOND: '1', RATE_LIMIT_REGISTRATIONS_BURST: '3' });
 
   it('answers 429 with Retry-After beyond the burst, for that token only, and writes nothing for it', async () => {
-    const register = (token: string, id: string) => rawRequest(gw.url, { method: 'PUT', path: instancePath('payments', id), token, body: validRegistration });
-    for (const id of ['a1', 'a2', 'a3']) expect((await register(tokens.agent, id)).status).toBe(201);
-    const limited = await register(tokens.agent, 'a4');
+    const register = (token: string, id: string) => rawRequest(secured.gw.url, { method: 'PUT', path: instancePath('payments', id), token, body: validRegistration });
+    for (const id of ['a1', 'a2', 'a3']) expect((await register(secured.tokens.agent, id)).status).toBe(201);
+    const limited = await register(secured.tokens.agent, 'a4');
     expectJsonError(limited, 429, 'rate_limited');
     expect(Number(limited.headers['retry-after'])).toBeGreaterThanOrEqual(1);
 
-    // Heartbeats and other tokens are not limited by it.
-    for (let i = 0; i < 5; i++) expect((await rawRequest(gw.url, { method: 'PUT', path: `${instancePath('payments', 'a1')}/heartbeat`, token: tokens.agent })).status).toBe(204);
-    expect((await register(tokens.admin, 'b1')).status).toBe(201);
+    // Heartbeats and other secured.tokens are not limited by it.
+    for (let i = 0; i < 5; i++) expect((await rawRequest(secured.gw.url, { method: 'PUT', path: `${instancePath('payments', 'a1')}/heartbeat`, token: secured.tokens.agent })).status).toBe(204);
+    expect((await register(secured.tokens.admin, 'b1')).status).toBe(201);
 
-    expect(await storedInstances(gw)).toEqual(['payments/a1', 'payments/a2', 'payments/a3', 'payments/b1']);
-    expect(await gw.metric('registry_api_requests_denied_total', { reason: 'rate_limited' })).toBe(1);
+    expect(await storedInstances(secured.gw)).toEqual(['payments/a1', 'payments/a2', 'payments/a3', 'payments/b1']);
+    expect(await secured.gw.metric('registry_api_requests_denied_total', { reason: 'rate_limited' })).toBe(1);
   });
 });
 

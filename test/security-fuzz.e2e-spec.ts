@@ -7,8 +7,7 @@
 import fc from 'fast-check';
 import { isValidName } from '@app/registry';
 import { etcdAdmin } from './support/etcd-admin';
-import { GatewayUnderTest } from './support/gateway';
-import { closeRawAgent, rawRequest, RawRequest, RawResponse, startSecuredGateway, TestTokens, validRegistration, writeTokenFile } from './support/security';
+import { closeRawAgent, rawRequest, RawRequest, RawResponse, useSecuredGateway, validRegistration } from './support/security';
 
 jest.setTimeout(180_000);
 
@@ -130,26 +129,16 @@ function isJsonClientError(res: RawResponse): boolean {
 }
 
 describe('fuzzing the REST inputs', () => {
-  let tokens: TestTokens;
-  let gw: GatewayUnderTest;
+  // The per-token rate limit would turn most of these into 429s before validation: off here.
+  const secured = useSecuredGateway({ RATE_LIMIT_REGISTRATIONS_PER_SECOND: '0', LOG_LEVEL: 'error' });
+  afterAll(() => closeRawAgent());
   const statuses = new Map<number, number>();
   const send = async ({ req, auth: who }: FuzzCase): Promise<RawResponse> => {
-    const token = who === 'admin' ? tokens.admin : who === 'reader' ? tokens.reader : who === 'garbage' ? 'not-a-token' : undefined;
-    const res = await rawRequest(gw.url, { ...req, token });
+    const token = who === 'admin' ? secured.tokens.admin : who === 'reader' ? secured.tokens.reader : who === 'garbage' ? 'not-a-token' : undefined;
+    const res = await rawRequest(secured.gw.url, { ...req, token });
     statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
     return res;
   };
-
-  beforeAll(async () => {
-    tokens = writeTokenFile();
-    // The per-token rate limit would turn most of these into 429s before validation: off here.
-    gw = await startSecuredGateway(tokens, { RATE_LIMIT_REGISTRATIONS_PER_SECOND: '0', LOG_LEVEL: 'error' });
-  });
-  afterAll(async () => {
-    await gw?.close();
-    tokens?.remove();
-    closeRawAgent();
-  });
 
   it('answers bad names in every instance route with a 4xx JSON error', async () => {
     await fc.assert(
@@ -176,13 +165,13 @@ describe('fuzzing the REST inputs', () => {
 
   it('is still up, wrote no key at all, and registers a valid instance afterwards', async () => {
     expect([...statuses.keys()].every((s) => s >= 400 && s < 500)).toBe(true);
-    expect((await rawRequest(gw.url, { method: 'GET', path: '/metrics' })).status).toBe(200);
+    expect((await rawRequest(secured.gw.url, { method: 'GET', path: '/metrics' })).status).toBe(200);
     const admin = etcdAdmin();
     expect(await admin.keysOutside('/registry/')).toEqual([]);
-    expect(await admin.listKeys(gw.prefix)).toEqual([]);
+    expect(await admin.listKeys(secured.gw.prefix)).toEqual([]);
 
-    const res = await rawRequest(gw.url, { method: 'PUT', path: path('payments', 'after-fuzz', ''), token: tokens.admin, body: validRegistration });
+    const res = await rawRequest(secured.gw.url, { method: 'PUT', path: path('payments', 'after-fuzz', ''), token: secured.tokens.admin, body: validRegistration });
     expect(res.status).toBe(201);
-    expect(await admin.listKeys(gw.prefix)).toEqual([`${gw.prefix}services/payments/after-fuzz`]);
+    expect(await admin.listKeys(secured.gw.prefix)).toEqual([`${secured.gw.prefix}services/payments/after-fuzz`]);
   });
 });

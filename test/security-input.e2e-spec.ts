@@ -4,8 +4,7 @@
  * and etcd is unchanged afterwards.
  */
 import { etcdAdmin } from './support/etcd-admin';
-import { GatewayUnderTest } from './support/gateway';
-import { closeRawAgent, instancePath, rawRequest, RawRequest, startSecuredGateway, TestTokens, validRegistration, writeTokenFile } from './support/security';
+import { closeRawAgent, instancePath, rawRequest, RawRequest, useSecuredGateway, validRegistration } from './support/security';
 
 jest.setTimeout(120_000);
 
@@ -75,21 +74,12 @@ const REJECTED: Array<[string, Omit<RawRequest, 'token'>, number, string?]> = [
 ];
 
 describe('input limits', () => {
-  let tokens: TestTokens;
-  let gw: GatewayUnderTest;
-  beforeAll(async () => {
-    tokens = writeTokenFile();
-    gw = await startSecuredGateway(tokens);
-  });
-  afterAll(async () => {
-    await gw?.close();
-    tokens?.remove();
-    closeRawAgent();
-  });
+  const secured = useSecuredGateway();
+  afterAll(() => closeRawAgent());
 
   // Objects, not rows: jest takes a trailing parameter missing from a row for a `done` callback.
   it.each(REJECTED.map(([what, req, status, field]) => ({ what, req, status, field })))('refuses $what', async ({ req, status, field }) => {
-    const res = await rawRequest(gw.url, { ...req, token: tokens.admin });
+    const res = await rawRequest(secured.gw.url, { ...req, token: secured.tokens.admin });
     expect(res.status).toBe(status);
     expect(res.headers['content-type']).toMatch(/^application\/json/);
     expect(typeof res.json?.message).toBe('string');
@@ -97,7 +87,7 @@ describe('input limits', () => {
   });
 
   it('wrote nothing for any of them, inside or outside the prefix', async () => {
-    expect(await admin.listKeys(gw.prefix)).toEqual([]);
+    expect(await admin.listKeys(secured.gw.prefix)).toEqual([]);
     expect(await admin.keysOutside('/registry/')).toEqual([]);
   });
 
@@ -109,10 +99,10 @@ describe('input limits', () => {
       { ...ok, port: 65535, ttl: 300, tags: Array.from({ length: 32 }, (_, i) => `tag-${i}`), address: 'pod-1.payments.svc.cluster.local' },
     ];
     for (const body of bodies) {
-      const res = await rawRequest(gw.url, { method: 'PUT', path: instancePath(service, id), token: tokens.admin, body });
+      const res = await rawRequest(secured.gw.url, { method: 'PUT', path: instancePath(service, id), token: secured.tokens.admin, body });
       expect(res.status).toBeLessThan(300);
     }
-    expect(await admin.listKeys(gw.prefix)).toEqual([`${gw.prefix}services/${service}/${id}`]);
-    expect((await rawRequest(gw.url, { method: 'DELETE', path: instancePath(service, id), token: tokens.admin })).status).toBe(204);
+    expect(await admin.listKeys(secured.gw.prefix)).toEqual([`${secured.gw.prefix}services/${service}/${id}`]);
+    expect((await rawRequest(secured.gw.url, { method: 'DELETE', path: instancePath(service, id), token: secured.tokens.admin })).status).toBe(204);
   });
 });

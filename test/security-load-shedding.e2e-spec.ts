@@ -4,29 +4,19 @@
  * accepted (2xx) is in etcd while none it refused is.
  */
 import { etcdAdmin } from './support/etcd-admin';
-import { GatewayUnderTest } from './support/gateway';
-import { closeRawAgent, instancePath, rawRequest, startSecuredGateway, TestTokens, validRegistration, writeTokenFile } from './support/security';
+import { closeRawAgent, instancePath, rawRequest, useSecuredGateway, validRegistration } from './support/security';
 
 jest.setTimeout(120_000);
 
 describe('load shedding in front of etcd writes', () => {
-  let tokens: TestTokens;
-  let gw: GatewayUnderTest;
-  beforeAll(async () => {
-    tokens = writeTokenFile();
-    // One write at a time and two waiting: any real burst overflows it.
-    gw = await startSecuredGateway(tokens, { WRITE_CONCURRENCY: '1', WRITE_QUEUE_CAPACITY: '2' });
-  });
-  afterAll(async () => {
-    await gw?.close();
-    tokens?.remove();
-    closeRawAgent();
-  });
+  // One write at a time and two waiting: any real burst overflows it.
+  const secured = useSecuredGateway({ WRITE_CONCURRENCY: '1', WRITE_QUEUE_CAPACITY: '2' });
+  afterAll(() => closeRawAgent());
 
   it('answers a burst beyond the write queue with 503 + Retry-After and keeps every accepted registration', async () => {
     const ids = Array.from({ length: 300 }, (_, i) => `pod-${i}`);
     const results = await Promise.all(
-      ids.map(async (id) => ({ id, res: await rawRequest(gw.url, { method: 'PUT', path: instancePath('payments', id), token: tokens.admin, body: validRegistration }) })),
+      ids.map(async (id) => ({ id, res: await rawRequest(secured.gw.url, { method: 'PUT', path: instancePath('payments', id), token: secured.tokens.admin, body: validRegistration }) })),
     );
 
     const accepted = results.filter((r) => r.res.status >= 200 && r.res.status < 300).map((r) => r.id);
@@ -40,12 +30,12 @@ describe('load shedding in front of etcd writes', () => {
     }
 
     // Still live and still writing once the burst is over.
-    expect((await rawRequest(gw.url, { method: 'GET', path: '/metrics' })).status).toBe(200);
-    const live = await rawRequest(gw.url, { method: 'GET', path: '/health/live' });
+    expect((await rawRequest(secured.gw.url, { method: 'GET', path: '/metrics' })).status).toBe(200);
+    const live = await rawRequest(secured.gw.url, { method: 'GET', path: '/health/live' });
     if (live.status !== 404) expect(live.status).toBe(200);
-    expect((await rawRequest(gw.url, { method: 'PUT', path: instancePath('payments', 'after-burst'), token: tokens.admin, body: validRegistration })).status).toBe(201);
+    expect((await rawRequest(secured.gw.url, { method: 'PUT', path: instancePath('payments', 'after-burst'), token: secured.tokens.admin, body: validRegistration })).status).toBe(201);
 
-    const stored = (await etcdAdmin().listKeys(`${gw.prefix}services/payments/`)).map((k) => k.split('/').pop());
+    const stored = (await etcdAdmin().listKeys(`${secured.gw.prefix}services/payments/`)).map((k) => k.split('/').pop());
     expect(stored.sort()).toEqual([...accepted, 'after-burst'].sort());
   });
 });

@@ -108,3 +108,20 @@ export function closeRawAgent(): void {
 export const instancePath = (service: string, id: string): string => `/v1/services/${encodeURIComponent(service)}/instances/${encodeURIComponent(id)}`;
 
 export const validRegistration = { address: '10.0.0.7', port: 8080 };
+
+/**
+ * A gateway with authentication on for one describe block: a fresh token file and gateway in
+ * beforeAll, both removed in afterAll. Read `.gw` and `.tokens` inside tests (set once beforeAll ran).
+ */
+export function useSecuredGateway(overrides: Record<string, string> = {}): { readonly gw: GatewayUnderTest; readonly tokens: TestTokens } {
+  const state = {} as { gw: GatewayUnderTest; tokens: TestTokens };
+  beforeAll(async () => {
+    state.tokens = writeTokenFile();
+    state.gw = await startSecuredGateway(state.tokens, overrides);
+  });
+  afterAll(async () => {
+    await state.gw?.close();
+    state.tokens?.remove();
+  });
+  return state;
+}
