@@ -307,10 +307,28 @@ export abstract class LocalServer {
 
   /** SIGSTOP: the server stops answering but keeps its sockets open (clients see timeouts, not refusals). */
   freeze(): void {
+    const pid = this.proc?.child.pid;
     this.proc?.child.kill('SIGSTOP');
+    // kill() only queues the signal: until the kernel has stopped every thread, a request sent right
+    // after freeze() can still be answered (seen as a flaky "resolved instead of timed out").
+    if (pid) waitUntilStopped(pid, 2_000);
   }
 
   thaw(): void {
     this.proc?.child.kill('SIGCONT');
+  }
+}
+
+/** Spins (briefly, synchronously) until /proc reports `pid` stopped ('T'), or `timeoutMs` passes. */
+function waitUntilStopped(pid: number, timeoutMs: number): void {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      // /proc/<pid>/stat: "pid (comm) S ...": the state follows the last ')'.
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('T')) return;
+    } catch {
+      return; // gone
+    }
   }
 }
