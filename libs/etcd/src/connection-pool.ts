@@ -12,15 +12,15 @@ export interface ConnectionPoolOptions extends EtcdConnectionOptions {
  */
 export class ConnectionPool {
   readonly connections: readonly EtcdConnection[];
+  /** The member preference order of each connection (the lease engine's worker mirrors it). */
+  readonly endpointsPerConnection: readonly string[][];
   private next = 0;
 
   constructor(options: ConnectionPoolOptions) {
     if (!Number.isInteger(options.size) || options.size < 1) throw new Error(`pool size must be a positive integer: ${options.size}`);
     // Connection i starts at member i, so the pool spreads over the cluster.
-    this.connections = Array.from(
-      { length: options.size },
-      (_, i) => new EtcdConnection({ ...options, endpoints: rotate(options.endpoints, i) }),
-    );
+    this.endpointsPerConnection = Array.from({ length: options.size }, (_, i) => rotate(options.endpoints, i));
+    this.connections = this.endpointsPerConnection.map((endpoints) => new EtcdConnection({ ...options, endpoints }));
   }
 
   /** Authenticates every connection; rejects with the first failure (wrong password, etcd down). */

@@ -41,10 +41,23 @@ export interface EtcdObserver {
   requestCompleted?(method: string, result: 'ok' | 'error'): void;
 }
 
+/** Where a connection gets its auth token (AuthSession, or tokens relayed from another thread). */
+export interface TokenSource {
+  /** The current token; authenticates (once, shared by concurrent callers) when there is none. */
+  token(): Promise<string | undefined>;
+  /** Drops `staleToken` if it is still the current one (a call was refused with it). */
+  invalidate(staleToken: string): void;
+}
+
 export interface EtcdConnectionOptions {
   /** host:port of each member; this connection prefers them in the given order. */
   endpoints: string[];
   credentials?: EtcdCredentials;
+  /**
+   * Tokens from elsewhere instead of authenticating itself: the lease engine's worker uses the tokens
+   * of the HTTP thread's pooled connections, so its own channels cost etcd no Authenticate.
+   */
+  tokens?: TokenSource;
   tls?: EtcdTlsOptions;
   /** Deadline of one unary call; a frozen etcd must not hold requests longer than this. */
   requestTimeoutMs: number;
@@ -63,7 +76,7 @@ export class EtcdConnection implements ICallable<EtcdConnection> {
 
   private readonly channel: grpc.Channel;
   private readonly services = new Map<ServiceName, ServiceClient>();
-  private readonly auth: AuthSession | undefined;
+  private readonly auth: TokenSource | undefined;
   private closed = false;
   private lastOkAt = 0;
 
@@ -86,7 +99,7 @@ export class EtcdConnection implements ICallable<EtcdConnection> {
     for (const name of ['KV', 'Watch', 'Lease', 'Auth'] as const) {
       this.services.set(name, new etcdserverpb[name](channelTarget(options.endpoints), creds, { channelOverride: this.channel }));
     }
-    this.auth = options.credentials ? new AuthSession(() => this.authenticate(options.credentials!)) : undefined;
+    this.auth = options.tokens ?? (options.credentials ? new AuthSession(() => this.authenticate(options.credentials!)) : undefined);
     this.kv = new KVClient(this);
     this.lease = new LeaseClient(this);
     this.watch = new WatchClient(this);

@@ -13,7 +13,7 @@ import {
   UpdateConflictError,
 } from '@app/registry';
 import { isEtcdUnavailable } from './etcd-connection';
-import { HeartbeatOutcome, LeaseMultiplexer, TrackedLease } from './lease-multiplexer';
+import { HeartbeatOutcome, LeaseTable, TrackedLease } from './lease-engine/lease-table';
 import { RegistryStore, StoredInstance } from './registry-store';
 import type { RegistryEvent } from './registry-watch';
 
@@ -43,7 +43,7 @@ export interface RegistrationResult {
 
 /**
  * Register, heartbeat and deregister, in etcd terms: one lease per instance, the instance key written
- * with it, renewals left to the LeaseMultiplexer. Any replica can take any call: an instance this
+ * with it, renewals left to the lease engine (LeaseTable here, renewals in its worker). Any replica can take any call: an instance this
  * replica has not seen is looked up in etcd (one Range, shared by concurrent heartbeats).
  */
 export class InstanceRegistrar {
@@ -55,7 +55,7 @@ export class InstanceRegistrar {
 
   constructor(
     private readonly store: RegistryStore,
-    private readonly leases: LeaseMultiplexer,
+    private readonly leases: LeaseTable,
     private readonly options: InstanceRegistrarOptions,
     private readonly hooks: RegistrarHooks = {},
   ) {
@@ -79,7 +79,7 @@ export class InstanceRegistrar {
     const value = encodeRecord(record);
     return this.write(async () => {
       const tracked = this.leases.get(key);
-      const reusable = tracked && !tracked.lostAt && tracked.ttlMs === registration.ttl * 1000 ? tracked.leaseId : undefined;
+      const reusable = tracked && !this.leases.isLost(tracked) && tracked.ttlMs === registration.ttl * 1000 ? tracked.leaseId : undefined;
       let leaseId = reusable ?? (await this.store.grantLease(registration.ttl));
       let written;
       try {

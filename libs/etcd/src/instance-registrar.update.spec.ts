@@ -1,7 +1,7 @@
 import { EtcdLeaseInvalidError } from 'etcd3';
 import { decodeRecord, encodeRecord, InstanceNotFoundError, InstanceRecord, KeyLayout, UpdateConflictError } from '@app/registry';
 import { InstanceRegistrar } from './instance-registrar';
-import { LeaseMultiplexer } from './lease-multiplexer';
+import { InlineRenewal } from './lease-engine/inline-renewal';
 import { RegistryStore, StoredInstance } from './registry-store';
 
 const layout = new KeyLayout('/registry/');
@@ -48,7 +48,7 @@ class FakeStore {
 
 function setup() {
   const store = new FakeStore();
-  const leases = new LeaseMultiplexer({ send: () => true, streamCount: 1 });
+  const leases = new InlineRenewal({ send: () => 0, streamCount: 1 }).table;
   const registrar = new InstanceRegistrar(store as unknown as RegistryStore, leases, { writeConcurrency: 4, writeQueueCapacity: 4, regrantsPerSecond: 1 });
   return { store, leases, registrar };
 }

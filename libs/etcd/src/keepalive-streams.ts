@@ -1,6 +1,6 @@
 import { IDuplexStream, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse } from 'etcd3';
 import { EtcdConnection } from './etcd-connection';
-import { RenewalTransport } from './lease-multiplexer';
+import { RenewalTransport } from './lease-engine/renewal-scheduler';
 
 export interface KeepAliveStreamsHooks {
   /** etcd's answer for one lease: TTL 0 means the lease does not exist any more. */
@@ -61,16 +61,17 @@ export class KeepAliveStreams implements RenewalTransport {
     this.connections.forEach((_, i) => void this.open(i));
   }
 
-  send(leaseId: string, preferredStream: number): boolean {
+  send(leaseId: string, preferredStream: number): number {
     // Any stream can renew any lease; the preferred one only spreads the load.
     for (let i = 0; i < this.streams.length; i++) {
-      const stream = this.streams[(preferredStream + i) % this.streams.length];
+      const index = (preferredStream + i) % this.streams.length;
+      const stream = this.streams[index];
       if (stream) {
         stream.write({ ID: leaseId });
-        return true;
+        return index;
       }
     }
-    return false;
+    return -1;
   }
 
   close(): void {

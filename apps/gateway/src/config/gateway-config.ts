@@ -28,6 +28,11 @@ const schema = z.object({
   ETCD_TLS_KEY_FILE: z.string().optional(),
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'redis://host:port').default('redis://127.0.0.1:6379'),
   RENEW_INTERVAL_MS: int(50, 10_000).default(500),
+  // Renewals due but unconfirmed for longer than this count as lagging: readiness reports it and new
+  // registrations are shed (503 + Retry-After) so that live leases keep their share of etcd.
+  RENEWAL_LAG_MAX_MS: int(100, 600_000).default(2_000),
+  // Event-loop delay (p99 over the last second) of the HTTP thread beyond which registrations are shed.
+  ADMISSION_MAX_EVENT_LOOP_DELAY_MS: int(10, 60_000).default(250),
   WRITE_CONCURRENCY: int(1, 10_000).default(64),
   WRITE_QUEUE_CAPACITY: int(0, 1_000_000).default(5_000),
   REGRANTS_PER_SECOND: int(1, 100_000).default(200),

@@ -16,7 +16,7 @@ export class RegistryRuntimeProvider implements OnModuleInit, OnApplicationShutd
     return this.runtime.start();
   }
 
-  onApplicationShutdown(): void {
-    this.runtime.close();
+  onApplicationShutdown(): Promise<void> {
+    return this.runtime.close();
   }
 }

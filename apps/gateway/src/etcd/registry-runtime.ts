@@ -1,21 +1,21 @@
 import { Logger } from '@nestjs/common';
-import { ConnectionPool, InstanceRegistrar, KeepAliveStreams, LeaseMultiplexer, RegistryStore } from '@app/etcd';
+import { ConnectionPool, InstanceRegistrar, LeaseEngine, LeaseTable, RegistryStore } from '@app/etcd';
 import { KeyLayout } from '@app/registry';
 import { GatewayConfig } from '../config/gateway-config';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
 
 /**
- * The composition root of the etcd side: one pool, its keepalive streams, the lease multiplexer and
- * the registrar, wired to metrics. Owns their lifetime; `close()` never revokes a lease, so a
- * rolling restart deregisters nobody.
+ * The composition root of the etcd side: one pool, the lease engine (lease table here, keepalive
+ * streams and renewal scheduler in its worker thread) and the registrar, wired to metrics. Owns their
+ * lifetime; `close()` never revokes a lease, so a rolling restart deregisters nobody.
  */
 export class RegistryRuntime {
   readonly pool: ConnectionPool;
   readonly store: RegistryStore;
-  readonly leases: LeaseMultiplexer;
-  readonly streams: KeepAliveStreams;
+  readonly engine: LeaseEngine;
+  readonly leases: LeaseTable;
   readonly registrar: InstanceRegistrar;
-  private renewTimer: NodeJS.Timeout | undefined;
+  private metricsTimer: NodeJS.Timeout | undefined;
   private readonly logger = new Logger('RegistryRuntime');
 
   constructor(
@@ -34,19 +34,21 @@ export class RegistryRuntime {
       },
     });
     this.store = new RegistryStore(this.pool, new KeyLayout(config.ETCD_PREFIX));
-    this.streams = new KeepAliveStreams(this.pool.connections, {
-      renewalAnswered: (leaseId, ttl) => this.leases.onRenewalAnswer(leaseId, ttl, Date.now()),
-      streamReset: (index, err) => {
-        this.leases.onStreamReset();
-        if (err) this.logger.warn(`keepalive stream ${index} broke (${err.message}); reopening with backoff`);
+    this.engine = new LeaseEngine(
+      {
+        connections: this.pool.connections,
+        endpointsPerConnection: [...this.pool.endpointsPerConnection],
+        tls: config.etcdTls,
+        requestTimeoutMs: config.ETCD_REQUEST_TIMEOUT_MS,
+        tickMs: config.RENEW_INTERVAL_MS,
       },
-      streamsChanged: () => metrics.keepaliveStreams.set(this.streams.liveCount()),
-    });
-    this.leases = new LeaseMultiplexer(this.streams, {
-      leaseLost: (lease) => this.registrar.regrant(lease),
-      renewalsSent: (count) => metrics.leaseRenewals.inc(count),
-      silentInstanceDropped: () => metrics.expirations.inc(),
-    });
+      {
+        leaseLost: (lease) => this.registrar.regrant(lease),
+        silentInstanceDropped: () => metrics.expirations.inc(),
+        log: (level, message) => (level === 'error' ? this.logger.error(message) : level === 'warn' ? this.logger.warn(message) : this.logger.log(message)),
+      },
+    );
+    this.leases = this.engine.table;
     this.registrar = new InstanceRegistrar(
       this.store,
       this.leases,
@@ -63,10 +65,11 @@ export class RegistryRuntime {
         error: (message, err) => this.logger.warn(`${message}: ${(err as Error).message}`),
       },
     );
+    metrics.observeLeaseEngine(() => this.engine.snapshot());
   }
 
   /**
-   * Authenticates the pool and opens the streams. etcd being down is not fatal (the gateway serves
+   * Authenticates the pool and starts the lease engine. etcd being down is not fatal (the gateway serves
    * what it can and keeps retrying); wrong credentials are, since they will never heal by themselves.
    */
   async start(): Promise<void> {
@@ -79,22 +82,20 @@ export class RegistryRuntime {
       }
       this.logger.warn(`etcd not reachable at start (${message}); continuing and retrying in the background`);
     }
-    this.streams.start();
-    this.renewTimer = setInterval(() => this.tick(), this.config.RENEW_INTERVAL_MS);
-    this.renewTimer.unref();
+    this.engine.start();
+    this.metricsTimer = setInterval(() => this.updateGauges(), 1_000);
+    this.metricsTimer.unref();
   }
 
-  close(): void {
-    if (this.renewTimer) clearInterval(this.renewTimer);
-    this.streams.close();
+  async close(): Promise<void> {
+    if (this.metricsTimer) clearInterval(this.metricsTimer);
+    await this.engine.close();
     this.pool.close();
   }
 
-  private tick(): void {
-    this.leases.renewDueLeases(Date.now());
+  private updateGauges(): void {
     this.metrics.instances.set(this.leases.size);
     this.metrics.etcdConnections.set(this.pool.readyCount());
-    this.metrics.keepaliveStreams.set(this.streams.liveCount());
     this.metrics.writeQueueDepth.set(this.registrar.writeQueueDepth);
   }
 }

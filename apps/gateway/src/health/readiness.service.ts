@@ -1,4 +1,5 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
+import { GATEWAY_CONFIG, GatewayConfig } from '../config/gateway-config';
 import { RegistryRuntimeProvider } from '../etcd/registry-runtime.provider';
 import { RedisConnection } from '../redis/redis.provider';
 import { CACHE_HEALTH, CacheHealthSource } from './cache-health';
@@ -17,17 +18,27 @@ export class ReadinessService {
   private lastDown = '';
 
   constructor(
+    @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
     private readonly etcd: RegistryRuntimeProvider,
     private readonly redis: RedisConnection,
     @Optional() @Inject(CACHE_HEALTH) private readonly cache?: CacheHealthSource,
   ) {}
 
   assess(): ReadinessAssessment {
-    const { pool, streams, leases } = this.etcd.runtime;
+    const { pool, engine, leases } = this.etcd.runtime;
+    const now = Date.now();
+    const renewals = engine.snapshot(now);
     const assessment = assessReadiness({
-      now: Date.now(),
+      now,
       etcd: { readyConnections: pool.readyCount(), poolSize: pool.connections.length, lastSuccessAt: pool.lastSuccessAt() },
-      keepalive: { open: streams.liveCount(), total: streams.streamCount, lastAnswerAt: streams.lastAnswerAt },
+      keepalive: {
+        open: renewals.liveStreams,
+        total: renewals.totalStreams,
+        lastAnswerAt: renewals.lastAnswerAt,
+        backlog: renewals.backlog,
+        oldestDueMs: renewals.oldestDueMs,
+        lagLimitMs: this.config.RENEWAL_LAG_MAX_MS,
+      },
       instancesInMemory: leases.size,
       redis: { ready: this.redis.isReady(), state: this.redis.client.status },
       cache: this.cache?.cacheHealth(),

@@ -29,6 +29,11 @@ export interface ReadinessInputs {
     total: number;
     /** Last renewal answer from etcd, epoch ms; 0 = none yet. */
     lastAnswerAt: number;
+    /** Due renewals etcd has not confirmed yet, and how long the oldest of them has waited. */
+    backlog?: number;
+    oldestDueMs?: number;
+    /** Beyond this wait renewals count as lagging (RENEWAL_LAG_MAX_MS). */
+    lagLimitMs?: number;
   };
   /** Instances whose leases this replica renews: their heartbeats are answered from memory. */
   instancesInMemory: number;
@@ -56,6 +61,7 @@ export function assessReadiness(input: ReadinessInputs): ReadinessAssessment {
   // Snapshots in Redis outlive any one replica (CACHE_L2_TTL_MS): a cold replica answers from them.
   if (input.cache?.l2 === 'up') answersFrom.push('shared-cache');
   const serving = answersFrom.length > 0;
+  const lagging = input.keepalive.lagLimitMs !== undefined && (input.keepalive.oldestDueMs ?? 0) > input.keepalive.lagLimitMs;
 
   const indicators: HealthIndicatorResult[] = [
     {
@@ -73,11 +79,16 @@ export function assessReadiness(input: ReadinessInputs): ReadinessAssessment {
     },
     {
       keepalive: {
-        status: input.keepalive.open > 0 ? 'up' : 'down',
+        // Lagging renewals are reported, not made fatal: the cause is usually etcd itself, shared by all
+        // replicas, and taking every replica out of rotation would turn slow renewals into an outage.
+        // The replica protects its renewals by shedding registrations instead (see AdmissionControl).
+        status: input.keepalive.open > 0 && !lagging ? 'up' : 'down',
         open: input.keepalive.open,
         total: input.keepalive.total,
         lastAnswerAgoMs: ago(input.keepalive.lastAnswerAt),
         instances: input.instancesInMemory,
+        ...(input.keepalive.backlog !== undefined ? { backlog: input.keepalive.backlog, oldestDueMs: input.keepalive.oldestDueMs ?? 0 } : {}),
+        ...(lagging ? { message: `renewals lag: the oldest due renewal has waited ${input.keepalive.oldestDueMs} ms` } : {}),
       },
     },
   ];

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { LeaseEngineStats } from '@app/etcd';
 
 /**
  * Every metric the gateway exports. Names are a contract with dashboards: change them only with a
@@ -6,6 +7,31 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
  */
 export class GatewayMetrics {
   readonly registry = new Registry();
+  private engineSnapshot: (() => LeaseEngineStats) | undefined;
+  private readonly renewalsSeen = { sent: 0, confirmed: 0, lost: 0 };
+
+  /** The lease engine's figures live in its worker's shared memory; they are read at scrape time. */
+  observeLeaseEngine(snapshot: () => LeaseEngineStats): void {
+    this.engineSnapshot = snapshot;
+  }
+
+  /** A gauge's collect(): prom-client calls it at scrape time with the gauge as `this`. */
+  private fromEngine(pick: (stats: LeaseEngineStats) => number): (this: Gauge) => void {
+    const metrics = this;
+    return function (this: Gauge) {
+      const stats = metrics.engineSnapshot?.();
+      if (stats) this.set(pick(stats));
+    };
+  }
+
+  private countRenewals(stats: LeaseEngineStats): void {
+    for (const result of ['sent', 'confirmed', 'lost'] as const) {
+      // A restarted worker counts from 0 again: its whole count is new.
+      const delta = stats[result] >= this.renewalsSeen[result] ? stats[result] - this.renewalsSeen[result] : stats[result];
+      this.renewalsSeen[result] = stats[result];
+      if (delta > 0) this.leaseRenewals.inc({ result }, delta);
+    }
+  }
 
   readonly instances = new Gauge({ name: 'registry_instances', help: 'Instances whose leases this replica is renewing', registers: [this.registry] });
   readonly heartbeats = new Counter({
@@ -39,8 +65,40 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
   readonly etcdConnections = new Gauge({ name: 'registry_etcd_connections', help: 'Pooled etcd connections whose channel is ready', registers: [this.registry] });
-  readonly keepaliveStreams = new Gauge({ name: 'registry_keepalive_streams', help: 'Shared LeaseKeepAlive streams open on a connected etcd channel', registers: [this.registry] });
-  readonly leaseRenewals = new Counter({ name: 'registry_lease_renewals_total', help: 'Lease renewals sent on the shared keepalive streams', registers: [this.registry] });
+  readonly keepaliveStreams = new Gauge({
+    name: 'registry_keepalive_streams',
+    help: 'Shared LeaseKeepAlive streams open on a connected etcd channel',
+    registers: [this.registry],
+    collect: this.fromEngine((s) => s.liveStreams),
+  });
+  readonly leaseRenewals = new Counter({
+    name: 'registry_lease_renewals_total',
+    help: 'Lease renewals by result: sent (written to a keepalive stream), confirmed (etcd answered TTL > 0), lost (etcd answered TTL 0)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+    collect: () => {
+      const stats = this.engineSnapshot?.();
+      if (stats) this.countRenewals(stats);
+    },
+  });
+  readonly renewalBacklog = new Gauge({
+    name: 'registry_lease_renewal_backlog',
+    help: 'Leases due for renewal (pod heartbeated, a third of the TTL passed) that etcd has not confirmed yet',
+    registers: [this.registry],
+    collect: this.fromEngine((s) => s.backlog),
+  });
+  readonly renewalOldestDue = new Gauge({
+    name: 'registry_lease_renewal_oldest_due_seconds',
+    help: 'How long the oldest due, unconfirmed renewal has been waiting; near TTL*2/3 leases start to lapse',
+    registers: [this.registry],
+    collect: this.fromEngine((s) => s.oldestDueMs / 1000),
+  });
+  readonly leaseEnginePassAge = new Gauge({
+    name: 'registry_lease_engine_last_pass_age_seconds',
+    help: "Time since the lease engine worker's last renewal pass (a stuck worker shows as a growing value)",
+    registers: [this.registry],
+    collect: this.fromEngine((s) => s.lastPassAgoMs / 1000),
+  });
   readonly etcdRequests = new Counter({
     name: 'registry_etcd_requests_total',
     help: 'Unary etcd requests, by method and result',
@@ -68,6 +126,7 @@ export class GatewayMetrics {
     for (const result of ['ok', 'error']) this.authRequests.inc({ result }, 0);
     for (const result of ['accepted', 'lease-lost', 'not-found']) this.heartbeats.inc({ result }, 0);
     for (const kind of ['created', 'replaced']) this.registrations.inc({ kind }, 0);
+    for (const result of ['sent', 'confirmed', 'lost']) this.leaseRenewals.inc({ result }, 0);
     for (const tier of ['l1', 'l2']) for (const result of ['hit', 'miss', 'stale']) this.cacheRequests.inc({ tier, result }, 0);
   }
 }

@@ -1,0 +1,165 @@
+/**
+ * The lease engine's worker thread: the shared LeaseKeepAlive streams and the renewal scheduler, and
+ * nothing else. Its event loop only ever waits for the scheduler's timer and etcd's answers, so a busy
+ * HTTP thread cannot starve renewals (see LeaseEngine for the measured reason). Imports are relative
+ * only: this file is loaded by path, outside the app's module aliases.
+ */
+import { MessagePort, parentPort, workerData } from 'node:worker_threads';
+import { EtcdConnection, EtcdTlsOptions, TokenSource } from '../etcd-connection';
+import { KeepAliveStreams } from '../keepalive-streams';
+import { ENGINE_STATS, LeaseSlots } from './lease-slots';
+import { RenewalScheduler } from './renewal-scheduler';
+
+/** What the HTTP thread passes at start (structured-cloned; the buffers are shared, not copied). */
+export interface LeaseEngineWorkerData {
+  kind: 'lease-engine';
+  /** One entry per pooled connection of the HTTP thread: the worker opens one channel + stream for each. */
+  endpointsPerConnection: string[][];
+  tls?: EtcdTlsOptions;
+  requestTimeoutMs: number;
+  tickMs: number;
+  maxInFlight: number;
+  segments: SharedArrayBuffer[];
+  stats: SharedArrayBuffer;
+}
+
+/** HTTP thread -> worker. */
+export type ToWorker =
+  | { t: 'segment'; buffer: SharedArrayBuffer }
+  /** Renewal ops in order: [op, slot, leaseId?, ttlMs?, renewedAt?]. */
+  | { t: 'ops'; ops: Array<[0, number, string, number, number] | [1, number] | [2, number, string, number]> }
+  | { t: 'token'; id: number; token?: string; error?: string }
+  | { t: 'close' };
+
+/** Worker -> HTTP thread. */
+export type FromWorker =
+  | { t: 'released'; slots: number[] }
+  | { t: 'silent'; slots: number[] }
+  | { t: 'token?'; id: number; connection: number }
+  | { t: 'invalidate'; connection: number; token: string }
+  | { t: 'log'; level: 'warn' | 'info'; message: string }
+  | { t: 'closed' };
+
+export const OP_TRACK = 0;
+export const OP_UNTRACK = 1;
+export const OP_REPLACE = 2;
+
+/** Tokens of the HTTP thread's pooled connection `connection`, asked for over the port. */
+class RelayedTokens implements TokenSource {
+  private static nextId = 1;
+  private static readonly waiting = new Map<number, { resolve: (token: string | undefined) => void; reject: (err: Error) => void }>();
+
+  constructor(
+    private readonly port: MessagePort,
+    private readonly connection: number,
+  ) {}
+
+  static answer(message: { id: number; token?: string; error?: string }): void {
+    const waiter = RelayedTokens.waiting.get(message.id);
+    if (!waiter) return;
+    RelayedTokens.waiting.delete(message.id);
+    if (message.error !== undefined) waiter.reject(new Error(message.error));
+    else waiter.resolve(message.token);
+  }
+
+  token(): Promise<string | undefined> {
+    const id = RelayedTokens.nextId++;
+    return new Promise((resolve, reject) => {
+      RelayedTokens.waiting.set(id, { resolve, reject });
+      this.post({ t: 'token?', id, connection: this.connection });
+    });
+  }
+
+  invalidate(staleToken: string): void {
+    this.post({ t: 'invalidate', connection: this.connection, token: staleToken });
+  }
+
+  private post(message: FromWorker): void {
+    this.port.postMessage(message);
+  }
+}
+
+export function runLeaseEngineWorker(port: MessagePort, data: LeaseEngineWorkerData): void {
+  const post = (message: FromWorker) => port.postMessage(message);
+  const slots = new LeaseSlots(data.segments);
+  const stats = new Float64Array(data.stats);
+  const connections = data.endpointsPerConnection.map(
+    (endpoints, i) => new EtcdConnection({ endpoints, tls: data.tls, requestTimeoutMs: data.requestTimeoutMs, tokens: new RelayedTokens(port, i) }),
+  );
+  const streams: KeepAliveStreams = new KeepAliveStreams(connections, {
+    renewalAnswered: (leaseId, ttl) => scheduler.onAnswer(leaseId, ttl, Date.now()),
+    streamReset: (index, err) => {
+      scheduler.onStreamReset(index, Date.now());
+      if (err) post({ t: 'log', level: 'warn', message: `keepalive stream ${index} broke (${err.message}); reopening with backoff` });
+    },
+  });
+  const silent: number[] = [];
+  const scheduler: RenewalScheduler = new RenewalScheduler(
+    streams,
+    {
+      heartbeatAt: (slot) => slots.heartbeatAt(slot),
+      renewed: (slot, at) => slots.setRenewedAt(slot, at),
+      lost: (slot, leaseId, at) => slots.markLost(slot, BigInt(leaseId), at),
+      silent: (slot) => silent.push(slot),
+    },
+    { tickMs: data.tickMs, maxInFlight: data.maxInFlight },
+  );
+
+  const pass = () => {
+    const started = Date.now();
+    scheduler.renewDueLeases(started);
+    const s = scheduler.stats();
+    stats[ENGINE_STATS.sent] = s.sent;
+    stats[ENGINE_STATS.confirmed] = s.confirmed;
+    stats[ENGINE_STATS.lost] = s.lost;
+    stats[ENGINE_STATS.backlog] = s.backlog;
+    stats[ENGINE_STATS.oldestDueSince] = s.oldestDueSince;
+    stats[ENGINE_STATS.liveStreams] = streams.liveCount();
+    stats[ENGINE_STATS.lastAnswerAt] = streams.lastAnswerAt;
+    stats[ENGINE_STATS.tracked] = s.tracked;
+    stats[ENGINE_STATS.inFlight] = s.inFlight;
+    stats[ENGINE_STATS.lastPassAt] = started;
+    stats[ENGINE_STATS.lastPassMs] = Date.now() - started;
+    if (silent.length) post({ t: 'silent', slots: silent.splice(0) });
+  };
+  const timer = setInterval(pass, data.tickMs);
+
+  port.on('message', (message: ToWorker) => {
+    switch (message.t) {
+      case 'segment':
+        slots.adopt(message.buffer);
+        return;
+      case 'ops': {
+        const released: number[] = [];
+        for (const op of message.ops) {
+          if (op[0] === OP_TRACK) scheduler.track(op[1], op[2], op[3], op[4]);
+          else if (op[0] === OP_REPLACE) {
+            slots.markLost(op[1], 0n, 0);
+            scheduler.replace(op[1], op[2], op[3]);
+          } else {
+            scheduler.untrack(op[1]);
+            slots.clear(op[1]);
+            released.push(op[1]);
+          }
+        }
+        if (released.length) post({ t: 'released', slots: released });
+        return;
+      }
+      case 'token':
+        RelayedTokens.answer(message);
+        return;
+      case 'close':
+        clearInterval(timer);
+        streams.close();
+        for (const connection of connections) connection.close();
+        post({ t: 'closed' });
+        port.close();
+        return;
+    }
+  });
+  streams.start();
+}
+
+if (parentPort && (workerData as LeaseEngineWorkerData | undefined)?.kind === 'lease-engine') {
+  runLeaseEngineWorker(parentPort, workerData as LeaseEngineWorkerData);
+}

@@ -1,0 +1,218 @@
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { EtcdConnection, EtcdTlsOptions } from '../etcd-connection';
+import { ENGINE_STATS, ENGINE_STATS_LENGTH, LeaseSlots } from './lease-slots';
+import { LeaseTable, LeaseTableHooks, RenewalChannel } from './lease-table';
+import { FromWorker, LeaseEngineWorkerData, OP_REPLACE, OP_TRACK, OP_UNTRACK, ToWorker } from './lease-engine-worker';
+
+export interface LeaseEngineOptions {
+  /** The HTTP thread's pooled connections: the worker uses their tokens (no Authenticate of its own). */
+  connections: readonly EtcdConnection[];
+  /** Endpoints of each pooled connection, in its preference order (the worker's channels mirror them). */
+  endpointsPerConnection: string[][];
+  tls?: EtcdTlsOptions;
+  requestTimeoutMs: number;
+  /** Scheduler pass period, ms (RENEW_INTERVAL_MS). */
+  tickMs: number;
+  /** Renewals written and unanswered at once, over all streams. */
+  maxInFlight?: number;
+}
+
+export interface LeaseEngineHooks extends LeaseTableHooks {
+  log?(level: 'warn' | 'info' | 'error', message: string): void;
+}
+
+/** What the worker reports (see ENGINE_STATS); read from shared memory, no I/O. */
+export interface LeaseEngineStats {
+  sent: number;
+  confirmed: number;
+  lost: number;
+  backlog: number;
+  /** Age of the oldest due, unconfirmed renewal, ms; 0 = none. */
+  oldestDueMs: number;
+  liveStreams: number;
+  totalStreams: number;
+  lastAnswerAt: number;
+  tracked: number;
+  inFlight: number;
+  lastPassMs: number;
+  /** Age of the worker's last scheduler pass, ms: a stuck or dead worker shows as a large value. */
+  lastPassAgoMs: number;
+}
+
+/**
+ * The lease engine: the LeaseTable on this (HTTP) thread, the keepalive streams and the
+ * RenewalScheduler in a worker thread.
+ *
+ * Why a worker (measured, bench/results/keepalive-starvation.md): grpc-js writes a stream's messages
+ * one at a time, each waiting for the previous HTTP/2 write to complete, which takes an event-loop
+ * turn. A thread whose loop does 10 ms of request work per turn therefore delivers only ~100-200
+ * renewals/s on a stream, and leases of heartbeating pods lapse exactly when the gateway is busiest.
+ * The worker's loop does nothing but renewals, so its turns stay short whatever the HTTP load, and
+ * heartbeat marks reach it through shared memory, not messages.
+ *
+ * A worker that dies is restarted and told every lease again; leases are never revoked by close().
+ */
+export class LeaseEngine implements RenewalChannel {
+  readonly table: LeaseTable;
+  private readonly slots = new LeaseSlots();
+  private readonly statsBuffer = new SharedArrayBuffer(ENGINE_STATS_LENGTH * 8);
+  private readonly stats = new Float64Array(this.statsBuffer);
+  private worker: Worker | undefined;
+  private ops: Array<[0, number, string, number, number] | [1, number] | [2, number, string, number]> = [];
+  private flushQueued = false;
+  private closing = false;
+  private closed: Promise<void> | undefined;
+
+  constructor(
+    private readonly options: LeaseEngineOptions,
+    private readonly hooks: LeaseEngineHooks = {},
+  ) {
+    this.table = new LeaseTable(this.slots, this, hooks);
+  }
+
+  start(): void {
+    this.worker = this.spawn();
+  }
+
+  snapshot(now = Date.now()): LeaseEngineStats {
+    const s = this.stats;
+    const oldest = s[ENGINE_STATS.oldestDueSince];
+    const lastPassAt = s[ENGINE_STATS.lastPassAt];
+    return {
+      sent: s[ENGINE_STATS.sent],
+      confirmed: s[ENGINE_STATS.confirmed],
+      lost: s[ENGINE_STATS.lost],
+      backlog: s[ENGINE_STATS.backlog],
+      oldestDueMs: oldest ? Math.max(0, now - oldest) : 0,
+      liveStreams: s[ENGINE_STATS.liveStreams],
+      totalStreams: this.options.connections.length,
+      lastAnswerAt: s[ENGINE_STATS.lastAnswerAt],
+      tracked: s[ENGINE_STATS.tracked],
+      inFlight: s[ENGINE_STATS.inFlight],
+      lastPassMs: s[ENGINE_STATS.lastPassMs],
+      lastPassAgoMs: lastPassAt ? Math.max(0, now - lastPassAt) : 0,
+    };
+  }
+
+  addSegment(buffer: SharedArrayBuffer): void {
+    this.flush();
+    this.post({ t: 'segment', buffer });
+  }
+
+  track(slot: number, leaseId: string, ttlMs: number, renewedAt: number): void {
+    this.queue([OP_TRACK, slot, leaseId, ttlMs, renewedAt]);
+  }
+
+  untrack(slot: number): void {
+    this.queue([OP_UNTRACK, slot]);
+  }
+
+  replace(slot: number, leaseId: string, renewedAt: number): void {
+    this.queue([OP_REPLACE, slot, leaseId, renewedAt]);
+  }
+
+  /** Stops the worker (streams end, nothing is revoked: any replica renews these leases next). */
+  close(): Promise<void> {
+    if (this.closed) return this.closed;
+    this.closing = true;
+    const worker = this.worker;
+    if (!worker) return (this.closed = Promise.resolve());
+    this.flush();
+    this.closed = new Promise<void>((resolve) => {
+      const timer = setTimeout(() => void worker.terminate(), 2_000);
+      worker.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      worker.postMessage({ t: 'close' } satisfies ToWorker);
+    });
+    return this.closed;
+  }
+
+  private queue(op: [0, number, string, number, number] | [1, number] | [2, number, string, number]): void {
+    this.ops.push(op);
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    // One message per task, however many instances it touched (a watch batch, a burst of registrations).
+    queueMicrotask(() => this.flush());
+  }
+
+  private flush(): void {
+    this.flushQueued = false;
+    if (!this.ops.length) return;
+    const ops = this.ops;
+    this.ops = [];
+    this.post({ t: 'ops', ops });
+  }
+
+  private post(message: ToWorker): void {
+    this.worker?.postMessage(message);
+  }
+
+  private spawn(): Worker {
+    const data: LeaseEngineWorkerData = {
+      kind: 'lease-engine',
+      endpointsPerConnection: this.options.endpointsPerConnection,
+      tls: this.options.tls,
+      requestTimeoutMs: this.options.requestTimeoutMs,
+      tickMs: this.options.tickMs,
+      maxInFlight: this.options.maxInFlight ?? 10_000,
+      segments: [...this.slots.buffers],
+      stats: this.statsBuffer,
+    };
+    const worker = loadWorker(data);
+    worker.on('message', (message: FromWorker) => this.onMessage(worker, message));
+    worker.on('error', (err) => this.hooks.log?.('error', `lease engine worker failed: ${err.message}`));
+    worker.on('exit', (code) => {
+      if (this.closing || this.worker !== worker) return;
+      // Renewals stop while no worker runs: restart at once and tell it every lease again.
+      this.hooks.log?.('error', `lease engine worker exited (code ${code}); restarting it`);
+      this.worker = this.spawn();
+      this.ops = [];
+      this.table.replayTo(this);
+    });
+    // The worker must not keep a process alive on its own (tests, a failed start): the HTTP server does.
+    worker.unref();
+    return worker;
+  }
+
+  private onMessage(worker: Worker, message: FromWorker): void {
+    switch (message.t) {
+      case 'released':
+        this.table.onReleased(message.slots);
+        return;
+      case 'silent':
+        this.table.onSilent(message.slots, Date.now());
+        return;
+      case 'token?': {
+        const connection = this.options.connections[message.connection];
+        connection.currentToken().then(
+          (token) => worker.postMessage({ t: 'token', id: message.id, token } satisfies ToWorker),
+          (err: Error) => worker.postMessage({ t: 'token', id: message.id, error: err.message } satisfies ToWorker),
+        );
+        return;
+      }
+      case 'invalidate':
+        this.options.connections[message.connection]?.invalidateToken(message.token);
+        return;
+      case 'log':
+        this.hooks.log?.(message.level, message.message);
+        return;
+      case 'closed':
+        return;
+    }
+  }
+}
+
+/**
+ * Built code (dist/) runs the worker's .js directly. Under ts-node or jest the source is TypeScript, so
+ * the worker registers ts-node first (transpile only: the worker's few files compile in well under a second).
+ */
+function loadWorker(data: LeaseEngineWorkerData): Worker {
+  const extension = path.extname(__filename);
+  const file = path.join(__dirname, `lease-engine-worker${extension}`);
+  if (extension !== '.ts') return new Worker(file, { workerData: data });
+  const bootstrap = `require('ts-node').register({ transpileOnly: true, compilerOptions: { module: 'commonjs' } }); require(${JSON.stringify(file)});`;
+  return new Worker(bootstrap, { eval: true, workerData: data });
+}
