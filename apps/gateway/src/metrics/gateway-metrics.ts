@@ -17,9 +17,9 @@ export class GatewayMetrics {
 
   /** A gauge's collect(): prom-client calls it at scrape time with the gauge as `this`. */
   private fromEngine(pick: (stats: LeaseEngineStats) => number): (this: Gauge) => void {
-    const metrics = this;
+    const snapshot = () => this.engineSnapshot?.();
     return function (this: Gauge) {
-      const stats = metrics.engineSnapshot?.();
+      const stats = snapshot();
       if (stats) this.set(pick(stats));
     };
   }
