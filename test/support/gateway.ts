@@ -44,6 +44,10 @@ export function gatewayEnv(etcd: EtcdTarget, redisUrl: string, overrides: Record
     LOG_LEVEL: 'error',
     RENEW_INTERVAL_MS: '200',
     AUTH_DISABLED: 'true',
+    // Tests share 2 cores with etcd, Redis and jest itself: event-loop spikes of hundreds of ms are
+    // normal here and must not shed the registrations a test depends on. The admission tests set
+    // their own bound (test/lease-engine-starvation).
+    ADMISSION_MAX_EVENT_LOOP_DELAY_MS: '10000',
     ...overrides,
   };
 }

@@ -1,3 +1,4 @@
 export * from './singleflight';
 export * from './bounded-queue';
 export * from './token-bucket';
+export * from './load-shedder';

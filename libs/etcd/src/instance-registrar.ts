@@ -23,11 +23,18 @@ export interface InstanceRegistrarOptions {
   writeQueueCapacity: number;
   /** Re-grants after lease loss, per second: an etcd outage must not end in a grant storm. */
   regrantsPerSecond: number;
+  /**
+   * Admission control: a reason to refuse NEW registrations right now (the HTTP thread saturated,
+   * renewals lagging), or undefined. Heartbeats, re-grants and deregistrations are never refused by it.
+   */
+  shedRegistrations?: () => string | undefined;
   now?: () => number;
 }
 
 export interface RegistrarHooks {
   registered?(created: boolean): void;
+  /** A registration was refused by admission control. */
+  shed?(reason: string): void;
   deregistered?(): void;
   regranted?(result: 'ok' | 'error' | 'adopted'): void;
   heartbeat?(outcome: HeartbeatOutcome | 'not-found'): void;
@@ -74,6 +81,12 @@ export class InstanceRegistrar {
 
   /** Idempotent upsert. Re-registering with the same TTL keeps the instance's lease. */
   async register(service: string, id: string, registration: InstanceRegistration): Promise<RegistrationResult> {
+    const shedReason = this.options.shedRegistrations?.();
+    if (shedReason) {
+      this.hooks.shed?.(shedReason);
+      // 1-3 s, spread: refused registrations of a storm must not all come back in the same second.
+      throw new OverloadedError(`the gateway is shedding new registrations (${shedReason.replace('_', ' ')}); retry later`, 1 + Math.floor(Math.random() * 3));
+    }
     const key = this.layout.instanceKey(service, id);
     const record: InstanceRecord = { ...registration, service, id, registeredAt: new Date(this.now()).toISOString() };
     const value = encodeRecord(record);

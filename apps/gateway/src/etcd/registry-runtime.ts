@@ -1,4 +1,5 @@
 import { Logger } from '@nestjs/common';
+import { LoadShedder } from '@app/concurrency';
 import { ConnectionPool, InstanceRegistrar, LeaseEngine, LeaseTable, RegistryStore } from '@app/etcd';
 import { KeyLayout } from '@app/registry';
 import { GatewayConfig } from '../config/gateway-config';
@@ -15,6 +16,7 @@ export class RegistryRuntime {
   readonly engine: LeaseEngine;
   readonly leases: LeaseTable;
   readonly registrar: InstanceRegistrar;
+  readonly shedder: LoadShedder;
   private metricsTimer: NodeJS.Timeout | undefined;
   private readonly logger = new Logger('RegistryRuntime');
 
@@ -49,6 +51,11 @@ export class RegistryRuntime {
       },
     );
     this.leases = this.engine.table;
+    this.shedder = new LoadShedder({
+      maxEventLoopDelayMs: config.ADMISSION_MAX_EVENT_LOOP_DELAY_MS,
+      renewalLagMs: () => this.engine.snapshot().oldestDueMs,
+      maxRenewalLagMs: config.RENEWAL_LAG_MAX_MS,
+    });
     this.registrar = new InstanceRegistrar(
       this.store,
       this.leases,
@@ -56,9 +63,11 @@ export class RegistryRuntime {
         writeConcurrency: config.WRITE_CONCURRENCY,
         writeQueueCapacity: config.WRITE_QUEUE_CAPACITY,
         regrantsPerSecond: config.REGRANTS_PER_SECOND,
+        shedRegistrations: () => this.shedder.shouldShed(),
       },
       {
         registered: (created) => metrics.registrations.inc({ kind: created ? 'created' : 'replaced' }),
+        shed: (reason) => metrics.admissionRejections.inc({ reason }),
         deregistered: () => metrics.deregistrations.inc(),
         regranted: (result) => metrics.regrants.inc({ result }),
         heartbeat: (result) => metrics.heartbeats.inc({ result }),
@@ -66,6 +75,7 @@ export class RegistryRuntime {
       },
     );
     metrics.observeLeaseEngine(() => this.engine.snapshot());
+    metrics.observeEventLoopDelay(() => this.shedder.eventLoopDelayMs());
   }
 
   /**
@@ -73,6 +83,8 @@ export class RegistryRuntime {
    * what it can and keeps retrying); wrong credentials are, since they will never heal by themselves.
    */
   async start(): Promise<void> {
+    // The worker loads while the pool authenticates.
+    const engineStarted = this.engine.start();
     try {
       await this.pool.connect();
     } catch (err) {
@@ -82,13 +94,15 @@ export class RegistryRuntime {
       }
       this.logger.warn(`etcd not reachable at start (${message}); continuing and retrying in the background`);
     }
-    this.engine.start();
+    await engineStarted;
+    this.shedder.start();
     this.metricsTimer = setInterval(() => this.updateGauges(), 1_000);
     this.metricsTimer.unref();
   }
 
   async close(): Promise<void> {
     if (this.metricsTimer) clearInterval(this.metricsTimer);
+    this.shedder.stop();
     await this.engine.close();
     this.pool.close();
   }

@@ -8,6 +8,7 @@ import type { LeaseEngineStats } from '@app/etcd';
 export class GatewayMetrics {
   readonly registry = new Registry();
   private engineSnapshot: (() => LeaseEngineStats) | undefined;
+  private eventLoopDelayMs: (() => number) | undefined;
   private readonly renewalsSeen = { sent: 0, confirmed: 0, lost: 0 };
 
   /** The lease engine's figures live in its worker's shared memory; they are read at scrape time. */
@@ -15,12 +16,19 @@ export class GatewayMetrics {
     this.engineSnapshot = snapshot;
   }
 
-  /** A gauge's collect(): prom-client calls it at scrape time with the gauge as `this`. */
+  observeEventLoopDelay(delayMs: () => number): void {
+    this.eventLoopDelayMs = delayMs;
+  }
+
   private fromEngine(pick: (stats: LeaseEngineStats) => number): (this: Gauge) => void {
-    const snapshot = () => this.engineSnapshot?.();
+    return this.fromSource(() => this.engineSnapshot?.(), pick);
+  }
+
+  /** A gauge's collect(): prom-client calls it at scrape time with the gauge as `this`. */
+  private fromSource<T>(read: () => T | undefined, pick: (value: T) => number): (this: Gauge) => void {
     return function (this: Gauge) {
-      const stats = snapshot();
-      if (stats) this.set(pick(stats));
+      const value = read();
+      if (value !== undefined) this.set(pick(value));
     };
   }
 
@@ -111,6 +119,18 @@ export class GatewayMetrics {
     labelNames: ['tier', 'result'] as const,
     registers: [this.registry],
   });
+  readonly admissionRejections = new Counter({
+    name: 'registry_admission_rejections_total',
+    help: 'Registrations refused with 503 by admission control, by reason (event_loop, renewal_lag)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly eventLoopDelay = new Gauge({
+    name: 'registry_event_loop_delay_seconds',
+    help: "p99 event-loop delay of the gateway's HTTP thread over the last second",
+    registers: [this.registry],
+    collect: this.fromSource(() => this.eventLoopDelayMs?.(), (ms) => ms / 1000),
+  });
   readonly writeQueueDepth = new Gauge({ name: 'registry_etcd_write_queue_depth', help: 'etcd writes waiting for a slot', registers: [this.registry] });
   readonly httpDuration = new Histogram({
     name: 'registry_http_request_duration_seconds',
@@ -127,6 +147,7 @@ export class GatewayMetrics {
     for (const result of ['accepted', 'lease-lost', 'not-found']) this.heartbeats.inc({ result }, 0);
     for (const kind of ['created', 'replaced']) this.registrations.inc({ kind }, 0);
     for (const result of ['sent', 'confirmed', 'lost']) this.leaseRenewals.inc({ result }, 0);
+    for (const reason of ['event_loop', 'renewal_lag']) this.admissionRejections.inc({ reason }, 0);
     for (const tier of ['l1', 'l2']) for (const result of ['hit', 'miss', 'stale']) this.cacheRequests.inc({ tier, result }, 0);
   }
 }

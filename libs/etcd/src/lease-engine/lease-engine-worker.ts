@@ -38,6 +38,8 @@ export type FromWorker =
   | { t: 'token?'; id: number; connection: number }
   | { t: 'invalidate'; connection: number; token: string }
   | { t: 'log'; level: 'warn' | 'info'; message: string }
+  /** Loaded and scheduling: leases tracked from now on are renewed. */
+  | { t: 'ready' }
   | { t: 'closed' };
 
 export const OP_TRACK = 0;
@@ -158,6 +160,7 @@ export function runLeaseEngineWorker(port: MessagePort, data: LeaseEngineWorkerD
     }
   });
   streams.start();
+  post({ t: 'ready' });
 }
 
 if (parentPort && (workerData as LeaseEngineWorkerData | undefined)?.kind === 'lease-engine') {

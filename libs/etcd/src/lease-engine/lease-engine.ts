@@ -62,6 +62,8 @@ export class LeaseEngine implements RenewalChannel {
   private ops: Array<[0, number, string, number, number] | [1, number] | [2, number, string, number]> = [];
   private flushQueued = false;
   private closing = false;
+  private ready = false;
+  private readyWaiters: Array<() => void> = [];
   private closed: Promise<void> | undefined;
 
   constructor(
@@ -71,8 +73,24 @@ export class LeaseEngine implements RenewalChannel {
     this.table = new LeaseTable(this.slots, this, hooks);
   }
 
-  start(): void {
+  /**
+   * Starts the worker and resolves once it schedules renewals (loading it takes a few hundred ms, more
+   * on a loaded machine): the gateway must not take registrations whose leases nobody renews yet.
+   */
+  start(timeoutMs = 60_000): Promise<void> {
     this.worker = this.spawn();
+    return this.whenReady(timeoutMs);
+  }
+
+  private whenReady(timeoutMs: number): Promise<void> {
+    if (this.ready) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the lease engine worker did not start within ${timeoutMs} ms`)), timeoutMs);
+      this.readyWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   snapshot(now = Date.now()): LeaseEngineStats {
@@ -198,6 +216,10 @@ export class LeaseEngine implements RenewalChannel {
         return;
       case 'log':
         this.hooks.log?.(message.level, message.message);
+        return;
+      case 'ready':
+        this.ready = true;
+        for (const done of this.readyWaiters.splice(0)) done();
         return;
       case 'closed':
         return;
