@@ -1,5 +1,6 @@
 export * from './auth-session';
 export * from './etcd-connection';
+export * from './etcd-errors';
 export * from './connection-pool';
 export * from './lease-multiplexer';
 export * from './keepalive-streams';
