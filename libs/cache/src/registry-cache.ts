@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { RegistryEvent, StoredRange } from '@app/etcd';
+import { etcdFailure } from '@app/etcd';
 import { Singleflight } from '@app/concurrency';
 import { decodeRecord, INSTANCE_STATUSES, KeyLayout, RegistryUnavailableError, ResolvedInstance } from '@app/registry';
+import type { RegistryError } from '@app/registry';
 import { RefreshBackoff } from './refresh-backoff';
 import { FieldOp, RevisionedMap } from './revisioned-map';
 import { SharedChange, SharedDoc, SharedStore } from './shared-store';
@@ -115,6 +117,8 @@ export class RegistryCache {
   private readonly listFlights = new Singleflight<Entry<number>>();
   private readonly pending = new Map<string, Buffered<unknown>>();
   private readonly backoff: RefreshBackoff;
+  /** The error of each document's last failed etcd read, answered again while its backoff window lasts. */
+  private readonly failures = new Map<string, RegistryError>();
   private readonly listKind: DocKind<number>;
   private readonly now: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
@@ -265,6 +269,7 @@ export class RegistryCache {
       if (entry.negativeUntil && now >= entry.negativeUntil && !this.pending.has(`svc:${service}`)) this.services.delete(service);
     }
     this.backoff.sweep(now);
+    for (const name of this.failures.keys()) if (this.backoff.mayAttempt(name, now)) this.failures.delete(name);
   }
 
   private isStale(entry: Entry<unknown>, now: number): boolean {
@@ -321,7 +326,7 @@ export class RegistryCache {
         return shared.usable;
       }
       if (shared.old && (!fallback || shared.old.doc.revision > fallback.doc.revision)) fallback = shared.old;
-      if (!this.backoff.mayAttempt(kind.name, this.now())) throw new RegistryUnavailableError('etcd is unavailable; retry later');
+      if (!this.backoff.mayAttempt(kind.name, this.now())) throw this.failures.get(kind.name) ?? new RegistryUnavailableError('etcd is unavailable; retry later');
       const refreshed = await this.refreshFromEtcd(kind, minReadAt, epoch);
       if (refreshed.fromShared) l2 = 'hit';
       return refreshed.entry;
@@ -355,9 +360,15 @@ export class RegistryCache {
       } catch (err) {
         this.backoff.failed(kind.name, this.now());
         this.hooks.refreshFailed?.(kind.name, err);
-        throw new RegistryUnavailableError('etcd is unavailable; retry later');
+        // Only unreachability is "unavailable"; an etcd that answers with an error (e.g. a service too
+        // large for one gRPC message, permission denied) is reported as such. Unknown errors keep the
+        // old meaning.
+        const failure = etcdFailure(err, `reading ${kind.name}`) ?? new RegistryUnavailableError('etcd is unavailable; retry later');
+        this.failures.set(kind.name, failure);
+        throw failure;
       }
       this.backoff.succeeded(kind.name);
+      this.failures.delete(kind.name);
       const entry: Entry<V> = { doc, readAt, verifiedAt: this.now(), epoch, negativeUntil: 0 };
       // Before unlocking: the replicas waiting for this refresh poll L2 for it.
       await this.writeShared(kind, entry);

@@ -3,7 +3,6 @@ import { loadSync } from '@grpc/proto-loader';
 import {
   castGrpcError,
   EtcdInvalidAuthTokenError,
-  GRPCDeadlineExceededError,
   GRPCUnavailableError,
   ICallable,
   KVClient,
@@ -204,11 +203,6 @@ export class EtcdConnection implements ICallable<EtcdConnection> {
       throw castGrpcError(raw as Error);
     }
   }
-}
-
-/** Whether an error means "etcd is not reachable right now" (as opposed to a rejected request). */
-export function isEtcdUnavailable(err: unknown): boolean {
-  return err instanceof GRPCUnavailableError || err instanceof GRPCDeadlineExceededError;
 }
 
 function tokenMetadata(token: string | undefined): grpc.Metadata {

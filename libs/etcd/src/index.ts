@@ -1,5 +1,6 @@
 export * from './auth-session';
 export * from './etcd-connection';
+export * from './etcd-errors';
 export * from './connection-pool';
 export * from './lease-engine/lease-slots';
 export * from './lease-engine/lease-table';

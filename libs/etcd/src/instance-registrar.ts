@@ -9,10 +9,9 @@ import {
   InstanceStatus,
   KeyLayout,
   OverloadedError,
-  RegistryUnavailableError,
   UpdateConflictError,
 } from '@app/registry';
-import { isEtcdUnavailable } from './etcd-connection';
+import { etcdFailure } from './etcd-errors';
 import { HeartbeatOutcome, LeaseTable, TrackedLease } from './lease-engine/lease-table';
 import { RegistryStore, StoredInstance } from './registry-store';
 import type { RegistryEvent } from './registry-watch';
@@ -247,12 +246,15 @@ export class InstanceRegistrar {
     }
   }
 
+  /**
+   * etcd failures as typed errors: unreachable is `registry_unavailable` (retry), any other etcd status
+   * is `etcd_error` naming it and what the store was doing (see etcdFailure); the rest passes through.
+   */
   private async etcd<T>(task: () => Promise<T>): Promise<T> {
     try {
       return await task();
     } catch (err) {
-      if (isEtcdUnavailable(err)) throw new RegistryUnavailableError('etcd is unavailable; retry later');
-      throw err;
+      throw etcdFailure(err, 'handling an instance write or lookup') ?? err;
     }
   }
 }

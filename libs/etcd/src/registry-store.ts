@@ -1,6 +1,7 @@
 import { IKeyValue } from 'etcd3';
 import { KeyLayout, prefixRangeEnd } from '@app/registry';
 import { ConnectionPool } from './connection-pool';
+import { isResponseTooLarge, isRevisionCompacted, responseSizeOf, withEtcdAction } from './etcd-errors';
 
 /** An instance key as etcd holds it. */
 export interface StoredInstance {
@@ -16,101 +17,170 @@ export interface StoredRange {
   items: StoredInstance[];
 }
 
+export interface RegistryStoreOptions {
+  /**
+   * Keys per Range page of a multi-key read (a service, every instance). A single answer must stay
+   * under gRPC's 4 MB receive limit: 2,000 typical instances (~250 bytes each) are ~0.5 MB. A page
+   * that still does not fit (large metadata) is read again in smaller pages.
+   */
+  pageSize?: number;
+}
+
+export const DEFAULT_PAGE_SIZE = 2_000;
+
 /**
  * The etcd operations of the registry, on pooled connections. Keys come from KeyLayout only, so
- * nothing here can address a key outside the gateway's prefix.
+ * nothing here can address a key outside the gateway's prefix. A failed call rejects with etcd3's own
+ * error, labelled with what the store was doing (withEtcdAction) for the message clients see.
  */
 export class RegistryStore {
+  readonly pageSize: number;
+
   constructor(
     private readonly pool: ConnectionPool,
     readonly layout: KeyLayout,
-  ) {}
-
-  async grantLease(ttlSeconds: number): Promise<string> {
-    const res = await this.pool.pick().lease.leaseGrant({ TTL: ttlSeconds, ID: 0 });
-    return String(res.ID);
+    options: RegistryStoreOptions = {},
+  ) {
+    this.pageSize = options.pageSize ?? DEFAULT_PAGE_SIZE;
+    if (!Number.isInteger(this.pageSize) || this.pageSize < 1) throw new Error(`page size must be a positive integer: ${this.pageSize}`);
   }
 
-  async revokeLease(leaseId: string): Promise<void> {
-    await this.pool.pick().lease.leaseRevoke({ ID: leaseId });
+  grantLease(ttlSeconds: number): Promise<string> {
+    return this.call(`granting a ${ttlSeconds} s lease`, async () => {
+      const res = await this.pool.pick().lease.leaseGrant({ TTL: ttlSeconds, ID: 0 });
+      return String(res.ID);
+    });
+  }
+
+  revokeLease(leaseId: string): Promise<void> {
+    return this.call(`revoking lease ${leaseId}`, async () => {
+      await this.pool.pick().lease.leaseRevoke({ ID: leaseId });
+    });
   }
 
   /** Writes `key` under `leaseId` and returns what it replaced. */
-  async put(key: string, value: string, leaseId: string): Promise<{ revision: string; previous?: StoredInstance }> {
-    const res = await this.pool.pick().kv.put({ key: Buffer.from(key), value: Buffer.from(value), lease: leaseId, prev_kv: true });
-    return { revision: String(res.header.revision), previous: res.prev_kv ? toStored(res.prev_kv) : undefined };
+  put(key: string, value: string, leaseId: string): Promise<{ revision: string; previous?: StoredInstance }> {
+    return this.call(`writing ${this.describe(key)}`, async () => {
+      const res = await this.pool.pick().kv.put({ key: Buffer.from(key), value: Buffer.from(value), lease: leaseId, prev_kv: true });
+      return { revision: String(res.header.revision), previous: res.prev_kv ? toStored(res.prev_kv) : undefined };
+    });
   }
 
   /** Writes `key` only if it does not exist; otherwise returns the instance that is there. */
-  async putIfAbsent(key: string, value: string, leaseId: string): Promise<{ written: boolean; current?: StoredInstance }> {
-    const res = await this.pool.pick().kv.txn({
-      compare: [{ key: Buffer.from(key), target: 'Create', result: 'Equal', create_revision: 0 }],
-      success: [{ request_put: { key: Buffer.from(key), value: Buffer.from(value), lease: leaseId } }],
-      failure: [{ request_range: { key: Buffer.from(key) } }],
+  putIfAbsent(key: string, value: string, leaseId: string): Promise<{ written: boolean; current?: StoredInstance }> {
+    return this.call(`re-writing ${this.describe(key)}`, async () => {
+      const res = await this.pool.pick().kv.txn({
+        compare: [{ key: Buffer.from(key), target: 'Create', result: 'Equal', create_revision: 0 }],
+        success: [{ request_put: { key: Buffer.from(key), value: Buffer.from(value), lease: leaseId } }],
+        failure: [{ request_range: { key: Buffer.from(key) } }],
+      });
+      if (res.succeeded) return { written: true };
+      const kv = res.responses[0]?.response_range?.kvs?.[0];
+      return { written: false, current: kv ? toStored(kv) : undefined };
     });
-    if (res.succeeded) return { written: true };
-    const kv = res.responses[0]?.response_range?.kvs?.[0];
-    return { written: false, current: kv ? toStored(kv) : undefined };
   }
 
   /**
    * Replaces `key` under `leaseId` only if it is unchanged since `modRevision` (a Txn compare-and-swap),
    * so an update never overwrites a write it has not seen.
    */
-  async compareAndPut(key: string, value: string, leaseId: string, modRevision: string): Promise<{ written: boolean; revision: string }> {
-    const res = await this.pool.pick().kv.txn({
-      compare: [{ key: Buffer.from(key), target: 'Mod', result: 'Equal', mod_revision: modRevision }],
-      success: [{ request_put: { key: Buffer.from(key), value: Buffer.from(value), lease: leaseId } }],
+  compareAndPut(key: string, value: string, leaseId: string, modRevision: string): Promise<{ written: boolean; revision: string }> {
+    return this.call(`updating ${this.describe(key)}`, async () => {
+      const res = await this.pool.pick().kv.txn({
+        compare: [{ key: Buffer.from(key), target: 'Mod', result: 'Equal', mod_revision: modRevision }],
+        success: [{ request_put: { key: Buffer.from(key), value: Buffer.from(value), lease: leaseId } }],
+      });
+      return { written: res.succeeded, revision: String(res.header.revision) };
     });
-    return { written: res.succeeded, revision: String(res.header.revision) };
   }
 
-  async get(key: string): Promise<StoredInstance | undefined> {
-    const res = await this.pool.pick().kv.range({ key: Buffer.from(key) });
-    return res.kvs[0] ? toStored(res.kvs[0]) : undefined;
+  get(key: string): Promise<StoredInstance | undefined> {
+    return this.call(`reading ${this.describe(key)}`, async () => {
+      const res = await this.pool.pick().kv.range({ key: Buffer.from(key) });
+      return res.kvs[0] ? toStored(res.kvs[0]) : undefined;
+    });
   }
 
   /** Deletes `key` and returns what was there. */
-  async delete(key: string): Promise<StoredInstance | undefined> {
-    const res = await this.pool.pick().kv.deleteRange({ key: Buffer.from(key), prev_kv: true });
-    return res.prev_kvs[0] ? toStored(res.prev_kvs[0]) : undefined;
+  delete(key: string): Promise<StoredInstance | undefined> {
+    return this.call(`deleting ${this.describe(key)}`, async () => {
+      const res = await this.pool.pick().kv.deleteRange({ key: Buffer.from(key), prev_kv: true });
+      return res.prev_kvs[0] ? toStored(res.prev_kvs[0]) : undefined;
+    });
   }
 
-  /** Every instance of one service, at one revision. */
+  /** Every instance of one service at ONE revision, paged like scanAll (a service can be 50k instances). */
   listService(service: string): Promise<StoredRange> {
-    return this.rangePrefix(this.layout.servicePrefix(service));
+    return this.call(`reading service ${service}`, () => this.readPaged(this.layout.servicePrefix(service), {}));
   }
 
   /**
-   * Every instance of every service at ONE revision, read in pages of `pageSize` keys pinned to the
-   * first page's revision: a single response for a large registry would exceed gRPC's default 4 MB
-   * message limit. `keysOnly` leaves values empty (enough to count instances per service).
+   * Every instance of every service at ONE revision. `keysOnly` leaves values empty (enough to count
+   * instances per service).
    */
-  async scanAll(options: { keysOnly?: boolean; pageSize?: number } = {}): Promise<StoredRange> {
-    const rangeEnd = prefixRangeEnd(this.layout.servicesRoot);
+  scanAll(options: { keysOnly?: boolean; pageSize?: number } = {}): Promise<StoredRange> {
+    return this.call(options.keysOnly ? 'listing services' : 'reading every instance', () => this.readPaged(this.layout.servicesRoot, options));
+  }
+
+  /**
+   * Every key under `prefix` in pages of `pageSize` keys pinned to the first page's revision, so the
+   * result is exactly one revision's state however many pages it takes. If etcd compacts that revision
+   * between two pages, the read starts over once at the current revision.
+   */
+  private async readPaged(prefix: string, options: { keysOnly?: boolean; pageSize?: number }): Promise<StoredRange> {
+    try {
+      return await this.readPages(prefix, options);
+    } catch (err) {
+      if (!isRevisionCompacted(err)) throw err;
+      return this.readPages(prefix, options);
+    }
+  }
+
+  private async readPages(prefix: string, options: { keysOnly?: boolean; pageSize?: number }): Promise<StoredRange> {
+    const rangeEnd = prefixRangeEnd(prefix);
     const items: StoredInstance[] = [];
-    let from = Buffer.from(this.layout.servicesRoot);
+    let from = Buffer.from(prefix);
     let revision: string | undefined;
+    let limit = options.pageSize ?? this.pageSize;
     for (;;) {
-      const res = await this.pool.pick().kv.range({
-        key: from,
-        range_end: rangeEnd,
-        limit: options.pageSize ?? 5_000,
-        revision,
-        keys_only: options.keysOnly ?? false,
-      });
+      let res;
+      try {
+        res = await this.pool.pick().kv.range({ key: from, range_end: rangeEnd, limit, revision, keys_only: options.keysOnly ?? false });
+      } catch (err) {
+        if (!isResponseTooLarge(err) || limit === 1) throw err;
+        limit = smallerPage(limit, err);
+        continue;
+      }
       revision ??= String(res.header.revision);
-      items.push(...res.kvs.map(toStored));
+      for (const kv of res.kvs) items.push(toStored(kv));
       if (!res.more || res.kvs.length === 0) return { revision, items };
       // The next page starts right after the last key: etcd ranges are [key, range_end) in key order.
       from = Buffer.concat([res.kvs[res.kvs.length - 1].key, Buffer.from([0])]);
     }
   }
 
-  private async rangePrefix(prefix: string): Promise<StoredRange> {
-    const res = await this.pool.pick().kv.range({ key: Buffer.from(prefix), range_end: prefixRangeEnd(prefix) });
-    return { revision: String(res.header.revision), items: res.kvs.map(toStored) };
+  private async call<T>(action: string, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (err) {
+      throw withEtcdAction(err, action);
+    }
   }
+
+  private describe(key: string): string {
+    const address = this.layout.parseInstanceKey(key);
+    return address ? `instance ${address.service}/${address.id}` : `key ${key}`;
+  }
+}
+
+/**
+ * The page size for reading again a page whose answer was over gRPC's limit: at least half, less when
+ * grpc-js reported the size, with a margin because the next keys' values may be larger than these.
+ */
+export function smallerPage(limit: number, err: unknown): number {
+  const seen = responseSizeOf(err);
+  const fitting = seen ? (limit * seen.max) / seen.size / 1.25 : limit / 2;
+  return Math.max(1, Math.floor(Math.min(limit / 2, fitting)));
 }
 
 export function toStored(kv: IKeyValue): StoredInstance {

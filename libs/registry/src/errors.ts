@@ -61,3 +61,19 @@ export class UpdateConflictError extends RegistryError {
     super(`instance ${service}/${id} changed concurrently; retry the update`);
   }
 }
+
+/**
+ * etcd answered, but failed the request for a reason other than being unreachable: an answer over
+ * gRPC's message limit, PERMISSION_DENIED, INVALID_ARGUMENT, a full database, ... Retrying the same
+ * request does not help until someone acts, so this is not `registry_unavailable`. `grpcStatus` is
+ * the status name (e.g. `RESOURCE_EXHAUSTED`); the message says what the gateway was doing.
+ */
+export class RegistryBackendError extends RegistryError {
+  readonly code = 'etcd_error';
+  constructor(
+    message: string,
+    readonly grpcStatus: string,
+  ) {
+    super(message);
+  }
+}

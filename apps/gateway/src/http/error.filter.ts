@@ -1,6 +1,7 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import { FastifyReply, FastifyRequest } from 'fastify';
 import { InstanceNotFoundError, InvalidRequestError, OverloadedError, RateLimitedError, RegistryError, RegistryUnavailableError, UpdateConflictError } from '@app/registry';
+import { RegistryBackendError } from '@app/registry';
 
 export interface ErrorBody {
   error: string;
@@ -31,6 +32,7 @@ export class RegistryErrorFilter implements ExceptionFilter {
       if (exception instanceof RegistryUnavailableError) return { status: 503, body, retryAfter: 1 };
       if (exception instanceof RateLimitedError) return { status: 429, body, retryAfter: exception.retryAfterSeconds };
       if (exception instanceof UpdateConflictError) return { status: 409, body };
+      if (exception instanceof RegistryBackendError) return { status: 502, body };
     }
     if (exception instanceof HttpException) {
       const status = exception.getStatus();

@@ -1,0 +1,132 @@
+import {
+  EtcdAuthenticationFailedError,
+  EtcdError,
+  EtcdInvalidAuthTokenError,
+  EtcdLeaseInvalidError,
+  EtcdPermissionDeniedError,
+  GRPCAbortedError,
+  GRPCAlreadyExistsError,
+  GRPCCancelledError,
+  GRPCDataLossError,
+  GRPCDeadlineExceededError,
+  GRPCFailedPreconditionError,
+  GRPCGenericError,
+  GRPCInternalError,
+  GRPCInvalidArgumentError,
+  GRPCNotFoundError,
+  GRPCNotImplementedError,
+  GRPCOutOfRangeError,
+  GRPCResourceExhastedError,
+  GRPCUnauthenticatedError,
+  GRPCUnavailableError,
+  GRPCUnknownError,
+} from 'etcd3';
+import { OverloadedError, RegistryBackendError, RegistryError, RegistryUnavailableError } from '@app/registry';
+
+// etcd3's castGrpcError turns a grpc-js error into a class and drops the numeric `code`, but keeps
+// grpc-js's message, which starts with "<code> <STATUS>: ". The message is read first; the class is
+// the fallback for errors built without that prefix (ours, or etcd3's message-matched classes).
+const STATUS_PREFIX = /^(\d{1,2}) ([A-Z_]+): /;
+
+const STATUS_BY_CLASS: ReadonlyArray<readonly [abstract new (...args: never[]) => Error, string]> = [
+  [GRPCUnavailableError, 'UNAVAILABLE'],
+  [GRPCDeadlineExceededError, 'DEADLINE_EXCEEDED'],
+  [GRPCResourceExhastedError, 'RESOURCE_EXHAUSTED'],
+  [GRPCInvalidArgumentError, 'INVALID_ARGUMENT'],
+  [GRPCCancelledError, 'CANCELLED'],
+  [GRPCUnknownError, 'UNKNOWN'],
+  [GRPCNotFoundError, 'NOT_FOUND'],
+  [GRPCAlreadyExistsError, 'ALREADY_EXISTS'],
+  [GRPCFailedPreconditionError, 'FAILED_PRECONDITION'],
+  [GRPCAbortedError, 'ABORTED'],
+  [GRPCOutOfRangeError, 'OUT_OF_RANGE'],
+  [GRPCNotImplementedError, 'UNIMPLEMENTED'],
+  [GRPCInternalError, 'INTERNAL'],
+  [GRPCDataLossError, 'DATA_LOSS'],
+  [GRPCUnauthenticatedError, 'UNAUTHENTICATED'],
+  [EtcdPermissionDeniedError, 'PERMISSION_DENIED'],
+  [EtcdInvalidAuthTokenError, 'UNAUTHENTICATED'],
+  [EtcdAuthenticationFailedError, 'INVALID_ARGUMENT'],
+  [EtcdLeaseInvalidError, 'NOT_FOUND'],
+  [GRPCGenericError, 'UNKNOWN'],
+  [EtcdError, 'UNKNOWN'],
+];
+
+/** The gRPC status name of an error that came from etcd or its channel; undefined for anything else. */
+export function grpcStatusOf(err: unknown): string | undefined {
+  if (!(err instanceof Error)) return undefined;
+  const fromMessage = STATUS_PREFIX.exec(err.message)?.[2];
+  if (fromMessage) return fromMessage;
+  return STATUS_BY_CLASS.find(([type]) => err instanceof type)?.[1];
+}
+
+/** Whether an error means "etcd is not reachable right now" (as opposed to a rejected request). */
+export function isEtcdUnavailable(err: unknown): boolean {
+  const status = grpcStatusOf(err);
+  return status === 'UNAVAILABLE' || status === 'DEADLINE_EXCEEDED';
+}
+
+/**
+ * The answer did not fit gRPC's receive limit (4 MB by default): etcd did the work, our client refused
+ * the message. The same read in smaller pages succeeds.
+ */
+export function isResponseTooLarge(err: unknown): boolean {
+  return grpcStatusOf(err) === 'RESOURCE_EXHAUSTED' && /larger than max/i.test((err as Error).message);
+}
+
+/** The size grpc-js reported for a refused message and its limit ("... larger than max (5000000 vs. 4194304)"). */
+export function responseSizeOf(err: unknown): { size: number; max: number } | undefined {
+  const match = /larger than max \((\d+) vs\.? (\d+)\)/i.exec((err as Error | undefined)?.message ?? '');
+  return match ? { size: Number(match[1]), max: Number(match[2]) } : undefined;
+}
+
+/** A read pinned to a revision that etcd has compacted meanwhile (OUT_OF_RANGE). */
+export function isRevisionCompacted(err: unknown): boolean {
+  return grpcStatusOf(err) === 'OUT_OF_RANGE' && /compacted/i.test((err as Error).message);
+}
+
+/**
+ * etcd's own load shedding: "too many requests" (RESOURCE_EXHAUSTED while its apply loop lags
+ * commits). Transient, unlike the other RESOURCE_EXHAUSTED causes (oversized answer, full database).
+ */
+export function isEtcdOverloaded(err: unknown): boolean {
+  return grpcStatusOf(err) === 'RESOURCE_EXHAUSTED' && /too many requests/i.test((err as Error).message);
+}
+
+const ACTION = Symbol('etcd action');
+
+/**
+ * Records on `err` what the gateway was doing ("reading service payments"), for the message clients
+ * get. The error itself stays what etcd3 threw, so callers' `instanceof` checks keep working. The
+ * first (innermost) action wins.
+ */
+export function withEtcdAction<E>(err: E, action: string): E {
+  if (err instanceof Error && !(ACTION in err)) Object.defineProperty(err, ACTION, { value: action, enumerable: false });
+  return err;
+}
+
+/**
+ * The typed error a failed etcd call means for a client, or undefined when `err` did not come from
+ * etcd (a RegistryError or a bug passes through unchanged):
+ * - UNAVAILABLE, DEADLINE_EXCEEDED: `RegistryUnavailableError` (503 + Retry-After; retrying helps);
+ * - etcd's "too many requests": `OverloadedError` (503 + Retry-After);
+ * - any other status (an answer over gRPC's size limit, PERMISSION_DENIED, INVALID_ARGUMENT, a full
+ *   database, ...): `RegistryBackendError` naming the status and what the gateway was doing. Retrying
+ *   will not help, so calling it "unavailable" would send operators looking in the wrong place.
+ * `action` is used when the error carries none (see withEtcdAction).
+ */
+export function etcdFailure(err: unknown, action: string): RegistryError | undefined {
+  if (err instanceof RegistryError) return undefined;
+  const status = grpcStatusOf(err);
+  if (!status) return undefined;
+  if (status === 'UNAVAILABLE' || status === 'DEADLINE_EXCEEDED') return new RegistryUnavailableError('etcd is unavailable; retry later');
+  if (isEtcdOverloaded(err)) return new OverloadedError('etcd is overloaded (too many requests); retry later', 1);
+  const doing = (err as { [ACTION]?: string })[ACTION] ?? action;
+  return new RegistryBackendError(`etcd error while ${doing}: ${status} (${detailOf(err as Error)})`, status);
+}
+
+/** etcd's own words without grpc-js's status prefix, bounded: etcd messages never carry credentials. */
+function detailOf(err: Error): string {
+  const detail = err.message.replace(STATUS_PREFIX, '').trim() || err.name;
+  return detail.length > 200 ? `${detail.slice(0, 200)}...` : detail;
+}
