@@ -19,6 +19,8 @@ const SCREENSHOT = path.resolve(__dirname, '..', 'docs', 'dashboard.png');
 const EVENTUALLY_MS = 45_000;
 
 let tokens: TestTokens;
+/** A reader token as `openssl rand -base64` makes them: `+`, `/` and `=` must survive `#token=`. */
+const RUNBOOK_TOKEN = 'rb+Qx/9kZq2LmN4pT7wVc3=';
 let gw: GatewayUnderTest;
 let browser: Browser;
 
@@ -31,7 +33,7 @@ beforeAll(async () => {
   if (!fs.existsSync(CHROMIUM)) {
     throw new Error(`Chromium is missing: ${CHROMIUM} does not exist. Install it with "apt-get install -y chromium" (Debian), then run this test again.`);
   }
-  tokens = writeTokenFile();
+  tokens = writeTokenFile([{ name: 'runbook', token: RUNBOOK_TOKEN, role: 'reader' }]);
   gw = await startSecuredGateway(tokens);
   // launch() gives every run a fresh, temporary user-data-dir, removed on close.
   browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
@@ -127,7 +129,7 @@ describe('dashboard in Chromium', () => {
       requestedUrls.push(request.url());
       if (new URL(request.url()).pathname.startsWith('/v1/')) apiAuthorization.push(request.headers()['authorization'] ?? '');
     });
-    await page.goto(`${gw.url}/ui#token=${tokens.reader}`);
+    await page.goto(`${gw.url}/ui#token=${RUNBOOK_TOKEN}`);
   });
 
   afterAll(async () => {
@@ -143,7 +145,7 @@ describe('dashboard in Chromium', () => {
     });
     // Read once, then gone from the address bar; kept in localStorage for the next visit.
     expect(page.url()).toBe(`${gw.url}/ui`);
-    expect(await page.evaluate("localStorage.getItem('registry-gateway.api-token')")).toBe(tokens.reader);
+    expect(await page.evaluate("localStorage.getItem('registry-gateway.api-token')")).toBe(RUNBOOK_TOKEN);
     expect(await page.locator('#token-panel').isHidden()).toBe(true);
   });
 
@@ -194,10 +196,10 @@ describe('dashboard in Chromium', () => {
 
   it('sends the token only in the Authorization header, never in a URL', async () => {
     expect(apiAuthorization.length).toBeGreaterThan(0);
-    expect(new Set(apiAuthorization)).toEqual(new Set([`Bearer ${tokens.reader}`]));
+    expect(new Set(apiAuthorization)).toEqual(new Set([`Bearer ${RUNBOOK_TOKEN}`]));
     // The first URL is the page itself, with its fragment (which the browser never sends).
     const sent = requestedUrls.map((u) => new URL(u)).map((u) => `${u.origin}${u.pathname}${u.search}`);
-    expect(sent.filter((u) => u.includes(tokens.reader))).toEqual([]);
+    expect(sent.filter((u) => u.includes(RUNBOOK_TOKEN) || decodeURIComponent(u).includes(RUNBOOK_TOKEN))).toEqual([]);
     expect(requestedUrls.every((u) => u.startsWith(gw.url))).toBe(true);
   });
 });
@@ -266,6 +268,7 @@ describe('dashboard modules (pure logic, run in Chromium)', () => {
       const { sparklinePoints } = await import('/ui/charts.js');
       const { formatAge, ageOf, formatRate, formatRatio } = await import('/ui/format.js');
       const { detailBatch, statusCounts } = await import('/ui/services.js');
+      const { takeTokenFromFragment } = await import('/ui/api.js');
       ${body}
     })()`);
 
@@ -316,6 +319,26 @@ describe('dashboard modules (pure logic, run in Chromium)', () => {
       };
     `);
     expect(result).toEqual({ line: '0,22 50,12 100,2', gap: '0,22 100,2', flat: '0,12 50,12 100,12', single: '0,12', empty: '' });
+  });
+
+  it('takes a base64 token from #token= as written (+, / and = included) and keeps the other fragment parts', async () => {
+    const result = await inPage(`
+      const take = (hash) => {
+        const replaced = [];
+        const history = { state: null, replaceState: (_s, _t, url) => replaced.push(url) };
+        const token = takeTokenFromFragment({ hash, pathname: '/ui', search: '?x=1' }, history);
+        return { token, replaced };
+      };
+      return [take('#token=ab+c/d=='), take('#view=p&token=t%2Bk&z=1'), take('#token=%zz'), take('#token='), take('#view=p'), take('')];
+    `);
+    expect(result).toEqual([
+      { token: 'ab+c/d==', replaced: ['/ui?x=1'] },
+      { token: 't+k', replaced: ['/ui?x=1#view=p&z=1'] },
+      { token: '%zz', replaced: ['/ui?x=1'] },
+      { token: null, replaced: ['/ui?x=1'] },
+      { token: null, replaced: [] },
+      { token: null, replaced: [] },
+    ]);
   });
 
   it('formats ages, rates and ratios, and batches service reads in turn', async () => {

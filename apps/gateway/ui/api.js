@@ -1,4 +1,4 @@
-/* global fetch, localStorage, URLSearchParams */
+/* global fetch, localStorage */
 // The gateway's REST API and /metrics, as the dashboard uses them. The token travels only in the
 // Authorization header of same-origin requests: never in a URL, never to another host.
 
@@ -37,15 +37,22 @@ export class TokenStore {
 
 /**
  * Runbooks link to `/ui#token=...`. The fragment never reaches a server, but it stays in the address
- * bar, the history and screenshots: read it once, then rewrite the address without it.
+ * bar, the history and screenshots: read it once, then rewrite the address without it. Parsed by hand
+ * because URLSearchParams turns `+` into a space, and base64 tokens (`openssl rand -base64 32`) have `+`.
  */
 export function takeTokenFromFragment(location, history) {
-  const params = new URLSearchParams(location.hash.slice(1));
-  const token = params.get('token');
-  if (token === null) return null;
-  params.delete('token');
-  const rest = params.toString();
+  const parts = location.hash.replace(/^#/, '').split('&').filter((p) => p !== '');
+  const tokenPart = parts.find((p) => p.startsWith('token='));
+  if (tokenPart === undefined) return null;
+  const rest = parts.filter((p) => p !== tokenPart).join('&');
   history.replaceState(history.state, '', `${location.pathname}${location.search}${rest ? `#${rest}` : ''}`);
+  const raw = tokenPart.slice('token='.length);
+  let token;
+  try {
+    token = decodeURIComponent(raw);
+  } catch {
+    token = raw; // a stray `%` in a pasted token: take it as written
+  }
   return token.trim() || null;
 }
 

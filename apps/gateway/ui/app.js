@@ -216,10 +216,12 @@ function renderRegistryStatus() {
 // ---------------------------------------------------------------- token
 
 function showTokenPanel(message) {
+  const appearing = $('token-panel').hidden;
   $('token-message').textContent = message;
   $('token-panel').hidden = false;
   $('forget-token').hidden = !tokens.get();
-  if (document.activeElement !== $('token-input')) $('token-input').focus();
+  // Only when it appears: each refresh calls this again, and must not pull focus from elsewhere.
+  if (appearing) $('token-input').focus();
 }
 
 function hideTokenPanel() {
