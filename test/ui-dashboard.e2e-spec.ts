@@ -194,6 +194,16 @@ describe('dashboard in Chromium', () => {
     expect(fs.statSync(SCREENSHOT).size).toBeGreaterThan(10_000);
   });
 
+  it('keeps the token panel open across refreshes when the operator opened it, until closed', async () => {
+    await page.click('#change-token');
+    expect(await page.locator('#token-panel').isVisible()).toBe(true);
+    const before = await text(page, '#status');
+    await eventually(async () => expect(await text(page, '#status')).not.toBe(before));
+    expect(await page.locator('#token-panel').isVisible()).toBe(true);
+    await page.click('#close-token');
+    expect(await page.locator('#token-panel').isHidden()).toBe(true);
+  });
+
   it('sends the token only in the Authorization header, never in a URL', async () => {
     expect(apiAuthorization.length).toBeGreaterThan(0);
     expect(new Set(apiAuthorization)).toEqual(new Set([`Bearer ${RUNBOOK_TOKEN}`]));

@@ -108,7 +108,8 @@ const registry = {
 };
 
 async function refreshRegistry() {
-  if (!tokens.get()) {
+  const token = tokens.get();
+  if (!token) {
     showTokenPanel('Enter an API token (reader or admin) to see the registry.');
     return;
   }
@@ -129,9 +130,11 @@ async function refreshRegistry() {
     }
     registry.problem = undefined;
     registry.updatedAt = new Date();
-    hideTokenPanel();
+    if (awaitingToken) hideTokenPanel();
   } catch (err) {
     if (err instanceof ApiAuthError) {
+      // A refusal of a token the operator has just replaced says nothing about the new one.
+      if (tokens.get() !== token) return;
       registry.authProblem = err.message;
       showTokenPanel(err.message);
     } else {
@@ -215,7 +218,11 @@ function renderRegistryStatus() {
 
 // ---------------------------------------------------------------- token
 
-function showTokenPanel(message) {
+/** The panel was opened for a missing, refused or just entered token: the next good answer closes it. */
+let awaitingToken = false;
+
+function showTokenPanel(message, { asked = true } = {}) {
+  awaitingToken = asked;
   const appearing = $('token-panel').hidden;
   $('token-message').textContent = message;
   $('token-panel').hidden = false;
@@ -225,6 +232,7 @@ function showTokenPanel(message) {
 }
 
 function hideTokenPanel() {
+  awaitingToken = false;
   $('token-panel').hidden = true;
   $('token-message').textContent = '';
 }
@@ -245,6 +253,7 @@ $('token-form').addEventListener('submit', (event) => {
   tokens.set(token);
   $('token-input').value = '';
   registry.authProblem = undefined;
+  awaitingToken = true;
   $('token-message').textContent = 'Checking…';
   registryPoller.refreshNow();
 });
@@ -260,7 +269,12 @@ $('forget-token').addEventListener('click', () => {
   showTokenPanel('Token forgotten. Enter an API token (reader or admin) to see the registry.');
 });
 
-$('change-token').addEventListener('click', () => showTokenPanel(registry.authProblem ?? 'Enter another API token (reader or admin).'));
+$('change-token').addEventListener('click', () => {
+  if (!$('token-panel').hidden && !awaitingToken) hideTokenPanel();
+  else showTokenPanel(registry.authProblem ?? 'Enter another API token (reader or admin).', { asked: Boolean(registry.authProblem) });
+});
+
+$('close-token').addEventListener('click', () => hideTokenPanel());
 
 $('service-rows').addEventListener('click', (event) => {
   const button = event.target.closest('[data-select]');
