@@ -8,6 +8,7 @@ import { RegistryErrorFilter } from './http/error.filter';
 import { InstancesController } from './http/instances.controller';
 import { MetricsController } from './metrics/metrics.controller';
 import { ResolveModule } from './resolve/resolve.module';
+import { UiModule } from './ui/ui.module';
 
 @Module({})
 export class AppModule {
@@ -21,6 +22,7 @@ export class AppModule {
         ResolveModule,
         AuthModule.forRoot(config),
         HealthModule,
+        UiModule,
       ],
       controllers: [InstancesController, MetricsController],
       providers: [{ provide: APP_FILTER, useClass: RegistryErrorFilter }],

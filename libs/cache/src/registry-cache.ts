@@ -469,8 +469,8 @@ export class RegistryCache {
 }
 
 function toResolved(id: string, record: NonNullable<ReturnType<typeof decodeRecord>>): ResolvedInstance {
-  const { address, port, metadata, tags, zone, weight, status } = record;
-  return { id, address, port, metadata, tags, zone, weight, status };
+  const { address, port, metadata, tags, zone, weight, status, registeredAt } = record;
+  return { id, address, port, metadata, tags, zone, weight, status, registeredAt };
 }
 
 function toServiceDoc(range: StoredRange, layout: KeyLayout): RevisionedMap<ResolvedInstance> {
@@ -502,6 +502,7 @@ function decodeInstance(value: string): ResolvedInstance | undefined {
       typeof parsed.port === 'number' &&
       (INSTANCE_STATUSES as readonly string[]).includes(parsed.status) &&
       Array.isArray(parsed.tags) &&
+      (parsed.registeredAt === undefined || typeof parsed.registeredAt === 'string') &&
       typeof parsed.metadata === 'object';
     return valid ? parsed : undefined;
   } catch {

@@ -20,8 +20,11 @@ export interface InstanceRecord extends InstanceRegistration {
   registeredAt: string;
 }
 
-/** One instance as resolvers see it. */
-export type ResolvedInstance = Omit<InstanceRecord, 'service' | 'ttl' | 'registeredAt'>;
+/**
+ * One instance as resolvers see it. `registeredAt` (time of the last registration) is optional:
+ * snapshots cached in Redis by an older gateway version do not carry it.
+ */
+export type ResolvedInstance = Omit<InstanceRecord, 'service' | 'ttl' | 'registeredAt'> & { registeredAt?: string };
 
 export function encodeRecord(record: InstanceRecord): string {
   return JSON.stringify(record);

@@ -25,6 +25,8 @@ export const ACCESS_POLICY: readonly AccessRule[] = [
   { methods: ['GET'], route: '/docs*', grants: ['public'] },
   { methods: ['GET'], route: '/openapi.json', grants: ['public'] },
   { methods: ['GET'], route: '/openapi.yaml', grants: ['public'] },
+  // The dashboard's static files hold no data; its API calls carry the operator's own token.
+  { methods: ['GET'], route: '/ui*', grants: ['public'] },
   { methods: ['PUT'], route: '/v1/services/:service/instances/:id', grants: ['admin', 'agent-in-scope'], rateLimit: 'registrations' },
   { methods: WRITES, route: '/v1/services/:service/instances/*', grants: ['admin', 'agent-in-scope'] },
   { methods: ['GET'], route: '/v1/services/:service', grants: ['admin', 'reader', 'agent-in-scope'] },
