@@ -58,8 +58,8 @@ describe('resolve API', () => {
     expect(res.body).toMatchObject({ service: 'orders', stale: false });
     expect(res.body.revision).toMatch(/^\d+$/);
     expect(res.body.instances).toEqual([
-      { id: 'o1', address: '10.0.0.1', port: 8080, metadata: { version: '2', tier: 'gold' }, tags: ['canary', 'v2'], zone: 'z1', weight: 100, status: 'UP' },
-      { id: 'o2', address: '10.0.0.1', port: 8080, metadata: { version: '2' }, tags: ['v2'], zone: 'z2', weight: 100, status: 'UP' },
+      { id: 'o1', address: '10.0.0.1', port: 8080, metadata: { version: '2', tier: 'gold' }, tags: ['canary', 'v2'], zone: 'z1', weight: 100, status: 'UP', registeredAt: expect.any(String) },
+      { id: 'o2', address: '10.0.0.1', port: 8080, metadata: { version: '2' }, tags: ['v2'], zone: 'z2', weight: 100, status: 'UP', registeredAt: expect.any(String) },
     ]);
 
     const unknown = await resolve(gw, 'no-such-service');
