@@ -5,7 +5,7 @@
  * queries are bounded, released by disconnecting clients and answered on shutdown.
  * Nothing here asserts on elapsed time: every wait is a poll on an outcome or a metric.
  */
-import { call, GatewayUnderTest, startGateway } from './support/gateway';
+import { call, gatewayEnv, GatewayProcess, GatewayUnderTest, readMetric, startGateway, startGatewayProcess } from './support/gateway';
 import { sharedStack } from './support/stack';
 
 jest.setTimeout(90_000);
@@ -209,6 +209,29 @@ describe('blocking queries on resolve', () => {
         expect(answer).toMatchObject({ status: 200, index: current.index });
         expect(answer.body).toEqual(current.body);
       }
+    });
+  });
+
+  describe('a gateway process', () => {
+    let proc: GatewayProcess | undefined;
+    afterAll(() => {
+      if (proc?.child.exitCode === null) proc.child.kill('SIGKILL');
+    });
+
+    it('answers held queries on SIGTERM with the current view, then exits 0', async () => {
+      proc = await startGatewayProcess(gatewayEnv(target, stack.redis.url, { ...ENV, ETCD_PREFIX: a.prefix }));
+      const url = proc.url;
+      const current = await get(`${url}/v1/services/orders`);
+      const queries = [get(`${url}/v1/services/orders?index=${current.index}&wait=10m`), get(`${url}/v1/services?index=${(await get(`${url}/v1/services`)).index}&wait=10m`)];
+      await waitFor(async () => readMetric(await (await fetch(`${url}/metrics`)).text(), 'registry_blocking_queries_held') === 2);
+
+      proc.child.kill('SIGTERM');
+      const [service, list] = await Promise.all(queries);
+      expect(service).toMatchObject({ status: 200, index: current.index });
+      expect(service.body).toEqual(current.body);
+      expect(list.status).toBe(200);
+      expect(list.body.services).toContainEqual({ service: 'orders', instances: 2 });
+      expect(await proc.exited).toBe(0);
     });
   });
 });
