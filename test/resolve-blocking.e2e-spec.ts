@@ -151,6 +151,16 @@ describe('blocking queries on resolve', () => {
     expect(await outcomes(a, 'changed')).toBe(changedBefore + 1);
   });
 
+  it('documents index, wait, X-Registry-Index and the 429 in the OpenAPI document', async () => {
+    const doc = (await get(`${a.url}/openapi.json`)).body;
+    for (const path of ['/v1/services', '/v1/services/{service}']) {
+      const operation = doc.paths[path].get;
+      expect(operation.parameters.map((p: { name: string }) => p.name)).toEqual(expect.arrayContaining(['index', 'wait']));
+      expect(Object.keys(operation.responses['200'].headers)).toEqual(['X-Registry-Index']);
+      expect(operation.responses['429'].description).toContain('MAX_BLOCKING_QUERIES');
+    }
+  });
+
   it.each([
     ['/v1/services/orders?index=abc', 'index'],
     ['/v1/services/orders?index=-3', 'index'],
