@@ -153,13 +153,11 @@ export class ResolveService implements OnModuleInit, OnModuleDestroy, BeforeAppl
   }
 
   async resolve(service: string, filter: InstanceFilter): Promise<ResolveAnswer> {
-    const view = await this.cache.resolve(service);
-    return { service, revision: String(view.revision), stale: view.stale, instances: filterInstances(view.instances, filter) };
+    return (await this.resolveBlocking(service, filter, undefined)).answer;
   }
 
-  async listServices(): Promise<{ revision: string; stale: boolean; services: Array<{ service: string; instances: number }> }> {
-    const view = await this.cache.listServices();
-    return { ...view, revision: String(view.revision) };
+  async listServices(): Promise<ServiceListAnswer> {
+    return (await this.listServicesBlocking(undefined)).answer;
   }
 
   /**
