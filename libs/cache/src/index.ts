@@ -4,3 +4,4 @@ export * from './instance-filter';
 export * from './shared-store';
 export * from './redis-shared-store';
 export * from './registry-cache';
+export * from './change-waiters';

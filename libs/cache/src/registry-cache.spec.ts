@@ -384,4 +384,117 @@ describe('RegistryCache', () => {
       expect(etcd.scans).toBe(1);
     });
   });
+
+  describe('change notification (blocking queries)', () => {
+    const outcome = (promise: Promise<string>) => {
+      const state: { value?: string } = {};
+      void promise.then((value) => (state.value = value));
+      return state;
+    };
+
+    it('moves the index and wakes waiters on a change through the watch, and only then', async () => {
+      const { etcd, add } = setup();
+      etcd.put('a', '1');
+      const { cache } = add();
+      const first = await cache.resolve('a');
+      expect(first.index).toBe(first.revision);
+
+      const waiting = outcome(cache.waitForServiceChange('a', 60_000));
+      const other = outcome(cache.waitForServiceChange('b', 60_000));
+      cache.applyEvents([etcd.put('b', '1')]);
+      await settle();
+      expect(waiting.value).toBeUndefined();
+
+      const event = etcd.put('a', '2');
+      cache.applyEvents([event]);
+      await settle();
+      expect(waiting.value).toBe('changed');
+      expect(other.value).toBeUndefined();
+      expect((await cache.resolve('a')).index).toBe(event.revision);
+      cache.close();
+    });
+
+    it('an identical re-put or a re-read of the same content moves the revision, not the index, and wakes nobody', async () => {
+      const { etcd, add, advance } = setup();
+      etcd.put('a', '1');
+      const { cache } = add();
+      const { index } = await cache.resolve('a');
+      const waiting = outcome(cache.waitForServiceChange('a', 600_000));
+
+      const same = etcd.put('a', '1');
+      cache.applyEvents([same]);
+      etcd.put('unrelated', '1');
+      advance(30_000); // CACHE_TTL_MS: the next lookup re-reads etcd in the background
+      await cache.resolve('a');
+      await settle();
+      const after = await cache.resolve('a');
+      expect(etcd.reads).toBe(2);
+      expect(after.revision).toBeGreaterThan(same.revision);
+      expect(after.index).toBe(index);
+      expect(waiting.value).toBeUndefined();
+      cache.close();
+      await settle();
+      expect(waiting.value).toBe('closed');
+    });
+
+    it('a re-read that finds different content (a change the watch did not deliver) wakes waiters', async () => {
+      const { etcd, add, advance } = setup();
+      etcd.put('a', '1');
+      const { cache } = add();
+      await cache.resolve('a');
+      const waiting = outcome(cache.waitForServiceChange('a', 600_000));
+      etcd.put('a', '2'); // not applied: as if the event was lost
+      advance(30_000);
+      await cache.resolve('a');
+      await settle();
+      expect(waiting.value).toBe('changed');
+      expect((await cache.resolve('a')).index).toBe(etcd.revision);
+    });
+
+    it('keeps a waited-for unknown service in memory past its negative TTL, so its first registration wakes the waiter', async () => {
+      const { clock, etcd, add } = setup();
+      const { cache } = add();
+      expect((await cache.resolve('soon')).instances).toHaveLength(0);
+      const waiting = outcome(cache.waitForServiceChange('soon', 600_000));
+      cache.sweep(clock.now + 60_000);
+      cache.applyEvents([etcd.put('soon', '1')]);
+      await settle();
+      expect(waiting.value).toBe('changed');
+      expect(cache.health().warmServices).toBe(1);
+    });
+
+    it('wakes services-list waiters when a service appears, not when an instance is updated', async () => {
+      const { etcd, add } = setup();
+      etcd.put('a', '1');
+      const { cache } = add();
+      const { index } = await cache.listServices();
+      const waiting = outcome(cache.waitForListChange(60_000));
+      cache.applyEvents([etcd.put('a', '1', 'DOWN')]);
+      await settle();
+      expect(waiting.value).toBeUndefined();
+      expect((await cache.listServices()).index).toBe(index);
+      const created = etcd.put('b', '1');
+      cache.applyEvents([created]);
+      await settle();
+      expect(waiting.value).toBe('changed');
+      expect((await cache.listServices()).index).toBe(created.revision);
+      cache.close();
+    });
+
+    it('a resync wakes waiters of changed documents only', async () => {
+      const { etcd, add } = setup();
+      etcd.put('a', '1');
+      etcd.put('b', '1');
+      const { cache, watch } = add();
+      await Promise.all([cache.resolve('a'), cache.resolve('b')]);
+      const a = outcome(cache.waitForServiceChange('a', 60_000));
+      const b = outcome(cache.waitForServiceChange('b', 60_000));
+      etcd.delete('b', '1');
+      watch.epoch++;
+      cache.resync(await etcd.scanAll());
+      await settle();
+      expect([a.value, b.value]).toEqual([undefined, 'changed']);
+      cache.close();
+    });
+  });
 });

@@ -4,6 +4,7 @@ import { etcdFailure } from '@app/etcd';
 import { Singleflight } from '@app/concurrency';
 import { decodeRecord, INSTANCE_STATUSES, KeyLayout, RegistryUnavailableError, ResolvedInstance } from '@app/registry';
 import type { RegistryError } from '@app/registry';
+import { ChangeWaiters, WaitOutcome } from './change-waiters';
 import { RefreshBackoff } from './refresh-backoff';
 import { FieldOp, RevisionedMap } from './revisioned-map';
 import { SharedChange, SharedDoc, SharedStore } from './shared-store';
@@ -57,6 +58,8 @@ export interface RegistryCacheHooks {
 export interface ServiceView {
   service: string;
   revision: number;
+  /** The revision at which this replica last saw the content change (see Entry.index): blocking queries compare it. */
+  index: number;
   stale: boolean;
   /** Every instance, UP or not, in id order. */
   instances: readonly ResolvedInstance[];
@@ -64,6 +67,7 @@ export interface ServiceView {
 
 export interface ServiceListView {
   revision: number;
+  index: number;
   stale: boolean;
   services: Array<{ service: string; instances: number }>;
 }
@@ -79,6 +83,13 @@ interface Entry<V> {
   epoch: number;
   /** Services only: empty when read, so answered until then and read again afterwards; 0 = not empty. */
   negativeUntil: number;
+  /**
+   * The revision at which this replica last saw the content change, or the revision of its first
+   * read. Unlike doc.revision it does not move when a re-read (CACHE_TTL_MS, another replica's copy
+   * in L2) or an identical re-put brings the same content at a newer revision: a blocking query
+   * wakes only on a real change. Set by install(), applyEvents() and resync(); 0 until installed.
+   */
+  index: number;
 }
 
 /** How one kind of document (a service snapshot, the services list) is read, encoded and kept. */
@@ -123,6 +134,8 @@ export class RegistryCache {
   private readonly now: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
   private sweepTimer: NodeJS.Timeout | undefined;
+  /** Blocking queries parked on a document (key: its name, `svc:<service>` or `services`). */
+  private readonly changes = new ChangeWaiters();
 
   constructor(
     private readonly source: RegistrySource,
@@ -153,8 +166,24 @@ export class RegistryCache {
     this.sweepTimer.unref();
   }
 
+  /** Stops sweeping, and ends every parked waitForChange() with 'closed' (shutdown answers them). */
   close(): void {
     clearInterval(this.sweepTimer);
+    this.changes.close();
+  }
+
+  /**
+   * Parks the caller until the service's content changes (its view's `index` moves), `timeoutMs`
+   * passes, `signal` aborts or close(). Costs no etcd call: the watch's events wake it. Call it in
+   * the same synchronous step as the resolve() whose index it compares, so no change slips between.
+   */
+  waitForServiceChange(service: string, timeoutMs: number, signal?: AbortSignal): Promise<WaitOutcome> {
+    return this.changes.wait(`svc:${service}`, timeoutMs, signal);
+  }
+
+  /** waitForServiceChange() for the services list (a service appears, disappears or changes its count). */
+  waitForListChange(timeoutMs: number, signal?: AbortSignal): Promise<WaitOutcome> {
+    return this.changes.wait(this.listKind.name, timeoutMs, signal);
   }
 
   async resolve(service: string): Promise<ServiceView> {
@@ -168,12 +197,12 @@ export class RegistryCache {
         const stale = negativeExpired || this.isStale(entry, now);
         this.hooks.cacheRequest?.('l1', stale ? 'stale' : 'hit');
         if (negativeExpired || this.needsRefresh(entry, now)) this.refreshInBackground(this.serviceKind(service));
-        return { service, revision: entry.doc.revision, stale, instances: entry.doc.values() };
+        return { service, revision: entry.doc.revision, index: entry.index, stale, instances: entry.doc.values() };
       }
     }
     this.hooks.cacheRequest?.('l1', 'miss');
     const loaded = await this.load(this.serviceKind(service));
-    return { service, revision: loaded.doc.revision, stale: this.isStale(loaded, this.now()), instances: loaded.doc.values() };
+    return { service, revision: loaded.doc.revision, index: loaded.index, stale: this.isStale(loaded, this.now()), instances: loaded.doc.values() };
   }
 
   async listServices(): Promise<ServiceListView> {
@@ -189,6 +218,7 @@ export class RegistryCache {
     }
     return {
       revision: entry.doc.revision,
+      index: entry.index,
       stale: this.isStale(entry, this.now()),
       services: entry.doc.entries().map(([service, instances]) => ({ service, instances })),
     };
@@ -215,14 +245,17 @@ export class RegistryCache {
       }
       for (const [service, ops] of byService) {
         const entry = this.services.get(service);
+        const changes = entry !== undefined && revision > entry.doc.revision && changesContent(entry.doc, ops, JSON.stringify);
         if (entry?.doc.apply(revision, ops)) {
           if (entry.doc.size > 0) entry.negativeUntil = 0;
           else if (!entry.negativeUntil) entry.negativeUntil = now + this.options.negativeTtlMs;
+          if (changes) this.changed(`svc:${service}`, entry, revision);
         }
         sharedChanges.push(this.applyElsewhere(`svc:${service}`, revision, ops, (instance) => JSON.stringify(instance)));
       }
       if (counts.length) {
-        this.list?.doc.apply(revision, counts);
+        // Counts only move on creates and deletes: every applied count op is a change.
+        if (this.list?.doc.apply(revision, counts)) this.changed(this.listKind.name, this.list, revision);
         sharedChanges.push(this.applyElsewhere(this.listKind.name, revision, counts, String));
       }
     }
@@ -247,12 +280,15 @@ export class RegistryCache {
       if (address && record) docs.get(address.service)!.fields.set(address.id, toResolved(address.id, record));
     }
     for (const [service, doc] of docs) {
-      const entry: Entry<ResolvedInstance> = { doc, readAt: now, verifiedAt: now, epoch, negativeUntil: doc.size ? 0 : now + this.options.negativeTtlMs };
+      const entry: Entry<ResolvedInstance> = { doc, readAt: now, verifiedAt: now, epoch, negativeUntil: doc.size ? 0 : now + this.options.negativeTtlMs, index: 0 };
+      this.succeed(`svc:${service}`, this.services.get(service), entry, JSON.stringify);
       this.services.set(service, entry);
       void this.writeShared(this.serviceKind(service), entry);
     }
     if (this.list) {
-      this.list = { doc: toCountsDoc(range, this.source.layout), readAt: now, verifiedAt: now, epoch, negativeUntil: 0 };
+      const list: Entry<number> = { doc: toCountsDoc(range, this.source.layout), readAt: now, verifiedAt: now, epoch, negativeUntil: 0, index: 0 };
+      this.succeed(this.listKind.name, this.list, list, String);
+      this.list = list;
       void this.writeShared(this.listKind, this.list);
     }
   }
@@ -266,7 +302,9 @@ export class RegistryCache {
 
   sweep(now: number): void {
     for (const [service, entry] of this.services) {
-      if (entry.negativeUntil && now >= entry.negativeUntil && !this.pending.has(`svc:${service}`)) this.services.delete(service);
+      // A document someone waits for stays: the watch's events only reach documents in memory.
+      const name = `svc:${service}`;
+      if (entry.negativeUntil && now >= entry.negativeUntil && !this.pending.has(name) && !this.changes.has(name)) this.services.delete(service);
     }
     this.backoff.sweep(now);
     for (const name of this.failures.keys()) if (this.backoff.mayAttempt(name, now)) this.failures.delete(name);
@@ -369,7 +407,7 @@ export class RegistryCache {
       }
       this.backoff.succeeded(kind.name);
       this.failures.delete(kind.name);
-      const entry: Entry<V> = { doc, readAt, verifiedAt: this.now(), epoch, negativeUntil: 0 };
+      const entry: Entry<V> = { doc, readAt, verifiedAt: this.now(), epoch, negativeUntil: 0, index: 0 };
       // Before unlocking: the replicas waiting for this refresh poll L2 for it.
       await this.writeShared(kind, entry);
       return { entry, fromShared: false };
@@ -409,7 +447,7 @@ export class RegistryCache {
       const value = kind.decode(encoded);
       if (value !== undefined) doc.fields.set(field, value);
     }
-    const entry: Entry<V> = { doc, readAt: stored.readAt, verifiedAt: Math.min(this.now(), stored.readAt), epoch, negativeUntil: 0 };
+    const entry: Entry<V> = { doc, readAt: stored.readAt, verifiedAt: Math.min(this.now(), stored.readAt), epoch, negativeUntil: 0, index: 0 };
     return stored.readAt >= minReadAt ? { usable: entry } : { old: entry };
   }
 
@@ -439,8 +477,21 @@ export class RegistryCache {
       return current;
     }
     loaded.negativeUntil = kind.negativeTtlMs && loaded.doc.size === 0 ? this.now() + kind.negativeTtlMs : 0;
+    this.succeed(kind.name, current, loaded, kind.encode);
     kind.set(loaded);
     return loaded;
+  }
+
+  /** `next` replaces `previous` (a reload or a resync): it keeps the index unless the content differs. */
+  private succeed<V>(name: string, previous: Entry<V> | undefined, next: Entry<V>, encode: (value: V) => string): void {
+    if (!previous) next.index = next.doc.revision;
+    else if (sameContent(previous.doc, next.doc, encode)) next.index = previous.index;
+    else this.changed(name, next, next.doc.revision);
+  }
+
+  private changed(name: string, entry: Entry<unknown>, revision: number): void {
+    entry.index = revision;
+    this.changes.notify(name);
   }
 
   /** Runs an L2 operation; an unreachable L2 yields `otherwise` (a miss), never an error. */
@@ -466,6 +517,25 @@ export class RegistryCache {
       decode: decodeInstance,
     };
   }
+}
+
+/** Whether applying `ops` to `doc` would change what it answers (an identical re-put does not). */
+function changesContent<V>(doc: RevisionedMap<V>, ops: readonly FieldOp<V>[], encode: (value: V) => string): boolean {
+  return ops.some((op) => {
+    const current = doc.fields.get(op.field);
+    if (op.op === 'set') return current === undefined || encode(current) !== encode(op.value);
+    if (op.op === 'del') return current !== undefined;
+    return op.by !== 0;
+  });
+}
+
+function sameContent<V>(a: RevisionedMap<V>, b: RevisionedMap<V>, encode: (value: V) => string): boolean {
+  if (a.size !== b.size) return false;
+  for (const [field, value] of a.fields) {
+    const other = b.fields.get(field);
+    if (other === undefined || encode(other) !== encode(value)) return false;
+  }
+  return true;
 }
 
 function toResolved(id: string, record: NonNullable<ReturnType<typeof decodeRecord>>): ResolvedInstance {

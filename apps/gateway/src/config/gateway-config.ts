@@ -56,6 +56,9 @@ const schema = z.object({
   // After a failed etcd read of a service, the next attempt waits this window, doubling up to the max.
   CACHE_BACKOFF_MIN_MS: int(100, 600_000).default(1_000),
   CACHE_BACKOFF_MAX_MS: int(100, 3_600_000).default(30_000),
+  // Blocking queries (`?index=&wait=` on resolve) held open at once per replica; beyond it 429 + Retry-After.
+  // Each costs memory only (a parked request, no etcd call): 5,000 fit well below 100 MiB.
+  MAX_BLOCKING_QUERIES: int(1, 1_000_000).default(5_000),
 });
 
 export type GatewayConfig = z.output<typeof schema> & {

@@ -1,6 +1,10 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { LeaseEngineStats } from '@app/etcd';
 
+/** Labels of registry_blocking_queries_total. */
+export const BLOCKING_QUERY_OUTCOMES = ['changed', 'timeout', 'immediate', 'rejected', 'disconnected', 'shutdown'] as const;
+export type BlockingQueryOutcome = (typeof BLOCKING_QUERY_OUTCOMES)[number];
+
 /**
  * Every metric the gateway exports. Names are a contract with dashboards: change them only with a
  * note in the README. Each replica has its own Registry (tests run several replicas in one process).
@@ -132,6 +136,17 @@ export class GatewayMetrics {
     collect: this.fromSource(() => this.eventLoopDelayMs?.(), (ms) => ms / 1000),
   });
   readonly writeQueueDepth = new Gauge({ name: 'registry_etcd_write_queue_depth', help: 'etcd writes waiting for a slot', registers: [this.registry] });
+  readonly blockingQueriesHeld = new Gauge({
+    name: 'registry_blocking_queries_held',
+    help: 'Blocking resolve queries (?index=) held open on this replica, waiting for a change; bounded by MAX_BLOCKING_QUERIES',
+    registers: [this.registry],
+  });
+  readonly blockingQueries = new Counter({
+    name: 'registry_blocking_queries_total',
+    help: 'Blocking resolve queries, by outcome: changed, timeout, immediate (index already behind), rejected (429), disconnected, shutdown',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
   readonly httpDuration = new Histogram({
     name: 'registry_http_request_duration_seconds',
     help: 'HTTP request duration by route and status',
@@ -149,5 +164,6 @@ export class GatewayMetrics {
     for (const result of ['sent', 'confirmed', 'lost']) this.leaseRenewals.inc({ result }, 0);
     for (const reason of ['event_loop', 'renewal_lag']) this.admissionRejections.inc({ reason }, 0);
     for (const tier of ['l1', 'l2']) for (const result of ['hit', 'miss', 'stale']) this.cacheRequests.inc({ tier, result }, 0);
+    for (const outcome of BLOCKING_QUERY_OUTCOMES) this.blockingQueries.inc({ outcome }, 0);
   }
 }

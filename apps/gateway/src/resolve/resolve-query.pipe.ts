@@ -2,7 +2,10 @@ import { PipeTransform } from '@nestjs/common';
 import { InstanceFilter } from '@app/cache';
 import { INSTANCE_STATUSES, InstanceStatus, InvalidRequestError, NAME_PATTERN, REGISTRATION_LIMITS as L } from '@app/registry';
 
-const PARAMETERS = ['tag', 'zone', 'meta', 'status'];
+const FILTERS = ['tag', 'zone', 'meta', 'status'];
+/** Read by ParseBlockingQueryPipe on the same query object. */
+const BLOCKING = ['index', 'wait'];
+const PARAMETERS = [...FILTERS, ...BLOCKING];
 
 /**
  * Query of `GET /v1/services/{service}` -> InstanceFilter. Hand-written rather than a class-validator
@@ -14,7 +17,7 @@ export class ParseResolveQueryPipe implements PipeTransform<Record<string, unkno
     const filter: InstanceFilter = {};
     if (!query) return filter;
     for (const name of Object.keys(query)) {
-      if (!PARAMETERS.includes(name)) throw new InvalidRequestError(`unknown query parameter "${name}"; filters are tag, zone, meta and status`, name);
+      if (!PARAMETERS.includes(name)) throw new InvalidRequestError(`unknown query parameter "${name}"; known are tag, zone, meta, status, index and wait`, name);
     }
     const tags = list(query.tag, 'tag');
     if (tags.length) {
@@ -56,4 +59,39 @@ function single(value: unknown, name: string): string | undefined {
   if (Array.isArray(value)) throw new InvalidRequestError(`${name} may be given once`, name);
   if (value !== undefined && typeof value !== 'string') throw new InvalidRequestError(`${name} must be a string`, name);
   return value;
+}
+
+/** `?index=<revision>&wait=<duration>`: hold the answer until the content's index passes `index`, at most `waitMs`. */
+export interface BlockingQuery {
+  index: number;
+  waitMs: number;
+}
+
+/** Consul's defaults: a held query ends after 60 s unless told otherwise, and never after more than 10 min. */
+export const DEFAULT_WAIT_MS = 60_000;
+export const MAX_WAIT_MS = 600_000;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000 };
+
+/**
+ * `index` and `wait` of both resolve routes -> BlockingQuery, or undefined for an ordinary lookup.
+ * Without `index` a `wait` is ignored, as in Consul: there is nothing to wait past. Other
+ * parameters are left to the route (ParseResolveQueryPipe checks them on the service route).
+ */
+export class ParseBlockingQueryPipe implements PipeTransform<Record<string, unknown> | undefined, BlockingQuery | undefined> {
+  transform(query: Record<string, unknown> | undefined): BlockingQuery | undefined {
+    const index = single(query?.index, 'index');
+    const wait = single(query?.wait, 'wait');
+    let waitMs = DEFAULT_WAIT_MS;
+    if (wait !== undefined) {
+      const match = /^(\d{1,7})(ms|s|m)$/.exec(wait);
+      waitMs = match ? Number(match[1]) * UNIT_MS[match[2]] : NaN;
+      if (!(waitMs <= MAX_WAIT_MS)) throw new InvalidRequestError('wait must be a duration like 500ms, 30s or 5m, at most 10m', 'wait');
+    }
+    if (index === undefined) return undefined;
+    // Revisions are etcd int64s, but far below 2^53 in practice; a bigger one is a client bug.
+    if (!/^\d{1,16}$/.test(index) || Number(index) > Number.MAX_SAFE_INTEGER) {
+      throw new InvalidRequestError('index must be a revision: decimal digits, as X-Registry-Index returned it', 'index');
+    }
+    return { index: Number(index), waitMs };
+  }
 }

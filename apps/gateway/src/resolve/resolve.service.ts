@@ -1,12 +1,13 @@
-import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
-import { filterInstances, InstanceFilter, RedisSharedStore, RegistryCache } from '@app/cache';
+import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import { filterInstances, InstanceFilter, RedisSharedStore, RegistryCache, WaitOutcome } from '@app/cache';
 import { InstanceRegistrar, RegistryWatch } from '@app/etcd';
-import { InstanceRecord, InstanceStatus, ResolvedInstance } from '@app/registry';
+import { InstanceRecord, InstanceStatus, RateLimitedError, ResolvedInstance } from '@app/registry';
 import { GATEWAY_CONFIG, GatewayConfig } from '../config/gateway-config';
 import { RegistryRuntimeProvider } from '../etcd/registry-runtime.provider';
 import { CacheHealthReport, CacheHealthSource } from '../health/cache-health';
-import { GatewayMetrics } from '../metrics/gateway-metrics';
+import { BlockingQueryOutcome, GatewayMetrics } from '../metrics/gateway-metrics';
 import { RedisConnection } from '../redis/redis.provider';
+import { BlockingQuery } from './resolve-query.pipe';
 
 export interface ResolveAnswer {
   service: string;
@@ -14,6 +15,26 @@ export interface ResolveAnswer {
   stale: boolean;
   instances: ResolvedInstance[];
 }
+
+export interface ServiceListAnswer {
+  revision: string;
+  stale: boolean;
+  services: Array<{ service: string; instances: number }>;
+}
+
+/** An answer and the index a blocking query passes back (X-Registry-Index). */
+export interface IndexedAnswer<T> {
+  index: string;
+  answer: T;
+}
+
+/**
+ * A full replica asks for a retry later: a held query lasts until a change or its wait, so slots
+ * rarely free up within a second, and thousands of clients retrying at once must not spin.
+ */
+const BLOCKING_RETRY_AFTER_SECONDS = 5;
+
+const OUTCOME_LABELS: Record<WaitOutcome, BlockingQueryOutcome> = { changed: 'changed', timeout: 'timeout', aborted: 'disconnected', closed: 'shutdown' };
 
 /** How long a PATCH waits for its own change to come back through the watch (read-your-writes). */
 const OWN_WRITE_WAIT_MS = 1_000;
@@ -23,13 +44,17 @@ const OWN_WRITE_WAIT_MS = 1_000;
  * (@app/etcd): wires them to config, Redis and metrics, and owns their lifetime.
  */
 @Injectable()
-export class ResolveService implements OnModuleInit, BeforeApplicationShutdown, CacheHealthSource {
+export class ResolveService implements OnModuleInit, OnModuleDestroy, BeforeApplicationShutdown, CacheHealthSource {
   readonly watch: RegistryWatch;
   readonly cache: RegistryCache;
   private readonly logger = new Logger('Resolve');
   private watchDown = false;
   private readsFailing = false;
   private lastRedisError = '';
+  // Injected as a property: keeps the blocking-query code out of the constructor's wiring.
+  @Inject(GatewayMetrics) private readonly blockingMetrics: GatewayMetrics;
+  private heldQueries = 0;
+  private allAnswered: (() => void) | undefined;
 
   constructor(
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
@@ -108,19 +133,107 @@ export class ResolveService implements OnModuleInit, BeforeApplicationShutdown, 
     await this.watch.whenUp(Math.min(this.config.ETCD_REQUEST_TIMEOUT_MS, 5_000));
   }
 
+  /**
+   * Shutdown, before the watch closes (beforeApplicationShutdown) and before the HTTP server waits
+   * for in-flight requests: every held blocking query is answered now with the current view, which
+   * the watch still confirms. Later blocking queries are answered at once.
+   */
+  async onModuleDestroy(): Promise<void> {
+    const answered = this.heldQueries ? new Promise<void>((resolve) => (this.allAnswered = resolve)) : Promise.resolve();
+    this.cache.close();
+    let timer: NodeJS.Timeout | undefined;
+    // Bounded: an answer may need one etcd read (a document re-read after its negative TTL).
+    await Promise.race([answered, new Promise((resolve) => (timer = setTimeout(resolve, this.config.ETCD_REQUEST_TIMEOUT_MS)))]);
+    clearTimeout(timer);
+  }
+
   beforeApplicationShutdown(): void {
     this.watch.close();
     this.cache.close();
   }
 
   async resolve(service: string, filter: InstanceFilter): Promise<ResolveAnswer> {
-    const view = await this.cache.resolve(service);
-    return { service, revision: String(view.revision), stale: view.stale, instances: filterInstances(view.instances, filter) };
+    return (await this.resolveBlocking(service, filter, undefined)).answer;
   }
 
-  async listServices(): Promise<{ revision: string; stale: boolean; services: Array<{ service: string; instances: number }> }> {
-    const view = await this.cache.listServices();
-    return { ...view, revision: String(view.revision) };
+  async listServices(): Promise<ServiceListAnswer> {
+    return (await this.listServicesBlocking(undefined)).answer;
+  }
+
+  /**
+   * resolve() as a blocking query: with `query`, held until the service's content index passes
+   * `query.index` (see holdUntilChanged). Filters apply to the answer, not to what wakes it.
+   */
+  async resolveBlocking(service: string, filter: InstanceFilter, query: BlockingQuery | undefined, signal?: AbortSignal): Promise<IndexedAnswer<ResolveAnswer>> {
+    const view = await this.holdUntilChanged(
+      () => this.cache.resolve(service),
+      (timeoutMs) => this.cache.waitForServiceChange(service, timeoutMs, signal),
+      query,
+    );
+    return {
+      index: String(view.index),
+      answer: { service, revision: String(view.revision), stale: view.stale, instances: filterInstances(view.instances, filter) },
+    };
+  }
+
+  /** listServices() as a blocking query: wakes when a service appears, disappears or its instance count changes. */
+  async listServicesBlocking(query: BlockingQuery | undefined, signal?: AbortSignal): Promise<IndexedAnswer<ServiceListAnswer>> {
+    const view = await this.holdUntilChanged(
+      () => this.cache.listServices(),
+      (timeoutMs) => this.cache.waitForListChange(timeoutMs, signal),
+      query,
+    );
+    return { index: String(view.index), answer: { revision: String(view.revision), stale: view.stale, services: view.services } };
+  }
+
+  /**
+   * Consul's blocking query: answers at once when the document's index is past `query.index`,
+   * otherwise parks the caller (no etcd call; the watch's events wake it) until the index passes it,
+   * `waitMs` plus a jitter of up to waitMs/16 runs out (so clients that started together do not all
+   * come back together), the client disconnects, or shutdown. Then it answers the current view.
+   * At most MAX_BLOCKING_QUERIES are held per replica; beyond that 429.
+   */
+  private async holdUntilChanged<V extends { index: number }>(
+    read: () => Promise<V>,
+    waitForChange: (timeoutMs: number) => Promise<WaitOutcome>,
+    query: BlockingQuery | undefined,
+  ): Promise<V> {
+    let view = await read();
+    if (!query) return view;
+    // From here until waitForChange() parks us, nothing awaits: the watch's events arrive as I/O
+    // callbacks, so no change can slip between reading the index and parking.
+    if (view.index > query.index) {
+      this.blockingMetrics.blockingQueries.inc({ outcome: 'immediate' });
+      return view;
+    }
+    if (this.heldQueries >= this.config.MAX_BLOCKING_QUERIES) {
+      this.blockingMetrics.blockingQueries.inc({ outcome: 'rejected' });
+      throw new RateLimitedError(`this replica holds its limit of ${this.config.MAX_BLOCKING_QUERIES} blocking queries (MAX_BLOCKING_QUERIES); retry later`, BLOCKING_RETRY_AFTER_SECONDS);
+    }
+    const deadline = Date.now() + query.waitMs + Math.floor((Math.random() * query.waitMs) / 16);
+    let outcome: WaitOutcome = 'timeout';
+    this.heldQueries++;
+    this.blockingMetrics.blockingQueriesHeld.inc();
+    try {
+      // A wake-up whose index is still not past the client's (e.g. the client came from a replica
+      // whose watch is ahead of ours) parks again for the rest of the wait.
+      while (view.index <= query.index) {
+        const remainingMs = deadline - Date.now();
+        if (remainingMs <= 0) {
+          outcome = 'timeout';
+          break;
+        }
+        outcome = await waitForChange(remainingMs);
+        view = await read();
+        if (outcome !== 'changed') break;
+      }
+    } finally {
+      this.heldQueries--;
+      this.blockingMetrics.blockingQueriesHeld.dec();
+      this.blockingMetrics.blockingQueries.inc({ outcome: OUTCOME_LABELS[outcome] });
+      if (this.heldQueries === 0) this.allAnswered?.();
+    }
+    return view;
   }
 
   /** PATCH: writes through the registrar, then waits (briefly) until this replica's cache shows it. */
