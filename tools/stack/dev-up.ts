@@ -192,7 +192,7 @@ async function main(): Promise<void> {
     const envLines = Object.entries(publicEnv)
       .filter(([k]) => k !== 'PORT')
       .map(([k, v]) => `  ${k}=${v}`);
-    printBanner(['Dev stack is up (etcd + Redis only):', ...stackLines, 'Gateway env:', ...envLines, '  ETCD_PASSWORD=<see credentials file>']);
+    printBanner(['Dev stack is up (etcd + Redis only):', ...stackLines, 'Gateway env:', ...envLines, '  ETCD_PASSWORD=<see credentials file>'], 'etcd and Redis');
     setInterval(() => undefined, 1 << 30); // keep running until a signal arrives
     return;
   }
@@ -240,8 +240,8 @@ async function main(): Promise<void> {
   ]);
 }
 
-function printBanner(lines: string[]): void {
-  process.stdout.write(['', ...lines, 'Ctrl-C stops the gateway, etcd and Redis', ''].join('\n') + '\n');
+function printBanner(lines: string[], stops = 'the gateway, etcd and Redis'): void {
+  process.stdout.write(['', ...lines, `Ctrl-C stops ${stops}`, ''].join('\n') + '\n');
 }
 
 main().catch((err: unknown) => {
