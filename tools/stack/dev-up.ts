@@ -219,14 +219,10 @@ async function main(): Promise<void> {
   if (stopping) return;
   printBanner([
     ready ? `Gateway is ready: ${url}` : `Gateway started at ${url} but ${url}/health/ready is not 200 yet: see the logs above`,
-    ...(devTokens
-      ? [
-          // Local, generated dev tokens: printing them is the point (issue 7 allows it for the Quick start).
-          // The dashboard gets the read-only token; the fragment (#...) never leaves the browser.
-          `Dashboard:      ${url}/ui#token=${devTokens.readerToken}   (dev-reader token)`,
-        ]
-      : [`Dashboard:      ${url}/ui`]),
-    `API:            ${url}/v1/services   (Bearer token, see below)`,
+    // Local, generated dev tokens: printing them is the point (issue 7 allows it for the Quick start).
+    // The dashboard gets the read-only token; the fragment (#...) never leaves the browser.
+    devTokens?.readerToken ? `Dashboard:      ${url}/ui#token=${devTokens.readerToken}   (dev-reader token)` : `Dashboard:      ${url}/ui`,
+    `API:            ${url}/v1/services${devTokens ? '   (Bearer token: see below)' : ''}`,
     `API docs:       ${url}/docs   (OpenAPI document: ${url}/openapi.json)`,
     `Metrics:        ${url}/metrics`,
     `Health:         ${url}/health/ready   (liveness: /health/live)`,
