@@ -1,9 +1,14 @@
 # The gateway alone; configured only by environment variables (README "Configuration").
+# Used by docker-compose.yml and deploy/k8s (image "registry-gateway").
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
-COPY . .
+# Only what the gateway's build reads: `COPY . .` would also copy .local/ (etcd data and
+# credentials of the dev stack) and deploy/compose/secrets/ into a build layer.
+COPY nest-cli.json tsconfig.json tsconfig.build.json ./
+COPY libs ./libs
+COPY apps/gateway ./apps/gateway
 RUN npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
@@ -12,6 +17,8 @@ ENV NODE_ENV=production
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./
+# uid 1000: deploy/k8s runs it with runAsNonRoot and runAsUser 1000.
 USER node
 EXPOSE 8080
+# Exec form: node is PID 1 and gets SIGTERM itself (graceful drain, no lease revoked).
 CMD ["node", "dist/apps/gateway/apps/gateway/src/main.js"]

@@ -1,18 +1,22 @@
 /**
  * Dev stack (run by scripts/dev-up.sh, i.e. `npm start`): etcd with auth + Redis with persistent data
- * under .local/dev/, then the built gateway (npm run build's dist/.../main.js) wired to them. Ctrl-C stops
- * the gateway first, then etcd and Redis.
+ * under .local/dev/, then the built gateway (npm run build's dist/.../main.js) wired to them, and a
+ * banner with its URLs once it is ready. Ctrl-C stops the gateway first, then etcd and Redis.
  *
  *   --stack-only   start etcd + Redis only (e.g. to run the gateway from an IDE); print its env.
  * Env: PORT (gateway, default 8080), LOG_LEVEL, ETCD_POOL_SIZE, AUTH_TOKENS_FILE or AUTH_DISABLED (default:
- * generated dev tokens), DEV_GATEWAY_MAIN (entry point).
+ * generated dev tokens), DEV_GATEWAY_MAIN (entry point), LOG_FORMAT (`pretty` or `json`; default: pretty
+ * when stdout is a terminal, JSON otherwise).
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as readline from 'node:readline';
+import { Readable } from 'node:stream';
+import { prettyFactory } from 'pino-pretty';
 import { EtcdPorts, EtcdServer, credentialsFile, startEtcd } from './etcd';
-import { LOCAL_DIR, REPO_ROOT, freePort, freePorts, isPortFree, trackChild } from './procs';
+import { LOCAL_DIR, REPO_ROOT, freePort, freePorts, httpGet, isPortFree, sleep, trackChild } from './procs';
 import { RedisServer, startRedis } from './redis';
 
 const DEV_DIR = path.join(LOCAL_DIR, 'dev');
@@ -43,7 +47,7 @@ async function pickPort(usual: number, what: string): Promise<number> {
  * The gateway refuses to start without API tokens (AUTH_TOKENS_FILE) unless AUTH_DISABLED=true.
  * For the dev stack: one token per role, generated once into .local/dev/ and reused across runs.
  */
-function devTokensFile(): { file: string; adminToken: string } {
+function devTokensFile(): { file: string; adminToken: string; readerToken: string } {
   const file = path.join(DEV_DIR, 'api-tokens.json');
   if (!fs.existsSync(file)) {
     const token = (): string => randomBytes(32).toString('base64url');
@@ -56,11 +60,54 @@ function devTokensFile(): { file: string; adminToken: string } {
     fs.writeFileSync(file, JSON.stringify({ tokens }, null, 2) + '\n', { mode: 0o600 });
   }
   const { tokens } = JSON.parse(fs.readFileSync(file, 'utf8')) as { tokens: Array<{ role: string; token?: string }> };
-  return { file, adminToken: tokens.find((t) => t.role === 'admin')?.token ?? '' };
+  const tokenOf = (role: string): string => tokens.find((t) => t.role === role)?.token ?? '';
+  return { file, adminToken: tokenOf('admin'), readerToken: tokenOf('reader') };
+}
+
+/**
+ * The gateway logs JSON lines (what log shippers want, and what `npm run start:prod` keeps doing).
+ * In a terminal they are hard to read, so dev-up pretty-prints them here rather than teaching the
+ * gateway a second output format: the gateway stays exactly as it runs in production.
+ */
+function wantPrettyLogs(): boolean {
+  const format = process.env.LOG_FORMAT;
+  if (format === 'json') return false;
+  if (format === 'pretty') return true;
+  if (format) throw new Error(`LOG_FORMAT must be "pretty" or "json", not "${format}"`);
+  return process.stdout.isTTY === true;
+}
+
+/** Pretty-prints the gateway's JSON lines to our stdout; resolves once the gateway closed its stdout. */
+function prettyPrintLines(from: Readable): Promise<void> {
+  const format = prettyFactory({
+    colorize: process.stdout.isTTY === true,
+    translateTime: 'SYS:HH:MM:ss.l',
+    // service is always registry-gateway; context goes in front of the message instead.
+    ignore: 'pid,hostname,service,context',
+    messageFormat: '{if context}[{context}] {end}{msg}',
+  });
+  const lines = readline.createInterface({ input: from, crlfDelay: Infinity });
+  lines.on('line', (line) => {
+    // Anything that is not a JSON log line (a crash trace, a library's console.log) passes as is.
+    process.stdout.write(line.startsWith('{') ? format(line) : line + '\n');
+  });
+  return new Promise((resolve) => lines.once('close', resolve));
+}
+
+/** Polls /health/ready until it answers 200; false if it has not after `timeoutMs`. */
+async function waitForReady(url: string, gateway: ChildProcess, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline && gateway.exitCode === null && gateway.signalCode === null) {
+    const res = await httpGet(`${url}/health/ready`, 1000).catch(() => undefined);
+    if (res?.status === 200) return true;
+    await sleep(200);
+  }
+  return false;
 }
 
 async function main(): Promise<void> {
   const stackOnly = process.argv.includes('--stack-only');
+  const pretty = wantPrettyLogs(); // before anything starts: a bad LOG_FORMAT fails fast
   let gatewayPort = 0;
   if (!stackOnly) {
     if (!fs.existsSync(GATEWAY_MAIN)) throw new Error(`${path.relative(REPO_ROOT, GATEWAY_MAIN)} not found: run \`npm run build\` first`);
@@ -70,7 +117,7 @@ async function main(): Promise<void> {
   }
 
   // Filled in as things start; shutdown() stops whatever is there.
-  const running: { etcd?: EtcdServer; redis?: RedisServer; gateway?: ChildProcess } = {};
+  const running: { etcd?: EtcdServer; redis?: RedisServer; gateway?: ChildProcess; logsDone?: Promise<void> } = {};
   let stopping = false;
 
   // Registered before anything starts, so @app/stack's own signal hook defers to us (see procs.ts).
@@ -89,6 +136,8 @@ async function main(): Promise<void> {
       await exited;
       clearTimeout(timer);
     }
+    // The gateway's last lines (shutdown complete) are still in the pipe: print them before ours.
+    await Promise.race([running.logsDone, sleep(2000)]);
     await Promise.all([etcd?.stop(), redis?.stop()]);
     log('stopped');
     process.exit(code);
@@ -131,52 +180,64 @@ async function main(): Promise<void> {
     JSON.stringify({ ...publicEnv, ETCD_METRICS_URL: etcd.metricsUrl, credentialsFile: credentialsFile(etcd.dataDir) }, null, 2) + '\n',
   );
 
-  const lines = [
-    '',
-    stackOnly ? 'Dev stack is up (etcd + Redis only):' : `Gateway:        http://127.0.0.1:${gatewayPort}   (health: /health/ready, metrics: /metrics)`,
+  const relative = (p: string): string => path.relative(REPO_ROOT, p);
+  const stackLines = [
     `etcd:           ${etcd.endpoint}   (auth on, gateway user "${etcd.gatewayUser}", prefix ${PREFIX})`,
     `etcd metrics:   ${etcd.metricsUrl}/metrics`,
     `Redis:          ${redis.url}`,
-    `Credentials:    ${path.relative(REPO_ROOT, credentialsFile(etcd.dataDir))}   (data + logs in ${path.relative(REPO_ROOT, DEV_DIR)}/)`,
-    ...(devTokens
-      ? [
-          `API tokens:     ${path.relative(REPO_ROOT, devTokens.file)}   (dev-admin, dev-agent, dev-reader)`,
-          // A local, generated dev token: printing it is the point (issue 7 allows it for the Quick start).
-          `  export TOKEN=${devTokens.adminToken}   # dev-admin; then: curl -H "authorization: Bearer $TOKEN" http://127.0.0.1:${gatewayPort || 8080}/v1/services`,
-        ]
-      : []),
-    ...(stackOnly
-      ? [
-          'Gateway env:',
-          ...Object.entries(publicEnv)
-            .filter(([k]) => k !== 'PORT')
-            .map(([k, v]) => `  ${k}=${v}`),
-          '  ETCD_PASSWORD=<see credentials file>',
-        ]
-      : []),
-    'Ctrl-C to stop',
-    '',
+    `Credentials:    ${relative(credentialsFile(etcd.dataDir))}   (data + logs in ${relative(DEV_DIR)}/)`,
   ];
-  process.stdout.write(lines.join('\n') + '\n');
 
   if (stackOnly) {
+    const envLines = Object.entries(publicEnv)
+      .filter(([k]) => k !== 'PORT')
+      .map(([k, v]) => `  ${k}=${v}`);
+    printBanner(['Dev stack is up (etcd + Redis only):', ...stackLines, 'Gateway env:', ...envLines, '  ETCD_PASSWORD=<see credentials file>'], 'etcd and Redis');
     setInterval(() => undefined, 1 << 30); // keep running until a signal arrives
     return;
   }
 
   // Own process group (detached): Ctrl-C reaches only us, and we stop the gateway before etcd/Redis.
-  // stdout/stderr are inherited: the gateway's logs appear in this terminal as they are.
+  // JSON logs go straight to our stdout; pretty ones through us.
   const gateway = spawn(process.execPath, [GATEWAY_MAIN], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...env },
-    stdio: ['ignore', 'inherit', 'inherit'],
+    stdio: ['ignore', pretty ? 'pipe' : 'inherit', 'inherit'],
     detached: true,
   });
   running.gateway = gateway;
+  if (gateway.stdout) running.logsDone = prettyPrintLines(gateway.stdout);
   trackChild(gateway);
   gateway.once('exit', (code, signal) => {
     if (!stopping) void shutdown(`gateway exited (${signal ?? code})`, code || 1);
   });
+
+  // The banner comes last, once the gateway answers: its URLs work when the developer reads them, and
+  // start-up log lines do not push it out of sight.
+  const url = `http://127.0.0.1:${gatewayPort}`;
+  const ready = await waitForReady(url, gateway, 60_000);
+  if (stopping) return;
+  printBanner([
+    ready ? `Gateway is ready: ${url}` : `Gateway started at ${url} but ${url}/health/ready is not 200 yet: see the logs above`,
+    // Local, generated dev tokens: printing them is the point (issue 7 allows it for the Quick start).
+    // The dashboard gets the read-only token; the fragment (#...) never leaves the browser.
+    devTokens?.readerToken ? `Dashboard:      ${url}/ui#token=${devTokens.readerToken}   (dev-reader token)` : `Dashboard:      ${url}/ui`,
+    `API:            ${url}/v1/services${devTokens ? '   (Bearer token: see below)' : ''}`,
+    `API docs:       ${url}/docs   (OpenAPI document: ${url}/openapi.json)`,
+    `Metrics:        ${url}/metrics`,
+    `Health:         ${url}/health/ready   (liveness: /health/live)`,
+    ...stackLines,
+    ...(devTokens
+      ? [
+          `API tokens:     ${relative(devTokens.file)}   (dev-admin, dev-agent, dev-reader)`,
+          `  export TOKEN=${devTokens.adminToken}   # dev-admin; then: curl -H "authorization: Bearer $TOKEN" ${url}/v1/services`,
+        ]
+      : []),
+  ]);
+}
+
+function printBanner(lines: string[], stops = 'the gateway, etcd and Redis'): void {
+  process.stdout.write(['', ...lines, `Ctrl-C stops ${stops}`, ''].join('\n') + '\n');
 }
 
 main().catch((err: unknown) => {
