@@ -4,6 +4,7 @@ const moduleNameMapper = {
   '^@app/etcd$': '<rootDir>/libs/etcd/src',
   '^@app/cache$': '<rootDir>/libs/cache/src',
   '^@app/concurrency$': '<rootDir>/libs/concurrency/src',
+  '^@app/runtime$': '<rootDir>/libs/runtime/src',
   '^@app/stack$': '<rootDir>/tools/stack',
 };
 const transform = { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.spec.json' }] };

@@ -51,7 +51,7 @@ function record(service: string, i: number, metadata: Record<string, string> = {
   };
 }
 const fatMetadata = Object.fromEntries(Array.from({ length: 5 }, (_, k) => [`blob-${k}`, 'x'.repeat(500)]));
-const resolved = ({ service: _s, ttl: _t, registeredAt: _r, ...rest }: InstanceRecord): ResolvedInstance => rest;
+const resolved = ({ service: _s, ttl: _t, ...rest }: InstanceRecord): ResolvedInstance => rest;
 
 /** Writes the records in Txns of at most TXN_OPS puts, a few at once; returns the last revision and the bytes written. */
 async function writeDirectly(client: Etcd3, records: InstanceRecord[]): Promise<{ revision: number; bytes: number }> {

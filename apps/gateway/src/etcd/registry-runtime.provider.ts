@@ -1,15 +1,69 @@
-import { Inject, Injectable, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import { RedisSharedStore } from '@app/cache';
+import { RegistryRuntime } from '@app/runtime';
 import { GATEWAY_CONFIG, GatewayConfig } from '../config/gateway-config';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
-import { RegistryRuntime } from './registry-runtime';
+import { RedisConnection } from '../redis/redis.provider';
 
-/** Thin Nest wrapper: starts the runtime with the module, closes it (no lease revoked) on shutdown. */
+/**
+ * Thin Nest wrapper over the framework-free RegistryRuntime (@app/runtime): builds it from the
+ * validated config, wires its hooks to metrics and logs, starts it with the module and closes it (no
+ * lease revoked) on shutdown.
+ */
 @Injectable()
 export class RegistryRuntimeProvider implements OnModuleInit, OnApplicationShutdown {
   readonly runtime: RegistryRuntime;
 
-  constructor(@Inject(GATEWAY_CONFIG) config: GatewayConfig, metrics: GatewayMetrics) {
-    this.runtime = new RegistryRuntime(config, metrics);
+  constructor(@Inject(GATEWAY_CONFIG) config: GatewayConfig, metrics: GatewayMetrics, redis: RedisConnection) {
+    const loggers = new Map<string, Logger>();
+    const logger = (context: string) => loggers.get(context) ?? loggers.set(context, new Logger(context)).get(context)!;
+    // The namespace includes the etcd prefix: gateways of different registries may share one Redis.
+    const shared = new RedisSharedStore(redis.client, `registry-gateway:v1:${config.ETCD_PREFIX}`);
+    this.runtime = new RegistryRuntime(
+      {
+        etcd: {
+          endpoints: config.ETCD_ENDPOINTS,
+          credentials: config.ETCD_USERNAME ? { username: config.ETCD_USERNAME, password: config.ETCD_PASSWORD! } : undefined,
+          tls: config.etcdTls,
+          poolSize: config.ETCD_POOL_SIZE,
+          requestTimeoutMs: config.ETCD_REQUEST_TIMEOUT_MS,
+          prefix: config.ETCD_PREFIX,
+        },
+        renewIntervalMs: config.RENEW_INTERVAL_MS,
+        renewalLagMaxMs: config.RENEWAL_LAG_MAX_MS,
+        admissionMaxEventLoopDelayMs: config.ADMISSION_MAX_EVENT_LOOP_DELAY_MS,
+        writeConcurrency: config.WRITE_CONCURRENCY,
+        writeQueueCapacity: config.WRITE_QUEUE_CAPACITY,
+        regrantsPerSecond: config.REGRANTS_PER_SECOND,
+        cache: {
+          ttlMs: config.CACHE_TTL_MS,
+          staleAfterMs: config.CACHE_STALE_AFTER_MS,
+          negativeTtlMs: config.CACHE_NEGATIVE_TTL_MS,
+          sharedTtlMs: config.CACHE_L2_TTL_MS,
+          lockTtlMs: config.CACHE_LOCK_TTL_MS,
+          backoffMinMs: config.CACHE_BACKOFF_MIN_MS,
+          backoffMaxMs: config.CACHE_BACKOFF_MAX_MS,
+        },
+      },
+      shared,
+      {
+        etcd: {
+          authenticateCalled: (result) => metrics.authRequests.inc({ result }),
+          requestCompleted: (method, result) => metrics.etcdRequests.inc({ method, result }),
+        },
+        registrar: {
+          registered: (created) => metrics.registrations.inc({ kind: created ? 'created' : 'replaced' }),
+          shed: (reason) => metrics.admissionRejections.inc({ reason }),
+          deregistered: () => metrics.deregistrations.inc(),
+          regranted: (result) => metrics.regrants.inc({ result }),
+          heartbeat: (result) => metrics.heartbeats.inc({ result }),
+        },
+        cacheRequest: (tier, result) => metrics.cacheRequests.inc({ tier, result }),
+        instanceExpired: () => metrics.expirations.inc(),
+        log: (level, context, message) => (level === 'error' ? logger(context).error(message) : level === 'warn' ? logger(context).warn(message) : logger(context).log(message)),
+      },
+    );
+    metrics.observeRuntime(() => this.runtime.health());
   }
 
   onModuleInit(): Promise<void> {

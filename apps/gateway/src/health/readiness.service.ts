@@ -1,15 +1,14 @@
-import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { GATEWAY_CONFIG, GatewayConfig } from '../config/gateway-config';
 import { RegistryRuntimeProvider } from '../etcd/registry-runtime.provider';
 import { RedisConnection } from '../redis/redis.provider';
-import { CACHE_HEALTH, CacheHealthSource } from './cache-health';
 import { assessReadiness, ReadinessAssessment } from './readiness';
 
 /**
- * Reads the state the replica already keeps (channel states, open streams, the lease table) and
- * never calls etcd or Redis: a probe must answer at once even while etcd is frozen, and N replicas
- * probed every few seconds must not add load to etcd. A frozen etcd is noticed by the gRPC
- * keepalive pings of the pooled connections (about 15 s, see EtcdConnection).
+ * Reads the runtime's health() snapshot (state it keeps anyway: channel states, the lease engine's
+ * shared figures, the watch, the cache) and never calls etcd or Redis: a probe must answer at once
+ * even while etcd is frozen, and N replicas probed every few seconds must not add load to etcd. A
+ * frozen etcd is noticed by the gRPC keepalive pings of the pooled connections (about 15 s).
  */
 @Injectable()
 export class ReadinessService {
@@ -21,16 +20,15 @@ export class ReadinessService {
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
     private readonly etcd: RegistryRuntimeProvider,
     private readonly redis: RedisConnection,
-    @Optional() @Inject(CACHE_HEALTH) private readonly cache?: CacheHealthSource,
   ) {}
 
   assess(): ReadinessAssessment {
-    const { pool, engine, leases } = this.etcd.runtime;
     const now = Date.now();
-    const renewals = engine.snapshot(now);
+    const health = this.etcd.runtime.health(now);
+    const renewals = health.renewals;
     const assessment = assessReadiness({
       now,
-      etcd: { readyConnections: pool.readyCount(), poolSize: pool.connections.length, lastSuccessAt: pool.lastSuccessAt() },
+      etcd: health.etcd,
       keepalive: {
         open: renewals.liveStreams,
         total: renewals.totalStreams,
@@ -39,9 +37,9 @@ export class ReadinessService {
         oldestDueMs: renewals.oldestDueMs,
         lagLimitMs: this.config.RENEWAL_LAG_MAX_MS,
       },
-      instancesInMemory: leases.size,
+      instancesInMemory: health.instancesInMemory,
       redis: { ready: this.redis.isReady(), state: this.redis.client.status },
-      cache: this.cache?.cacheHealth(),
+      cache: { watch: health.watch.up ? 'up' : 'down', l2: health.cache.sharedUp ? 'up' : 'down', warmServices: health.cache.warmServices },
     });
     this.logTransition(assessment);
     return assessment;

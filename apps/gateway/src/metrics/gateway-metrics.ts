@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { LeaseEngineStats } from '@app/etcd';
+import type { RuntimeHealth } from '@app/runtime';
 
 /** Labels of registry_blocking_queries_total. */
 export const BLOCKING_QUERY_OUTCOMES = ['changed', 'timeout', 'immediate', 'rejected', 'disconnected', 'shutdown'] as const;
@@ -11,21 +12,19 @@ export type BlockingQueryOutcome = (typeof BLOCKING_QUERY_OUTCOMES)[number];
  */
 export class GatewayMetrics {
   readonly registry = new Registry();
-  private engineSnapshot: (() => LeaseEngineStats) | undefined;
-  private eventLoopDelayMs: (() => number) | undefined;
+  private runtimeHealth: (() => RuntimeHealth) | undefined;
   private readonly renewalsSeen = { sent: 0, confirmed: 0, lost: 0 };
 
-  /** The lease engine's figures live in its worker's shared memory; they are read at scrape time. */
-  observeLeaseEngine(snapshot: () => LeaseEngineStats): void {
-    this.engineSnapshot = snapshot;
-  }
-
-  observeEventLoopDelay(delayMs: () => number): void {
-    this.eventLoopDelayMs = delayMs;
+  /**
+   * Figures the runtime keeps anyway (the lease engine's live in its worker's shared memory) are read
+   * at scrape time rather than pushed: nothing is computed for a metric nobody scrapes.
+   */
+  observeRuntime(health: () => RuntimeHealth): void {
+    this.runtimeHealth = health;
   }
 
   private fromEngine(pick: (stats: LeaseEngineStats) => number): (this: Gauge) => void {
-    return this.fromSource(() => this.engineSnapshot?.(), pick);
+    return this.fromSource(() => this.runtimeHealth?.().renewals, pick);
   }
 
   /** A gauge's collect(): prom-client calls it at scrape time with the gauge as `this`. */
@@ -45,7 +44,12 @@ export class GatewayMetrics {
     }
   }
 
-  readonly instances = new Gauge({ name: 'registry_instances', help: 'Instances whose leases this replica is renewing', registers: [this.registry] });
+  readonly instances = new Gauge({
+    name: 'registry_instances',
+    help: 'Instances whose leases this replica is renewing',
+    registers: [this.registry],
+    collect: this.fromSource(() => this.runtimeHealth?.(), (h) => h.instancesInMemory),
+  });
   readonly heartbeats = new Counter({
     name: 'registry_heartbeats_total',
     help: 'Heartbeats received, by outcome',
@@ -76,7 +80,12 @@ export class GatewayMetrics {
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
-  readonly etcdConnections = new Gauge({ name: 'registry_etcd_connections', help: 'Pooled etcd connections whose channel is ready', registers: [this.registry] });
+  readonly etcdConnections = new Gauge({
+    name: 'registry_etcd_connections',
+    help: 'Pooled etcd connections whose channel is ready',
+    registers: [this.registry],
+    collect: this.fromSource(() => this.runtimeHealth?.(), (h) => h.etcd.readyConnections),
+  });
   readonly keepaliveStreams = new Gauge({
     name: 'registry_keepalive_streams',
     help: 'Shared LeaseKeepAlive streams open on a connected etcd channel',
@@ -89,8 +98,8 @@ export class GatewayMetrics {
     labelNames: ['result'] as const,
     registers: [this.registry],
     collect: () => {
-      const stats = this.engineSnapshot?.();
-      if (stats) this.countRenewals(stats);
+      const health = this.runtimeHealth?.();
+      if (health) this.countRenewals(health.renewals);
     },
   });
   readonly renewalBacklog = new Gauge({
@@ -133,9 +142,14 @@ export class GatewayMetrics {
     name: 'registry_event_loop_delay_seconds',
     help: "p99 event-loop delay of the gateway's HTTP thread over the last second",
     registers: [this.registry],
-    collect: this.fromSource(() => this.eventLoopDelayMs?.(), (ms) => ms / 1000),
+    collect: this.fromSource(() => this.runtimeHealth?.(), (h) => h.eventLoopDelayMs / 1000),
   });
-  readonly writeQueueDepth = new Gauge({ name: 'registry_etcd_write_queue_depth', help: 'etcd writes waiting for a slot', registers: [this.registry] });
+  readonly writeQueueDepth = new Gauge({
+    name: 'registry_etcd_write_queue_depth',
+    help: 'etcd writes waiting for a slot',
+    registers: [this.registry],
+    collect: this.fromSource(() => this.runtimeHealth?.(), (h) => h.writeQueueDepth),
+  });
   readonly blockingQueriesHeld = new Gauge({
     name: 'registry_blocking_queries_held',
     help: 'Blocking resolve queries (?index=) held open on this replica, waiting for a change; bounded by MAX_BLOCKING_QUERIES',
