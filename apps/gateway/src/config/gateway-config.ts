@@ -4,6 +4,7 @@ import { z } from 'zod';
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const bool = z.enum(['true', 'false']).transform((v) => v === 'true');
 const endpoint = z.string().regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, 'host:port');
+const origin = z.string().regex(/^(\*|https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?)$/, 'a comma list of origins like https://app.example.com:8443, or *');
 
 /** Environment variables of the gateway (design section 4, plus tuning knobs with safe defaults). */
 const schema = z.object({
@@ -51,6 +52,12 @@ const schema = z.object({
   // After a failed etcd read of a service, the next attempt waits this window, doubling up to the max.
   CACHE_BACKOFF_MIN_MS: int(100, 600_000).default(1_000),
   CACHE_BACKOFF_MAX_MS: int(100, 3_600_000).default(30_000),
+  // Browser origins allowed to call the API (CORS, with preflight); none by default, so CORS is off.
+  CORS_ORIGINS: z
+    .string()
+    .default('')
+    .transform((s) => s.split(',').map((o) => o.trim()).filter(Boolean))
+    .pipe(z.array(origin)),
 });
 
 export type GatewayConfig = z.output<typeof schema> & {
