@@ -51,7 +51,8 @@ export function ApiBlockingQuery(): MethodDecorator {
     ApiQuery({
       name: 'wait',
       required: false,
-      schema: { type: 'string', pattern: '^[0-9]{1,6}(ms|s|m)$', example: '30s' },
+      // No `example`: Swagger UI's "Try it out" would send it with every lookup.
+      schema: { type: 'string', pattern: '^[0-9]{1,6}(ms|s|m)$' },
       description: 'How long a blocking query may wait, like `30s` or `5m`; at most `10m`',
     }),
   );
