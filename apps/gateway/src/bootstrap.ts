@@ -24,7 +24,8 @@ export async function createGatewayApp(config: GatewayConfig): Promise<NestFasti
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: REGISTRATION_LIMITS.bodyMaxBytes,
     // find-my-way's default (100) answers 414 for valid 101-128 character names; with room above
-    // 128, an overlong name reaches the name pipe and gets a 400 that names the field.
+    // 128, an overlong name reaches the name check and gets a 400 that names the field; beyond
+    // 1024 the router answers 414, in our JSON shape through answerFrameworkError.
     routerOptions: { maxParamLength: MAX_PATH_SEGMENT_LENGTH },
     frameworkErrors: answerFrameworkError,
     requestIdHeader: 'x-request-id',
