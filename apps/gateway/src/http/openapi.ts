@@ -17,7 +17,8 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
       .setTitle('Registry gateway')
       .setDescription(
         'Service registration, heartbeats and resolution in front of etcd and Redis. Every `/v1` call needs `Authorization: Bearer <token>` ' +
-          '(use **Authorize**); errors are JSON `{error, message, field?}`, and a refused request writes nothing.',
+          '(use **Authorize**); errors are JSON `{error, message, field?}`, and a refused request writes nothing. Bodies are ' +
+          '`application/json` (anything else: 415); an optional field is left out to get its default, never sent as `null` (400).',
       )
       .setVersion('1')
       // Relative: the document describes whichever replica (or load balancer) served it.
