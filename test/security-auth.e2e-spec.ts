@@ -68,12 +68,15 @@ describe('API tokens and scopes', () => {
     expect(await storedInstances(secured.gw)).toEqual([]);
   });
 
-  it('answers 403 to an agent outside its globs, before validating the name', async () => {
+  it('answers 403 to an agent outside its globs, and 400 to a malformed name before any scope check', async () => {
     const outside = await send('PUT', instancePath('billing', 'b1'), secured.tokens.agent, validRegistration);
     expectJsonError(outside, 403, 'forbidden');
     expect(outside.json.message).toBe('token "payments-agent" may not act on service "billing"');
     expectJsonError(await send('PUT', instancePath('paymentsx', 'b1'), secured.tokens.agent, validRegistration), 403, 'forbidden');
-    expectJsonError(await send('PUT', instancePath('payments/../billing', 'b1'), secured.tokens.agent, validRegistration), 403, 'forbidden');
+    // Issue 14: a bad name is the caller's mistake, named as such, not a permission problem.
+    const malformed = await send('PUT', instancePath('payments/../billing', 'b1'), secured.tokens.agent, validRegistration);
+    expectJsonError(malformed, 400, 'invalid_request');
+    expect(malformed.json.field).toBe('service');
     expect(await storedInstances(secured.gw)).toEqual([]);
   });
 

@@ -2,10 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { LogController } from 'fastify';
-import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { SwaggerModule } from '@nestjs/swagger';
 import { REGISTRATION_LIMITS } from '@app/registry';
 import { AppModule } from './app.module';
 import { GatewayConfig } from './config/gateway-config';
+import { registerBodyParsers } from './http/body-parsers';
+import { corsOptions } from './http/cors';
+import { answerFrameworkError, MAX_PATH_SEGMENT_LENGTH } from './http/error.filter';
+import { buildOpenApiDocument } from './http/openapi';
 import { bodyValidationPipe } from './http/validation';
 import { createPinoLogger, PinoNestLogger } from './logging/pino-logger';
 import { GatewayMetrics } from './metrics/gateway-metrics';
@@ -20,14 +24,18 @@ export async function createGatewayApp(config: GatewayConfig): Promise<NestFasti
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: REGISTRATION_LIMITS.bodyMaxBytes,
     // find-my-way's default (100) answers 414 for valid 101-128 character names; with room above
-    // 128, an overlong name reaches the name pipe and gets a 400 that names the field.
-    routerOptions: { maxParamLength: 1024 },
+    // 128, an overlong name reaches the name check and gets a 400 that names the field; beyond
+    // 1024 the router answers 414, in our JSON shape through answerFrameworkError.
+    routerOptions: { maxParamLength: MAX_PATH_SEGMENT_LENGTH },
+    frameworkErrors: answerFrameworkError,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
   });
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, {
     logger: new PinoNestLogger(logger),
     bufferLogs: false,
+    // registerBodyParsers() installs the only parsers: JSON, and a 415 for any other non-empty body.
+    bodyParser: false,
   });
   app.useGlobalPipes(bodyValidationPipe());
   // SIGTERM/SIGINT: stop accepting, finish in-flight requests, close streams (leases are kept), then
@@ -36,6 +44,9 @@ export async function createGatewayApp(config: GatewayConfig): Promise<NestFasti
 
   const metrics = app.get(GatewayMetrics);
   const fastify = app.getHttpAdapter().getInstance();
+  registerBodyParsers(fastify, REGISTRATION_LIMITS.bodyMaxBytes);
+  const cors = corsOptions(config.CORS_ORIGINS);
+  if (cors) app.enableCors(cors);
   fastify.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url ?? 'unmatched';
     metrics.httpDuration.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
@@ -46,14 +57,11 @@ export async function createGatewayApp(config: GatewayConfig): Promise<NestFasti
     done(null, payload);
   });
 
-  const document = SwaggerModule.createDocument(
-    app,
-    new DocumentBuilder()
-      .setTitle('Registry gateway')
-      .setDescription('Service registration, heartbeats and resolution in front of etcd and Redis')
-      .setVersion('1')
-      .build(),
-  );
-  SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'openapi.json', yamlDocumentUrl: 'openapi.yaml' });
+  SwaggerModule.setup('docs', app, buildOpenApiDocument(app), {
+    jsonDocumentUrl: 'openapi.json',
+    yamlDocumentUrl: 'openapi.yaml',
+    // The token entered under Authorize survives a reload of /docs (kept in the browser only).
+    swaggerOptions: { persistAuthorization: true },
+  });
   return app;
 }

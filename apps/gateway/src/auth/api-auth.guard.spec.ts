@@ -1,6 +1,6 @@
 import { ExecutionContext, ForbiddenException, UnauthorizedException } from '@nestjs/common';
 import { Counter, Registry } from 'prom-client';
-import { RateLimitedError } from '@app/registry';
+import { InvalidRequestError, RateLimitedError } from '@app/registry';
 import { ApiAuthGuard, bearerToken } from './api-auth.guard';
 import { ApiTokens } from './api-tokens';
 import { RegistrationRateLimiter } from './registration-rate-limiter';
@@ -76,9 +76,26 @@ describe('ApiAuthGuard', () => {
     const outside = thrown(() => guard.canActivate(request('PUT', INSTANCE, { service: 'billing', id: 'p1' }, `Bearer ${AGENT}`).context));
     expect(outside).toBeInstanceOf(ForbiddenException);
     expect((outside as Error).message).toBe('token "payments-agent" may not act on service "billing"');
-    const traversal = thrown(() => guard.canActivate(request('PUT', INSTANCE, { service: 'payments/../x', id: 'p1' }, `Bearer ${AGENT}`).context));
-    expect((traversal as Error).message).toBe('token "payments-agent" may not act on this service');
-    expect(await denied('forbidden')).toBe(3);
+    expect(await denied('forbidden')).toBe(2);
+  });
+
+  it('answers a malformed name with a 400 naming it, before looking at the token', async () => {
+    const { guard, denied } = setup();
+    for (const [params, authorization, field] of [
+      [{ service: 'payments/../x', id: 'p1' }, `Bearer ${AGENT}`, 'service'],
+      [{ service: 'payments', id: '..' }, `Bearer ${AGENT}`, 'id'],
+      [{ service: 'a b', id: 'p1' }, `Bearer ${READER}`, 'service'],
+      [{ service: '.hidden', id: 'p1' }, undefined, 'service'],
+      [{ service: 'payments', id: 'x'.repeat(129) }, 'Bearer not-a-known-token-at-all', 'id'],
+    ] as const) {
+      const err = thrown(() => guard.canActivate(request('PUT', INSTANCE, params, authorization).context));
+      expect(err).toBeInstanceOf(InvalidRequestError);
+      expect((err as InvalidRequestError).field).toBe(field);
+    }
+    expect(thrown(() => guard.canActivate(request('PUT', INSTANCE, { service: 'payments', id: 'p1' }).context))).toBeInstanceOf(UnauthorizedException);
+    expect(await denied('forbidden')).toBe(0);
+    expect(await denied('missing_token')).toBe(1);
+    expect(await denied('invalid_token')).toBe(0);
   });
 
   it('lets an agent act within its globs, with any case of the scheme', () => {

@@ -1,15 +1,20 @@
 import { CanActivate, ExecutionContext, ForbiddenException, UnauthorizedException } from '@nestjs/common';
 import { FastifyReply, FastifyRequest } from 'fastify';
 import { Counter } from 'prom-client';
-import { isValidName, RateLimitedError } from '@app/registry';
+import { InvalidRequestError, isValidName, NAME_RULE, RateLimitedError } from '@app/registry';
 import { AccessRule, decideAccess, ruleFor } from './access-policy';
 import { ApiTokens } from './api-tokens';
 import { RegistrationRateLimiter } from './registration-rate-limiter';
 
+/** Path parameters that become etcd key segments; ParseNamePipe checks them again in the handlers. */
+const NAME_PARAMS = ['service', 'id'] as const;
+
 /**
  * The global guard: every Nest route passes here before pipes and handlers, so a refused request
- * never reaches validation or etcd. It decides from the route pattern, the method and the `:service`
- * path parameter (see ACCESS_POLICY). Presented tokens are only hashed, never logged or echoed.
+ * never reaches body validation or etcd. Order: malformed names (400, naming the field, whoever asks:
+ * a bad name is the caller's mistake, not a permission problem), then the token (401), then the
+ * route pattern, the method and the `:service` path parameter (403, see ACCESS_POLICY), then the
+ * registration budget (429). Presented tokens are only hashed, never logged or echoed.
  */
 export class ApiAuthGuard implements CanActivate {
   constructor(
@@ -20,9 +25,14 @@ export class ApiAuthGuard implements CanActivate {
 
   canActivate(context: ExecutionContext): boolean {
     const http = context.switchToHttp();
-    const request = http.getRequest<FastifyRequest<{ Params: { service?: string } }>>();
+    const request = http.getRequest<FastifyRequest<{ Params: { service?: string; id?: string } }>>();
     const rule = ruleFor(request.method, request.routeOptions.url);
     if (rule.grants.includes('public')) return true;
+
+    for (const field of NAME_PARAMS) {
+      const value = request.params?.[field];
+      if (value !== undefined && !isValidName(value)) throw new InvalidRequestError(`${field} must be ${NAME_RULE}`, field);
+    }
 
     const presented = bearerToken(request.headers.authorization);
     const token = presented && this.tokens.verify(presented);
@@ -39,9 +49,7 @@ export class ApiAuthGuard implements CanActivate {
     if (!decision.allowed) {
       this.denials.inc({ reason: 'forbidden' });
       throw new ForbiddenException(
-        decision.reason === 'service'
-          ? `token "${token.name}" may not act on ${isValidName(service) ? `service "${service}"` : 'this service'}`
-          : `token "${token.name}" (role ${token.role}) may not ${describe(rule)}`,
+        decision.reason === 'service' ? `token "${token.name}" may not act on service "${service}"` : `token "${token.name}" (role ${token.role}) may not ${describe(rule)}`,
       );
     }
 

@@ -4,6 +4,7 @@ import { z } from 'zod';
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const bool = z.enum(['true', 'false']).transform((v) => v === 'true');
 const endpoint = z.string().regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, 'host:port');
+const origin = z.string().regex(/^(\*|https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?)$/, 'a comma list of origins like https://app.example.com:8443, or *');
 
 /** Environment variables of the gateway (design section 4, plus tuning knobs with safe defaults). */
 const schema = z.object({
@@ -59,6 +60,12 @@ const schema = z.object({
   // Blocking queries (`?index=&wait=` on resolve) held open at once per replica; beyond it 429 + Retry-After.
   // Each costs memory only (a parked request, no etcd call): 5,000 fit well below 100 MiB.
   MAX_BLOCKING_QUERIES: int(1, 1_000_000).default(5_000),
+  // Browser origins allowed to call the API (CORS, with preflight); none by default, so CORS is off.
+  CORS_ORIGINS: z
+    .string()
+    .default('')
+    .transform((s) => s.split(',').map((o) => o.trim()).filter(Boolean))
+    .pipe(z.array(origin)),
 });
 
 export type GatewayConfig = z.output<typeof schema> & {

@@ -1,5 +1,5 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
-import { FastifyReply, FastifyRequest } from 'fastify';
+import { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { InstanceNotFoundError, InvalidRequestError, OverloadedError, RateLimitedError, RegistryError, RegistryUnavailableError, UpdateConflictError } from '@app/registry';
 import { RegistryBackendError } from '@app/registry';
 
@@ -64,6 +64,21 @@ export class RegistryErrorFilter implements ExceptionFilter {
   }
 }
 
+/** Fastify's routerOptions.maxParamLength: room above the 128 of a name, so those get a 400 naming the field. */
+export const MAX_PATH_SEGMENT_LENGTH = 1024;
+
+/**
+ * Fastify's `frameworkErrors`: the router's own refusals (a bad percent-escape, a path segment over
+ * routerOptions.maxParamLength), which no Nest filter sees, in the same JSON shape as every other
+ * error. Their default bodies also echoed the whole path.
+ */
+export function answerFrameworkError(error: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  const status = error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 414 : error.code === 'FST_ERR_BAD_URL' ? 400 : (error.statusCode ?? 500);
+  const message =
+    status === 414 ? `a path segment is longer than ${MAX_PATH_SEGMENT_LENGTH} characters` : status === 400 ? 'the path is not a valid URL (malformed percent-encoding)' : 'request refused';
+  void reply.status(status).send({ error: httpErrorCode(status), message } satisfies ErrorBody);
+}
+
 function httpErrorCode(status: number): string {
   const names: Record<number, string> = {
     400: 'invalid_request',
@@ -72,6 +87,7 @@ function httpErrorCode(status: number): string {
     404: 'not_found',
     405: 'method_not_allowed',
     413: 'payload_too_large',
+    414: 'uri_too_long',
     415: 'unsupported_media_type',
     429: 'rate_limited',
   };

@@ -1,30 +1,23 @@
 import { Body, Controller, Delete, HttpCode, Param, Put, Res } from '@nestjs/common';
-import {
-  ApiBadRequestResponse,
-  ApiCreatedResponse,
-  ApiNoContentResponse,
-  ApiNotFoundResponse,
-  ApiOkResponse,
-  ApiServiceUnavailableResponse,
-  ApiTags,
-} from '@nestjs/swagger';
+import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { FastifyReply } from 'fastify';
 import { InstanceRegistrar } from '@app/etcd';
 import { REGISTRATION_LIMITS } from '@app/registry';
-import { ErrorBodyDto, RegistrationResponseDto } from './api-responses';
+import { ApiErrorResponses, ApiNameParams, BODY_ERRORS, RegistrationResponseDto } from './api-responses';
 import { RegisterInstanceDto } from './register-instance.dto';
 import { ParseNamePipe } from './validation';
 
 @ApiTags('instances')
+@ApiNameParams('service', 'id')
 @Controller('v1/services/:service/instances')
 export class InstancesController {
   constructor(private readonly registrar: InstanceRegistrar) {}
 
   @Put(':id')
+  @ApiOperation({ summary: 'Register an instance, or replace its registration (idempotent)' })
   @ApiCreatedResponse({ description: 'Registered (a new instance)', type: RegistrationResponseDto })
   @ApiOkResponse({ description: 'Replaced an existing registration', type: RegistrationResponseDto })
-  @ApiBadRequestResponse({ description: 'Invalid name or body; `field` names the culprit', type: ErrorBodyDto })
-  @ApiServiceUnavailableResponse({ description: 'etcd unavailable or too many writes queued; retry after `Retry-After`', type: ErrorBodyDto })
+  @ApiErrorResponses(...BODY_ERRORS, [429, 'Over the API token\'s registration rate limit; retry after `Retry-After`'])
   async register(
     @Param('service', new ParseNamePipe('service')) service: string,
     @Param('id', new ParseNamePipe('id')) id: string,
@@ -49,18 +42,18 @@ export class InstancesController {
   /** Hot path: answered from memory, never waits on etcd for a known instance. */
   @Put(':id/heartbeat')
   @HttpCode(204)
+  @ApiOperation({ summary: 'Heartbeat: keep the instance registered (takes no body; answered from memory)' })
   @ApiNoContentResponse({ description: 'Heartbeat accepted' })
-  @ApiNotFoundResponse({ description: 'Unknown instance: register again', type: ErrorBodyDto })
-  @ApiServiceUnavailableResponse({ description: 'Instance unknown to this replica and etcd unavailable; retry', type: ErrorBodyDto })
+  @ApiErrorResponses(...BODY_ERRORS, [404, 'Unknown instance: register again'], [503, 'Instance unknown to this replica and etcd unavailable; retry after `Retry-After`'])
   async heartbeat(@Param('service', new ParseNamePipe('service')) service: string, @Param('id', new ParseNamePipe('id')) id: string): Promise<void> {
     await this.registrar.heartbeat(service, id);
   }
 
   @Delete(':id')
   @HttpCode(204)
+  @ApiOperation({ summary: 'Deregister an instance (revokes its lease; takes no body)' })
   @ApiNoContentResponse({ description: 'Deregistered (lease revoked)' })
-  @ApiNotFoundResponse({ description: 'Unknown instance', type: ErrorBodyDto })
-  @ApiServiceUnavailableResponse({ description: 'etcd unavailable; retry after `Retry-After`', type: ErrorBodyDto })
+  @ApiErrorResponses(...BODY_ERRORS, 404)
   async deregister(@Param('service', new ParseNamePipe('service')) service: string, @Param('id', new ParseNamePipe('id')) id: string): Promise<void> {
     await this.registrar.deregister(service, id);
   }

@@ -1,10 +1,10 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { applyDecorators } from '@nestjs/common';
 import {
   ArrayMaxSize,
   IsArray,
   IsIn,
   IsInt,
-  IsOptional,
   IsString,
   Matches,
   Max,
@@ -16,6 +16,13 @@ import {
   isIP,
 } from 'class-validator';
 import { INSTANCE_STATUSES, InstanceStatus, NAME_PATTERN, REGISTRATION_LIMITS as L } from '@app/registry';
+import { Optional } from './validation';
+
+/** One message for the type and both bounds, so `"port": "80"` is told it must be an integer. */
+function IntegerBetween(min: number, max: number) {
+  const message = `$property must be an integer from ${min} to ${max}`;
+  return applyDecorators(IsInt({ message }), Min(min, { message }), Max(max, { message }));
+}
 
 function IsHostAddress(options?: ValidationOptions) {
   return (target: object, propertyName: string) =>
@@ -57,53 +64,53 @@ function IsStringMap(options?: ValidationOptions) {
 
 /** Body of `PUT /v1/services/{service}/instances/{id}`. */
 export class RegisterInstanceDto {
-  @ApiProperty({ example: '10.0.3.17', description: 'IP address or host name the instance is reached at' })
+  @ApiProperty({ example: '10.0.3.17', maxLength: L.addressMaxLength, description: 'IP address or host name the instance is reached at' })
   @IsString()
   @MaxLength(L.addressMaxLength)
   @IsHostAddress()
   address: string;
 
-  @ApiProperty({ example: 8080, minimum: L.port.min, maximum: L.port.max })
-  @IsInt()
-  @Min(L.port.min)
-  @Max(L.port.max)
+  @ApiProperty({ type: 'integer', example: 8080, minimum: L.port.min, maximum: L.port.max })
+  @IntegerBetween(L.port.min, L.port.max)
   port: number;
 
-  @ApiPropertyOptional({ default: L.ttlSeconds.default, minimum: L.ttlSeconds.min, maximum: L.ttlSeconds.max, description: 'Lease TTL in seconds' })
-  @IsOptional()
-  @IsInt()
-  @Min(L.ttlSeconds.min)
-  @Max(L.ttlSeconds.max)
+  @ApiPropertyOptional({ type: 'integer', default: L.ttlSeconds.default, minimum: L.ttlSeconds.min, maximum: L.ttlSeconds.max, description: 'Lease TTL in seconds' })
+  @Optional()
+  @IntegerBetween(L.ttlSeconds.min, L.ttlSeconds.max)
   ttl?: number;
 
-  @ApiPropertyOptional({ type: 'object', additionalProperties: { type: 'string' }, example: { version: '1.4.2' } })
-  @IsOptional()
+  @ApiPropertyOptional({
+    type: 'object',
+    additionalProperties: { type: 'string', maxLength: L.metadata.valueMaxLength },
+    maxProperties: L.metadata.maxKeys,
+    example: { version: '1.4.2' },
+    description: `At most ${L.metadata.maxKeys} entries; keys 1-${L.metadata.keyMaxLength} characters of [A-Za-z0-9._/-]`,
+  })
+  @Optional()
   @IsStringMap()
   metadata?: Record<string, string>;
 
-  @ApiPropertyOptional({ type: [String], maxItems: L.tags.maxCount, example: ['canary'] })
-  @IsOptional()
+  @ApiPropertyOptional({ type: 'string', isArray: true, maxItems: L.tags.maxCount, items: { type: 'string', maxLength: L.tags.maxLength }, example: ['canary'] })
+  @Optional()
   @IsArray()
   @ArrayMaxSize(L.tags.maxCount)
   @IsString({ each: true })
   @MaxLength(L.tags.maxLength, { each: true })
   tags?: string[];
 
-  @ApiPropertyOptional({ example: 'eu-west-1a' })
-  @IsOptional()
+  @ApiPropertyOptional({ example: 'eu-west-1a', pattern: NAME_PATTERN.source, minLength: 1, maxLength: L.zone.maxLength })
+  @Optional()
   @IsString()
   @Matches(NAME_PATTERN, { message: 'zone must be 1-128 characters of [A-Za-z0-9._-]' })
   zone?: string;
 
-  @ApiPropertyOptional({ default: L.weight.default, minimum: L.weight.min, maximum: L.weight.max })
-  @IsOptional()
-  @IsInt()
-  @Min(L.weight.min)
-  @Max(L.weight.max)
+  @ApiPropertyOptional({ type: 'integer', default: L.weight.default, minimum: L.weight.min, maximum: L.weight.max })
+  @Optional()
+  @IntegerBetween(L.weight.min, L.weight.max)
   weight?: number;
 
   @ApiPropertyOptional({ enum: INSTANCE_STATUSES, default: 'UP' })
-  @IsOptional()
-  @IsIn(INSTANCE_STATUSES)
+  @Optional()
+  @IsIn(INSTANCE_STATUSES, { message: `status must be one of ${INSTANCE_STATUSES.join(', ')}` })
   status?: InstanceStatus;
 }

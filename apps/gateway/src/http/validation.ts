@@ -1,4 +1,5 @@
 import { ArgumentMetadata, PipeTransform, ValidationError, ValidationPipe } from '@nestjs/common';
+import { ValidateIf } from 'class-validator';
 import { InvalidRequestError, isValidName, NAME_RULE } from '@app/registry';
 
 /** Path segments that become etcd key segments: rejected before anything else runs. */
@@ -9,6 +10,15 @@ export class ParseNamePipe implements PipeTransform<unknown, string> {
     if (!isValidName(value)) throw new InvalidRequestError(`${this.field} must be ${NAME_RULE}`, this.field);
     return value;
   }
+}
+
+/**
+ * An optional body field: absent means "use the default", but `null` is validated like any other
+ * value and so refused. class-validator's IsOptional() takes null for absent, which let
+ * `"zone": null` be stored and then returned where the document promises a string.
+ */
+export function Optional(): PropertyDecorator {
+  return ValidateIf((_object: object, value: unknown) => value !== undefined);
 }
 
 /** A registration body is 2 levels deep (body, metadata); deeper JSON is refused before any recursion. */
@@ -22,6 +32,8 @@ const MAX_BODY_DEPTH = 8;
  * refused like any other unknown field.
  */
 function bodyShapeError(body: unknown): InvalidRequestError | undefined {
+  // The pipe would turn a missing or null body into {} and report its first missing field instead.
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return new InvalidRequestError('the body must be a JSON object');
   const pending: Array<{ value: unknown; path: string; depth: number }> = [{ value: body, path: '', depth: 0 }];
   for (let next = pending.pop(); next; next = pending.pop()) {
     const { value, path, depth } = next;
@@ -38,11 +50,19 @@ function bodyShapeError(body: unknown): InvalidRequestError | undefined {
 
 class BodyValidationPipe extends ValidationPipe {
   override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
-    const shapeError = metadata.type === 'body' ? bodyShapeError(value) : undefined;
+    if (metadata.type !== 'body') return super.transform(value, metadata);
+    const shapeError = bodyShapeError(value);
     if (shapeError) throw shapeError;
     return super.transform(value, metadata);
   }
 }
+
+/**
+ * class-validator lists a property's failed constraints in reverse decorator order, so `"port": "80"`
+ * used to be answered with the range rule ("must not be greater than 65535"). A type rule that
+ * fails is the one worth reporting.
+ */
+const TYPE_CONSTRAINTS = ['isDefined', 'isString', 'isInt', 'isArray', 'isObject', 'isIn'];
 
 /** Body validation: unknown fields are errors (a typo must not be silently dropped). */
 export function bodyValidationPipe(): ValidationPipe {
@@ -50,13 +70,22 @@ export function bodyValidationPipe(): ValidationPipe {
     whitelist: true,
     forbidNonWhitelisted: true,
     transform: true,
-    validationError: { target: false, value: false },
+    // The value stays inside the factory: error messages never echo what was sent.
+    validationError: { target: false, value: true },
     exceptionFactory: (errors: ValidationError[]) => {
       const first = firstLeaf(errors[0]);
-      const message = first ? Object.values(first.error.constraints ?? {})[0] : 'invalid body';
-      return new InvalidRequestError(message ?? 'invalid body', first?.path);
+      return new InvalidRequestError((first && messageFor(first)) ?? 'invalid body', first?.path);
     },
   });
+}
+
+function messageFor({ error, path }: { error: ValidationError; path: string }): string | undefined {
+  const constraints = error.constraints ?? {};
+  // A known field sent as null fails its type rule; say what is actually wrong with it (an
+  // optional field is left out to get its default, never sent as null).
+  if (error.value === null && !('whitelistValidation' in constraints)) return `${path} must not be null`;
+  const typeRule = TYPE_CONSTRAINTS.find((name) => name in constraints);
+  return typeRule ? constraints[typeRule] : Object.values(constraints)[0];
 }
 
 function firstLeaf(error: ValidationError | undefined, prefix = ''): { error: ValidationError; path: string } | undefined {

@@ -1,5 +1,6 @@
 import { Body, Controller, Param, Patch } from '@nestjs/common';
-import { ApiConflictResponse, ApiNotFoundResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiErrorResponses, ApiNameParams, BODY_ERRORS, InstanceUpdateResponseDto } from '../http/api-responses';
 import { ParseNamePipe } from '../http/validation';
 import { UpdateInstanceDto } from './update-instance.dto';
 import { ResolveService } from './resolve.service';
@@ -11,9 +12,9 @@ export class InstanceStatusController {
 
   @Patch(':id')
   @ApiOperation({ summary: 'Set an instance UP, DRAINING or DOWN (and optionally replace its metadata); keeps its lease' })
-  @ApiOkResponse({ description: 'Updated; lookups on this replica already show it' })
-  @ApiNotFoundResponse({ description: 'Unknown instance' })
-  @ApiConflictResponse({ description: 'The instance kept changing concurrently; retry' })
+  @ApiNameParams('service', 'id')
+  @ApiOkResponse({ description: 'Updated; lookups on this replica already show it', type: InstanceUpdateResponseDto })
+  @ApiErrorResponses(...BODY_ERRORS, 404, 409)
   async update(
     @Param('service', new ParseNamePipe('service')) service: string,
     @Param('id', new ParseNamePipe('id')) id: string,

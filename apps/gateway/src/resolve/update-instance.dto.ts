@@ -9,6 +9,6 @@ import { RegisterInstanceDto } from '../http/register-instance.dto';
  */
 export class UpdateInstanceDto extends PickType(RegisterInstanceDto, ['metadata'] as const) {
   @ApiProperty({ enum: INSTANCE_STATUSES, example: 'DRAINING', description: 'UP receives traffic; DRAINING and DOWN are resolved only when asked for' })
-  @IsIn(INSTANCE_STATUSES)
+  @IsIn(INSTANCE_STATUSES, { message: `status must be one of ${INSTANCE_STATUSES.join(', ')}` })
   status: InstanceStatus;
 }

@@ -1,0 +1,32 @@
+import { FastifyInstance } from 'fastify';
+
+/** Fastify's errors carry a statusCode; the error filter turns it into `{error, message}`. */
+class UnsupportedMediaTypeError extends Error {
+  readonly statusCode = 415;
+  constructor() {
+    super('the body must be JSON, sent with content-type: application/json');
+  }
+}
+
+/**
+ * The only body the API reads is JSON. Replaces Fastify's and Nest's parsers (JSON, text/plain,
+ * form-encoded), which turned a text or form body into a string or an object of strings that then
+ * failed validation with a confusing 400. Now:
+ * - application/json: parsed with Fastify's own parser (`__proto__`/`constructor` keys are errors);
+ * - an empty body, whatever its content type, is no body: HTTP wrappers send `content-type:
+ *   application/json` on a bodiless heartbeat or DELETE;
+ * - any other non-empty body, or one without a content type: 415.
+ * Bodies over `bodyLimit` are 413 before any of this (Fastify counts while it reads).
+ */
+export function registerBodyParsers(fastify: FastifyInstance, bodyLimit: number): void {
+  fastify.removeAllContentTypeParsers();
+  const parseJson = fastify.getDefaultJsonParser('error', 'error');
+  fastify.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit }, (request, body, done) => {
+    if ((body as string).trim() === '') return done(null, undefined);
+    parseJson(request, body as string, done);
+  });
+  fastify.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (_request, body, done) => {
+    if ((body as Buffer).length === 0) return done(null, undefined);
+    done(new UnsupportedMediaTypeError(), undefined);
+  });
+}
