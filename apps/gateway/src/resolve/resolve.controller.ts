@@ -20,7 +20,7 @@ export class ResolveController {
   @ApiOperation({ summary: 'Services and their instance counts (cached; kept current by the watch)' })
   @ApiBlockingQuery()
   @ApiOkResponse({ type: ServiceListResponseDto, description: 'Every service with its number of instances', headers: REGISTRY_INDEX_HEADER })
-  @ApiErrorResponses([403, 'Only readers and admins may list services'], [429, 'Too many blocking queries waiting; retry after `Retry-After`'])
+  @ApiErrorResponses([403, 'Only readers and admins may list services'], [429, 'This replica already holds MAX_BLOCKING_QUERIES blocking queries; retry after `Retry-After`'])
   async list(@Query(new ParseBlockingQueryPipe()) blocking: BlockingQuery | undefined, @Res({ passthrough: true }) reply: FastifyReply): Promise<ServiceListAnswer> {
     const { index, answer } = await this.resolver.listServicesBlocking(blocking, blocking && untilClientGone(reply));
     void reply.header(INDEX_HEADER_NAME, index);
@@ -35,7 +35,7 @@ export class ResolveController {
   @ApiBlockingQuery()
   @ApiOkResponse({ type: ResolveResponseDto, description: 'An unknown service answers 200 with no instances', headers: REGISTRY_INDEX_HEADER })
   @ApiErrorResponses(
-    [429, 'Too many blocking queries waiting; retry after `Retry-After`'],
+    [429, 'This replica already holds MAX_BLOCKING_QUERIES blocking queries; retry after `Retry-After`'],
     [503, 'etcd is unreachable and the service has never been cached; retry after `Retry-After`'],
   )
   async resolve(

@@ -13,6 +13,8 @@ export class ResolvedInstanceDto {
   @ApiPropertyOptional({ example: 'eu-west-1a', description: 'Absent when the instance has no zone (never null)' }) zone?: string;
   @ApiProperty({ type: 'integer', example: 100 }) weight: number;
   @ApiProperty({ enum: INSTANCE_STATUSES }) status: InstanceStatus;
+  @ApiPropertyOptional({ example: '2026-11-26T09:12:44.512Z', description: 'When the instance last registered (absent in copies cached before this field existed)' })
+  registeredAt?: string;
 }
 
 export class ResolveResponseDto {
