@@ -5,6 +5,7 @@ const moduleNameMapper = {
   '^@app/cache$': '<rootDir>/libs/cache/src',
   '^@app/concurrency$': '<rootDir>/libs/concurrency/src',
   '^@app/stack$': '<rootDir>/tools/stack',
+  '^@app/client$': '<rootDir>/libs/client/src',
 };
 const transform = { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.spec.json' }] };
 module.exports = {
