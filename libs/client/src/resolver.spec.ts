@@ -76,6 +76,7 @@ describe('watch', () => {
     expect(seen).toEqual([['a'], ['a', 'b']]);
     expect(transport.sent.map((r) => r.at)).toEqual([0, 3000, 6000, 9000]);
     expect(transport.sent.every((r) => !new URL(r.url).searchParams.has('index'))).toBe(true);
+    expect(watch.mode).toBe('polling');
     await watch.close();
   });
 
@@ -102,6 +103,7 @@ describe('watch', () => {
     await jest.advanceTimersByTimeAsync(10);
     expect(seen.map((r) => r.instances.length)).toEqual([1, 2]);
     expect(seen[1].index).toBe('11');
+    expect(watch.mode).toBe('blocking');
     // The next query asks from the new index at once; no polling delay in between.
     expect(new URL(transport.sent[2].url).searchParams.get('index')).toBe('11');
     expect(transport.sent).toHaveLength(3);
@@ -134,6 +136,7 @@ describe('watch', () => {
     expect(after[0]).toBe(true);
     expect(after.slice(1).length).toBeGreaterThanOrEqual(3);
     expect(after.slice(1).every((hasIndex) => !hasIndex)).toBe(true);
+    expect(watch.mode).toBe('polling');
     expect(watch.current?.stale).toBe(false);
     await watch.close();
   });

@@ -176,6 +176,7 @@ export class ServiceWatch {
   private readonly abort = new AbortController();
   private readonly pickers = new Map<string, Picker>();
   private running: Promise<void> | undefined;
+  private blocking = false;
 
   constructor(
     private readonly resolver: Resolver,
@@ -196,6 +197,11 @@ export class ServiceWatch {
   /** true while the latest answer may be out of date (see Resolution.stale); also before any answer. */
   get stale(): boolean {
     return this.latest?.stale ?? true;
+  }
+
+  /** `blocking` while the gateway answers with an X-Registry-Index (held queries), else `polling`. */
+  get mode(): 'blocking' | 'polling' {
+    return this.blocking ? 'blocking' : 'polling';
   }
 
   /** One instance of the latest answer by `strategy`; undefined before the first answer or when there is none. */
@@ -244,6 +250,7 @@ export class ServiceWatch {
           const resolution = parseResolution(this.service, answer.gateway, answer.response, clock.now());
           const previousIndex = index;
           index = resolution.index && /^\d+$/.test(resolution.index) ? resolution.index : undefined;
+          this.blocking = index !== undefined;
           failures = 0;
           this.accept(resolution);
           if (!index) delayMs = this.resolver.pollIntervalMs * (0.9 + 0.2 * random());
@@ -252,6 +259,7 @@ export class ServiceWatch {
         } else if (status === 400 && ['index', 'wait'].includes(errorBody(answer.response)?.field ?? '')) {
           // An older gateway (behind the same URLs, after a failover) that has no blocking queries.
           index = undefined;
+          this.blocking = false;
           delayMs = 0;
         } else if (status === 429) {
           // Too many held queries on that replica: back off as told, keep the answer we have.
