@@ -2,12 +2,13 @@
  * Issue 12 acceptance for the SDK's registrations, against real gateways on the shared auth-enabled
  * etcd and Redis: lookups see an SDK-registered pod, a 404 leads to exactly one re-registration, a
  * gateway restart deregisters nobody, SIGKILL of the pod's gateway moves its heartbeats to the other
- * one within a heartbeat interval without a 404, and close() removes the pod from lookups at once.
+ * one within a heartbeat interval without a 404, close() removes the pod from lookups at once, and
+ * an etcd outage longer than the TTL does not make the pods register again.
  */
 import { InstanceRegistration, registerInstance, resolver } from '@app/client';
 import { freePort } from '@app/stack';
 import { etcdAdmin } from './support/etcd-admin';
-import { gatewayEnv, GatewayProcess, startGatewayProcess } from './support/gateway';
+import { gatewayEnv, GatewayProcess, startGatewayProcess, usePrivateStack } from './support/gateway';
 import { useSecuredGateway } from './support/security';
 import { sharedStack } from './support/stack';
 
@@ -189,5 +190,43 @@ describe('SDK registration across gateway processes', () => {
     await handle.close();
     byUrl.get(other)!.child.kill('SIGTERM');
     await byUrl.get(other)!.exited;
+  });
+});
+
+describe('SDK registration through an etcd outage', () => {
+  const stack = usePrivateStack();
+
+  it('stays registered through an etcd outage longer than the TTL, without a re-registration storm', async () => {
+    const gw = await stack.startGateway();
+    const fleet = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => registerInstance({ gateways: [gw.url], service: 'outage', id: `pod-${i}`, address: '10.5.0.1', port: 80, ttl: 5 })),
+    );
+    handles.push(...fleet);
+    const logs = fleet.map(recordEvents);
+    const privateAdmin = etcdAdmin(stack.etcd());
+    const keys = () => privateAdmin.listKeys(`${gw.prefix}services/outage/`);
+    expect(await keys()).toHaveLength(20);
+
+    stack.etcd().freeze();
+    await sleep(9_000); // TTL 5 s: every lease is past its expiry when etcd wakes up
+    stack.etcd().thaw();
+    // Give the gateway time to notice lost leases and re-grant them for the pods that kept heartbeating.
+    await sleep(8_000);
+    expect(await keys()).toHaveLength(20);
+    await sleep(5_000);
+    expect(await keys()).toHaveLength(20);
+
+    const reregistered = logs.reduce((n, l) => n + l.count('reregistered'), 0);
+    const failed = logs.reduce((n, l) => n + l.count('heartbeat-failed'), 0);
+    const regrants = await gw.metric('registry_lease_regrants_total');
+    console.log(`etcd frozen 9 s (TTL 5 s), 20 SDK pods: ${reregistered} re-registrations, ${failed} failed heartbeats, gateway re-grants ${regrants}`);
+    // The outage really outlived the leases: the gateway had to re-grant them.
+    expect(regrants).toBeGreaterThan(0);
+    // Heartbeats of known instances are absorbed by the gateway during the outage; lost leases are
+    // re-granted by the gateway, so the pods do not all register again.
+    expect(reregistered).toBeLessThanOrEqual(2);
+    expect(logs.every((l) => l.count('deregistered') === 0)).toBe(true);
+    await Promise.all(fleet.map((h) => h.close()));
+    expect(await keys()).toEqual([]);
   });
 });

@@ -10,7 +10,7 @@
  */
 import * as http from 'node:http';
 import * as os from 'node:os';
-import { registerInstance, resolver } from '@app/client';
+import { ClosedError, registerInstance, resolver } from '@app/client';
 import { loadPodConfig } from './pod-config';
 
 const log = (msg: string, fields: Record<string, unknown> = {}): void => console.log(JSON.stringify({ time: new Date().toISOString(), msg, ...fields }));
@@ -65,6 +65,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: Error) => {
+  // A signal during start-up closed the registration: the SDK's hook ends the process.
+  if (err instanceof ClosedError) return;
   log('failed to start', { error: err.message });
   process.exit(1);
 });

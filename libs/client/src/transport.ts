@@ -36,6 +36,11 @@ export const fetchTransport: Transport = async (request) => {
     const res = await fetch(request.url, { method: request.method, headers: request.headers, body: request.body, signal: controller.signal });
     const body = await res.text();
     return { status: res.status, header: (name) => res.headers.get(name), body };
+  } catch (err) {
+    // undici says only "fetch failed"; the reason (ECONNREFUSED, a timeout) is in its cause.
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    const detail = controller.signal.aborted ? String((controller.signal.reason as Error)?.message ?? 'aborted') : (cause?.code ?? cause?.message);
+    throw new Error(detail ? `${(err as Error).message} (${detail})` : (err as Error).message, { cause: err });
   } finally {
     clearTimeout(timer);
     request.signal?.removeEventListener('abort', abort);
