@@ -51,7 +51,7 @@ describe('resolver against real gateways', () => {
     lookups = resolver({ gateways: [processGateway.url, inProcess.url], pollIntervalMs: 500, maxBackoffMs: 2_000 });
   });
   afterAll(async () => {
-    lookups?.close();
+    await lookups?.close();
     await inProcess?.close();
     if (processGateway && processGateway.child.exitCode === null && processGateway.child.signalCode === null) processGateway.child.kill('SIGKILL');
   });

@@ -62,6 +62,23 @@ describe('heartbeat schedule', () => {
   });
 });
 
+describe('robustness', () => {
+  it('keeps its schedule when an event listener throws (a warning, not a failed heartbeat)', async () => {
+    const warn = jest.spyOn(process, 'emitWarning').mockImplementation(() => undefined);
+    const { handle, transport, events } = registration(ok);
+    handle.on('heartbeat', () => {
+      throw new Error('listener bug');
+    });
+    await handle.start();
+    await jest.advanceTimersByTimeAsync(9_000 * 3 + 1);
+    expect(transport.sent.filter((r) => r.route.endsWith('/heartbeat'))).toHaveLength(3);
+    expect(events).not.toContain('heartbeat-failed');
+    expect(warn).toHaveBeenCalledTimes(3);
+    warn.mockRestore();
+    await handle.close();
+  });
+});
+
 describe('re-registration', () => {
   it('registers again when a heartbeat answers 404, and keeps heartbeating', async () => {
     let known = true;

@@ -131,8 +131,8 @@ export class InstanceRegistration extends EventEmitter<RegistrationEvents> {
       if (this.stop.signal.aborted) throw new ClosedError('registration');
       if (outcome.ok) {
         this.currentState = 'registered';
-        this.emit('registered', { gateway: outcome.gateway, created: outcome.created });
         this.schedule(this.nextHeartbeatDelay());
+        this.notify('registered', { gateway: outcome.gateway, created: outcome.created });
         return this;
       }
       if (outcome.rejected) {
@@ -163,7 +163,7 @@ export class InstanceRegistration extends EventEmitter<RegistrationEvents> {
       // 404 is fine: the instance is already gone (expired, or deregistered elsewhere).
       const answer = await this.pool.send({ method: 'DELETE', path: this.path, timeoutMs: this.requestTimeoutMs });
       if (answer.response.status !== 204 && answer.response.status !== 404) throw rejectionOf(answer.gateway, answer.response);
-      this.emit('deregistered', { gateway: answer.gateway });
+      this.notify('deregistered', { gateway: answer.gateway });
     } finally {
       this.currentState = 'closed';
     }
@@ -174,7 +174,11 @@ export class InstanceRegistration extends EventEmitter<RegistrationEvents> {
     this.timer = this.clock.setTimeout(() => {
       this.timer = undefined;
       if (this.stop.signal.aborted) return;
-      void this.track(this.heartbeat()).then((next) => this.schedule(next));
+      // A listener that throws (EventEmitter passes it through emit) must not end the heartbeats.
+      void this.track(this.heartbeat()).then(
+        (next) => this.schedule(next),
+        () => this.schedule(this.nextHeartbeatDelay()),
+      );
     }, delayMs);
   }
 
@@ -201,7 +205,7 @@ export class InstanceRegistration extends EventEmitter<RegistrationEvents> {
       const { status } = answer.response;
       if (status === 204) {
         this.recovered();
-        this.emit('heartbeat', { gateway: answer.gateway });
+        this.notify('heartbeat', { gateway: answer.gateway });
         return this.nextHeartbeatDelay();
       }
       if (status === 404) return await this.reregister();
@@ -217,7 +221,7 @@ export class InstanceRegistration extends EventEmitter<RegistrationEvents> {
     const outcome = await this.register();
     if (outcome.ok) {
       this.recovered();
-      this.emit('reregistered', { gateway: outcome.gateway });
+      this.notify('reregistered', { gateway: outcome.gateway });
       return this.nextHeartbeatDelay();
     }
     if (outcome.rejected) {
@@ -254,7 +258,7 @@ export class InstanceRegistration extends EventEmitter<RegistrationEvents> {
     this.failures++;
     if (this.currentState === 'registered') this.currentState = 'failing';
     const retryInMs = this.retryDelay(retryAfter);
-    this.emit('heartbeat-failed', { error, consecutiveFailures: this.failures, retryInMs });
+    this.notify('heartbeat-failed', { error, consecutiveFailures: this.failures, retryInMs });
     return retryInMs;
   }
 
@@ -277,12 +281,24 @@ export class InstanceRegistration extends EventEmitter<RegistrationEvents> {
   private noteGateway(gateway: string): void {
     const previous = this.currentGateway;
     this.currentGateway = gateway;
-    if (previous && previous !== gateway) this.emit('failover', { from: previous, to: gateway });
+    if (previous && previous !== gateway) this.notify('failover', { from: previous, to: gateway });
   }
 
   /** 'error' only reaches listeners that exist: an unheard error must not crash the pod (EventEmitter throws). */
   private emitError(error: Error): void {
-    if (this.listenerCount('error') > 0) this.emit('error', error);
+    if (this.listenerCount('error') > 0) this.notify('error', error);
+  }
+
+  /**
+   * emit() passes a listener's exception through to us; taken for a failed request, it would turn a
+   * logging bug into a retry loop. It becomes a process warning instead, and the schedule goes on.
+   */
+  private notify<K extends keyof RegistrationEvents>(event: K, ...args: RegistrationEvents[K]): void {
+    try {
+      (this.emit as (event: K, ...args: RegistrationEvents[K]) => boolean)(event, ...args);
+    } catch (err) {
+      process.emitWarning(`a "${event}" listener of registration ${this.service}/${this.id} threw: ${(err as Error)?.message ?? String(err)}`, 'RegistryClientWarning');
+    }
   }
 }
 

@@ -129,8 +129,8 @@ export class Resolver {
   }
 
   /** Stops every watch (a blocking query in flight is aborted). */
-  close(): void {
-    for (const watch of [...this.watches]) watch.close();
+  async close(): Promise<void> {
+    await Promise.all([...this.watches].map((watch) => watch.close()));
   }
 
   /** @internal */
