@@ -63,13 +63,14 @@ export class GatewayPool {
     return Math.max(0, Math.min(...this.order.map((g) => (this.pauses.get(g)?.until ?? 0) - now)));
   }
 
-  async send(request: { method: HttpRequest['method']; path: string; body?: unknown; timeoutMs: number; signal?: AbortSignal }): Promise<GatewayAnswer> {
+  /** `evenIfPaused`: one attempt per gateway regardless of pauses (the last request of a closing handle). */
+  async send(request: { method: HttpRequest['method']; path: string; body?: unknown; timeoutMs: number; signal?: AbortSignal; evenIfPaused?: boolean }): Promise<GatewayAnswer> {
     const failures: GatewayFailure[] = [];
     const headers: Record<string, string> = { accept: 'application/json' };
     if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
     if (request.body !== undefined) headers['content-type'] = 'application/json';
     const body = request.body === undefined ? undefined : JSON.stringify(request.body);
-    for (const gateway of this.available()) {
+    for (const gateway of request.evenIfPaused ? this.order : this.available()) {
       let response: HttpResponse;
       try {
         response = await this.options.transport({ method: request.method, url: gateway + request.path, headers, body, timeoutMs: request.timeoutMs, signal: request.signal });

@@ -236,6 +236,19 @@ describe('close', () => {
     expect(routes().slice(-1)).toEqual([`${other} DELETE ${BASE}`]);
   });
 
+  it('deregisters even while every gateway is paused after failed heartbeats', async () => {
+    let down = false;
+    const { handle, routes, events } = registration((r) => (down ? connectionRefused() : ok(r)), { gateways: [A, B] });
+    await handle.start();
+    down = true;
+    await jest.advanceTimersByTimeAsync(9_000); // both gateways fail and are paused
+    expect(events).toContain('heartbeat-failed');
+    down = false;
+    await handle.close();
+    expect(routes().at(-1)).toMatch(/ DELETE /);
+    expect(events.at(-1)).toBe('deregistered');
+  });
+
   it('ends a start() that is still retrying with ClosedError and sends nothing more', async () => {
     const { handle, transport } = registration(() => connectionRefused());
     const started = handle.start().catch((e: unknown) => e);

@@ -161,7 +161,8 @@ export class InstanceRegistration extends EventEmitter<RegistrationEvents> {
     try {
       if (!this.accepted) return;
       // 404 is fine: the instance is already gone (expired, or deregistered elsewhere).
-      const answer = await this.pool.send({ method: 'DELETE', path: this.path, timeoutMs: this.requestTimeoutMs });
+      // Pauses are for pacing retries; a deregistration gets no retry, so it tries every gateway once.
+      const answer = await this.pool.send({ method: 'DELETE', path: this.path, timeoutMs: this.requestTimeoutMs, evenIfPaused: true });
       if (answer.response.status !== 204 && answer.response.status !== 404) throw rejectionOf(answer.gateway, answer.response);
       this.notify('deregistered', { gateway: answer.gateway });
     } finally {
