@@ -6,6 +6,7 @@ const moduleNameMapper = {
   '^@app/concurrency$': '<rootDir>/libs/concurrency/src',
   '^@app/runtime$': '<rootDir>/libs/runtime/src',
   '^@app/stack$': '<rootDir>/tools/stack',
+  '^@app/client$': '<rootDir>/libs/client/src',
 };
 const transform = { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.spec.json' }] };
 module.exports = {
