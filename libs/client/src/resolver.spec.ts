@@ -165,6 +165,21 @@ describe('watch', () => {
     await watch.close();
   });
 
+  it('asks without an index after an outage, so a gateway whose content did not change answers at once', async () => {
+    let up = true;
+    const { resolver, transport } = setup(() => (up ? answer([pod('a')], { 'x-registry-index': '10' }) : connectionRefused()), { pollIntervalMs: 1000, maxBackoffMs: 2000 });
+    const watch = resolver.watch('payments', () => undefined);
+    await jest.advanceTimersByTimeAsync(100);
+    up = false;
+    await jest.advanceTimersByTimeAsync(5_000);
+    const sentBefore = transport.sent.length;
+    up = true;
+    await jest.advanceTimersByTimeAsync(3_000);
+    expect(new URL(transport.sent[sentBefore].url).searchParams.has('index')).toBe(false);
+    expect(watch.stale).toBe(false);
+    await watch.close();
+  });
+
   it('backs off as told when a gateway has too many held queries (429)', async () => {
     let limited = false;
     const { resolver, transport } = setup(() => (limited ? response(429, { error: 'rate_limited' }, { 'retry-after': '8' }) : answer([pod('a')], { 'x-registry-index': '1' })));

@@ -273,6 +273,9 @@ export class ServiceWatch {
       } catch (err) {
         if (signal.aborted) break;
         failures++;
+        // The first request after an outage asks without an index: it must answer at once (and clear
+        // `stale`), not be held until the next change on a gateway whose content did not move.
+        index = undefined;
         this.markUnreachable(err as Error);
         delayMs = Math.max(pool.retryInMs(), this.backoff(failures, random));
       }
