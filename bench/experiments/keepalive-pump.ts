@@ -29,6 +29,12 @@ export interface PumpConfig {
   streams: number;
   /** Unanswered renewals allowed per stream. */
   window: number;
+  /**
+   * Open loop: offer this many renewals per second over all streams, topped up every 5 ms, so the
+   * owner's event-loop utilisation shows what a given renewal rate costs. Default: closed loop, as
+   * fast as answers free the window.
+   */
+  ratePerS?: number;
   mode: WriteMode;
 }
 
@@ -57,6 +63,9 @@ export class KeepAlivePump {
   private nextLease = 0;
   private turnMarked = false;
   private burstTimer: NodeJS.Immediate | undefined;
+  private rateTimer: NodeJS.Timeout | undefined;
+  private rateStartedAt = 0;
+  private offered = 0;
   private stopped = false;
   private filling = false;
 
@@ -77,13 +86,17 @@ export class KeepAlivePump {
     for (let i = 0; i < this.cfg.streams; i++) this.streams.push(await this.openStream(i));
     this.c[SLOT.ready] = 1;
     this.filling = true;
-    if (this.cfg.mode === 'ack') this.streams.forEach((_, i) => this.fill(i));
+    if (this.cfg.ratePerS) {
+      this.rateStartedAt = performance.now();
+      this.rateTimer = setInterval(() => this.writeEveryStream(), 5);
+    } else if (this.cfg.mode === 'ack') this.streams.forEach((_, i) => this.fill(i));
     else this.scheduleBurst();
   }
 
   stop(): void {
     this.stopped = true;
     if (this.burstTimer) clearImmediate(this.burstTimer);
+    if (this.rateTimer) clearInterval(this.rateTimer);
     for (const s of this.streams) s.cancel();
     this.conn?.close();
   }
@@ -145,36 +158,49 @@ export class KeepAlivePump {
   private fill(index: number): void {
     if (this.stopped || !this.filling) return;
     const stream = this.streams[index];
-    while (this.inFlight[index] < this.cfg.window) {
-      stream.write({ ID: this.lease() });
-      this.inFlight[index]++;
-      this.c[SLOT.written]++;
-    }
+    const count = this.writable(index);
+    for (let k = 0; k < count; k++) stream.write({ ID: this.lease() });
+    this.inFlight[index] += count;
+    this.offered += count;
+    this.c[SLOT.written] += count;
+  }
+
+  /** Renewals stream `index` may take now: the free window, and in open loop what the rate allows. */
+  private writable(index: number): number {
+    const free = this.cfg.window - this.inFlight[index];
+    if (!this.cfg.ratePerS) return Math.max(0, free);
+    const due = Math.floor((this.cfg.ratePerS * (performance.now() - this.rateStartedAt)) / 1000) - this.offered;
+    return Math.max(0, Math.min(free, due));
   }
 
   private scheduleBurst(): void {
     this.burstTimer = setImmediate(() => {
       if (this.stopped) return;
-      this.streams.forEach((stream, i) => {
-        if (this.cfg.mode === 'frame') this.writeFramed(i);
-        else {
-          if (this.cfg.mode === 'cork') stream.cork();
-          this.fill(i);
-          if (this.cfg.mode === 'cork') stream.uncork();
-        }
-      });
+      this.writeEveryStream();
       this.scheduleBurst();
     });
   }
 
+  private writeEveryStream(): void {
+    this.streams.forEach((stream, i) => {
+      if (this.cfg.mode === 'frame') this.writeFramed(i);
+      else {
+        if (this.cfg.mode === 'cork') stream.cork();
+        this.fill(i);
+        if (this.cfg.mode === 'cork') stream.uncork();
+      }
+    });
+  }
+
   private writeFramed(index: number): void {
-    const free = this.cfg.window - this.inFlight[index];
-    if (free <= 0) return;
+    const count = this.writable(index);
+    if (count === 0) return;
     const frames: Buffer[] = [];
-    for (let k = 0; k < free; k++) frames.push(grpcFrame(encodeLeaseKeepAliveRequest(this.lease())));
+    for (let k = 0; k < count; k++) frames.push(grpcFrame(encodeLeaseKeepAliveRequest(this.lease())));
     (this.streams[index] as unknown as { h2: ClientHttp2Stream }).h2.write(Buffer.concat(frames));
-    this.inFlight[index] += free;
-    this.c[SLOT.written] += free;
+    this.inFlight[index] += count;
+    this.offered += count;
+    this.c[SLOT.written] += count;
   }
 
   /** Where the unsent renewals wait: Node's Writable buffer, or grpc-js's RetryingCall buffer. */

@@ -43,6 +43,8 @@ interface Scenario {
   busyMs: number | undefined;
   streams: number;
   mode: WriteMode;
+  /** Open loop at this many renewals/s (see PumpConfig.ratePerS); default closed loop. */
+  ratePerS?: number;
 }
 
 const SCENARIOS: Scenario[] = [
@@ -61,6 +63,10 @@ const SCENARIOS: Scenario[] = [
   { name: 'D-2ms-frame', thread: 'main', busyMs: 2, streams: 1, mode: 'frame' },
   { name: 'D-10ms-frame', thread: 'main', busyMs: 10, streams: 1, mode: 'frame' },
   { name: 'E-10ms-worker-frame', thread: 'worker', busyMs: 10, streams: 1, mode: 'frame' },
+  // 5,000/s = 100,000 leases renewed every TTL/3 = 20 s (issue 10's target): what does that rate cost the owner?
+  { name: 'F-idle-main-5k/s', thread: 'main', busyMs: undefined, streams: 1, mode: 'ack', ratePerS: 5_000 },
+  { name: 'F-10ms-worker-5k/s', thread: 'worker', busyMs: 10, streams: 1, mode: 'ack', ratePerS: 5_000 },
+  { name: 'F-10ms-worker-5k/s-frame', thread: 'worker', busyMs: 10, streams: 1, mode: 'frame', ratePerS: 5_000 },
 ];
 
 interface Row {
@@ -216,14 +222,14 @@ class WindowProfiler {
 
 async function runScenario(
   scenario: Scenario,
-  base: Omit<PumpConfig, 'streams' | 'mode'>,
+  base: Omit<PumpConfig, 'streams' | 'mode' | 'ratePerS'>,
   seconds: number,
   etcdReceived: () => Promise<number>,
   profileDir: string | undefined,
 ): Promise<Row> {
   const busy = scenario.busyMs === undefined ? undefined : new BusyLoop(scenario.busyMs);
   busy?.start();
-  const owner = await startOwner(scenario, { ...base, streams: scenario.streams, mode: scenario.mode });
+  const owner = await startOwner(scenario, { ...base, streams: scenario.streams, mode: scenario.mode, ratePerS: scenario.ratePerS });
   await sleep(WARMUP_MS);
   const profiler = profileDir ? new WindowProfiler(path.join(profileDir, `${scenario.name}.main.cpuprofile`)) : undefined;
   await profiler?.start();
@@ -343,7 +349,9 @@ async function main(): Promise<void> {
   });
   if (values.summarize) {
     const runs = values.summarize.split(',').map((f) => (JSON.parse(fs.readFileSync(f, 'utf8')) as { rows: Row[] }).rows);
-    process.stdout.write(`Medians of ${runs.length} runs:\n\n${renderTable(medianRows(runs))}\n`);
+    process.stdout.write(`Medians of ${runs.length} runs (each column on its own):\n\n${renderTable(medianRows(runs))}\n`);
+    const perRun = runs[0].map((r) => `| ${r.name} | ${runs.map((rows) => fmt(rows.find((x) => x.name === r.name)?.etcdReceivedPerS)).join(' | ')} |`);
+    process.stdout.write(`\netcd received /s in each run:\n\n| configuration | ${runs.map((_, i) => `run ${i + 1}`).join(' | ')} |\n| --- |${' ---: |'.repeat(runs.length)}\n${perRun.join('\n')}\n`);
     return;
   }
   const seconds = Number(values.seconds ?? 4);
