@@ -1,6 +1,6 @@
 /**
- * Drives LeaseKeepAlive streams as fast as etcd answers, in whatever thread loads this module, and
- * counts into a SharedArrayBuffer so the orchestrator can read the counters from another thread
+ * Drives LeaseKeepAlive streams (as fast as etcd answers, or at a fixed rate) in whatever thread
+ * loads this module, and counts into a SharedArrayBuffer so the orchestrator can read the counters from another thread
  * without a message round trip (a busy main thread would delay such messages by whole turns).
  */
 import type { ClientHttp2Stream } from 'node:http2';
@@ -40,17 +40,15 @@ export interface PumpConfig {
 
 /** Float64 slots of the shared counter array. */
 export const SLOT = {
-  written: 0, // write({ID}) calls (or messages framed, in `frame` mode)
-  answered: 1, // answers received ('data' events)
-  underlyingWrites: 2, // _write() calls grpc-js received from Node's Writable (messages leaving its buffer)
-  http2Writes: 3, // http2Stream.write() calls (each one is queued for one nghttp2 flush)
-  activeTurns: 4, // event-loop turns in which an answer arrived or an http2 write was made
-  ready: 5, // 1 once every stream is open
-  samples: 6, // backlog samples taken (one per active turn)
-  sumWritableBuffered: 7, // messages waiting in Node's Writable buffer, summed over samples
-  sumRetryBacklog: 8, // messages in grpc-js RetryingCall.writeBuffer not yet handed to the http2 stream, summed
+  answered: 0, // answers received ('data' events)
+  http2Writes: 1, // http2Stream.write() calls (each one is queued for one nghttp2 flush)
+  activeTurns: 2, // event-loop turns in which an answer arrived or an http2 write was made
+  ready: 3, // 1 once every stream is open
+  samples: 4, // backlog samples taken (one per active turn)
+  sumWritableBuffered: 5, // messages waiting in Node's Writable buffer, summed over samples
+  sumRetryBacklog: 6, // messages in grpc-js RetryingCall.writeBuffer not yet handed to the http2 stream, summed
 } as const;
-export const SLOT_COUNT = 9;
+export const SLOT_COUNT = 7;
 
 /** What etcd3's leaseKeepAlive() really returns (its IDuplexStream type hides the Writable side). */
 type KeepAliveStream = ClientDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>;
@@ -104,11 +102,6 @@ export class KeepAlivePump {
   private async openStream(index: number): Promise<KeepAliveStream> {
     const stream = (await this.conn!.lease.leaseKeepAlive()) as unknown as KeepAliveStream;
     this.inFlight[index] = 0;
-    const origWrite = stream._write.bind(stream);
-    stream._write = (chunk, encoding, cb) => {
-      this.c[SLOT.underlyingWrites]++;
-      origWrite(chunk, encoding, cb);
-    };
     stream.on('data', () => {
       this.c[SLOT.answered]++;
       this.inFlight[index]--;
@@ -122,7 +115,6 @@ export class KeepAlivePump {
     // its answer, so that `frame` mode and the http2 write counter have it.
     stream.write({ ID: this.lease() });
     this.inFlight[index]++;
-    this.c[SLOT.written]++;
     await new Promise<void>((resolve) => stream.once('data', () => resolve()));
     const h2 = findInCallChain(stream, (n) => !!n.http2Stream)?.http2Stream as ClientHttp2Stream | undefined;
     const retryingCall = findInCallChain(stream, (n) => n.constructor.name === 'RetryingCall');
@@ -162,7 +154,6 @@ export class KeepAlivePump {
     for (let k = 0; k < count; k++) stream.write({ ID: this.lease() });
     this.inFlight[index] += count;
     this.offered += count;
-    this.c[SLOT.written] += count;
   }
 
   /** Renewals stream `index` may take now: the free window, and in open loop what the rate allows. */
@@ -200,7 +191,6 @@ export class KeepAlivePump {
     (this.streams[index] as unknown as { h2: ClientHttp2Stream }).h2.write(Buffer.concat(frames));
     this.inFlight[index] += count;
     this.offered += count;
-    this.c[SLOT.written] += count;
   }
 
   /** Where the unsent renewals wait: Node's Writable buffer, or grpc-js's RetryingCall buffer. */

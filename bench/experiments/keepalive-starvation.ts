@@ -231,7 +231,7 @@ async function runScenario(
   busy?.start();
   const owner = await startOwner(scenario, { ...base, streams: scenario.streams, mode: scenario.mode, ratePerS: scenario.ratePerS });
   await sleep(WARMUP_MS);
-  const profiler = profileDir ? new WindowProfiler(path.join(profileDir, `${scenario.name}.main.cpuprofile`)) : undefined;
+  const profiler = profileDir ? new WindowProfiler(path.join(profileDir, `${scenario.name.replace(/[^\w.-]+/g, '_')}.main.cpuprofile`)) : undefined;
   await profiler?.start();
   const s0 = await snapshot(etcdReceived, owner, busy);
   const elu0 = owner.elu();
