@@ -3,10 +3,12 @@
  * loads this module, and counts into a SharedArrayBuffer so the orchestrator can read the counters from another thread
  * without a message round trip (a busy main thread would delay such messages by whole turns).
  */
+import * as http2 from 'node:http2';
 import type { ClientHttp2Stream } from 'node:http2';
 import type { ClientDuplexStream } from '@grpc/grpc-js';
 import type { ILeaseKeepAliveRequest, ILeaseKeepAliveResponse } from 'etcd3';
 import { EtcdConnection } from '@app/etcd';
+import { encodeLeaseKeepAliveRequest, grpcFrame, RawLeaseKeepAlive } from './raw-keepalive';
 
 /**
  * How renewals are put on the wire:
@@ -18,8 +20,10 @@ import { EtcdConnection } from '@app/etcd';
  * - `frame`: as `burst`, but the free window is framed by hand (5-byte gRPC prefix + protobuf) into
  *            ONE buffer written straight onto grpc-js's own http2 stream, bypassing grpc-js's
  *            one-message-per-callback write path. Answers still come back through grpc-js.
+ * - `raw`:   as `frame`, without grpc-js at all: node:http2 streams (RawLeaseKeepAlive), answers
+ *            parsed by hand. The shape a production fix would have.
  */
-export type WriteMode = 'ack' | 'burst' | 'cork' | 'frame';
+export type WriteMode = 'ack' | 'burst' | 'cork' | 'frame' | 'raw';
 
 export interface PumpConfig {
   endpoint: string;
@@ -47,8 +51,9 @@ export const SLOT = {
   samples: 4, // backlog samples taken (one per active turn)
   sumWritableBuffered: 5, // messages waiting in Node's Writable buffer, summed over samples
   sumRetryBacklog: 6, // messages in grpc-js RetryingCall.writeBuffer not yet handed to the http2 stream, summed
+  ttlZero: 7, // answers with TTL 0 (lease unknown to etcd): must stay 0, or the renewals were not real
 } as const;
-export const SLOT_COUNT = 7;
+export const SLOT_COUNT = 8;
 
 /** What etcd3's leaseKeepAlive() really returns (its IDuplexStream type hides the Writable side). */
 type KeepAliveStream = ClientDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>;
@@ -56,7 +61,12 @@ type KeepAliveStream = ClientDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliv
 export class KeepAlivePump {
   private readonly c: Float64Array;
   private conn: EtcdConnection | undefined;
+  /** grpc-js streams (every mode but `raw`). */
   private readonly streams: KeepAliveStream[] = [];
+  /** The http2 stream under each renewal stream: `frame` and `raw` write to it directly. */
+  private readonly h2: ClientHttp2Stream[] = [];
+  private readonly raw: RawLeaseKeepAlive[] = [];
+  private session: http2.ClientHttp2Session | undefined;
   private readonly inFlight: number[] = [];
   private nextLease = 0;
   private turnMarked = false;
@@ -81,7 +91,8 @@ export class KeepAlivePump {
       requestTimeoutMs: 5_000,
     });
     await this.conn.connect();
-    for (let i = 0; i < this.cfg.streams; i++) this.streams.push(await this.openStream(i));
+    if (this.cfg.mode === 'raw') await this.openRawStreams();
+    else for (let i = 0; i < this.cfg.streams; i++) this.streams.push(await this.openStream(i));
     this.c[SLOT.ready] = 1;
     this.filling = true;
     if (this.cfg.ratePerS) {
@@ -96,18 +107,15 @@ export class KeepAlivePump {
     if (this.burstTimer) clearImmediate(this.burstTimer);
     if (this.rateTimer) clearInterval(this.rateTimer);
     for (const s of this.streams) s.cancel();
+    for (const r of this.raw) r.close();
+    this.session?.close();
     this.conn?.close();
   }
 
   private async openStream(index: number): Promise<KeepAliveStream> {
     const stream = (await this.conn!.lease.leaseKeepAlive()) as unknown as KeepAliveStream;
     this.inFlight[index] = 0;
-    stream.on('data', () => {
-      this.c[SLOT.answered]++;
-      this.inFlight[index]--;
-      this.markTurn();
-      if (this.cfg.mode === 'ack') this.fill(index);
-    });
+    stream.on('data', (res: ILeaseKeepAliveResponse) => this.answered(index, Number(res.TTL)));
     stream.on('error', (err: Error) => {
       if (!this.stopped) throw err;
     });
@@ -126,8 +134,41 @@ export class KeepAlivePump {
       this.markTurn();
       return origH2Write(...args);
     };
-    (stream as unknown as { h2: ClientHttp2Stream }).h2 = h2;
+    this.h2[index] = h2;
     return stream;
+  }
+
+  /** One connection (like one pooled EtcdConnection), one node:http2 stream per renewal stream. */
+  private async openRawStreams(): Promise<void> {
+    const token = await this.conn!.currentToken();
+    const session = http2.connect(`http://${this.cfg.endpoint}`);
+    this.session = session;
+    session.on('error', (err) => {
+      if (!this.stopped) throw err;
+    });
+    for (let i = 0; i < this.cfg.streams; i++) {
+      this.inFlight[i] = 0;
+      const raw = RawLeaseKeepAlive.open(session, token, (answer) => this.answered(i, answer.ttlSeconds));
+      raw.h2.on('error', (err) => {
+        if (!this.stopped) throw err;
+      });
+      const origWrite = raw.h2.write.bind(raw.h2) as (...args: unknown[]) => boolean;
+      (raw.h2 as unknown as { write: (...args: unknown[]) => boolean }).write = (...args: unknown[]) => {
+        this.c[SLOT.http2Writes]++;
+        this.markTurn();
+        return origWrite(...args);
+      };
+      this.raw.push(raw);
+      this.h2[i] = raw.h2;
+    }
+  }
+
+  private answered(index: number, ttlSeconds: number): void {
+    this.c[SLOT.answered]++;
+    if (ttlSeconds <= 0) this.c[SLOT.ttlZero]++;
+    this.inFlight[index]--;
+    this.markTurn();
+    if (this.cfg.mode === 'ack') this.fill(index);
   }
 
   private lease(): string {
@@ -173,14 +214,15 @@ export class KeepAlivePump {
   }
 
   private writeEveryStream(): void {
-    this.streams.forEach((stream, i) => {
-      if (this.cfg.mode === 'frame') this.writeFramed(i);
+    for (let i = 0; i < this.cfg.streams; i++) {
+      if (this.cfg.mode === 'frame' || this.cfg.mode === 'raw') this.writeFramed(i);
       else {
+        const stream = this.streams[i];
         if (this.cfg.mode === 'cork') stream.cork();
         this.fill(i);
         if (this.cfg.mode === 'cork') stream.uncork();
       }
-    });
+    }
   }
 
   private writeFramed(index: number): void {
@@ -188,7 +230,7 @@ export class KeepAlivePump {
     if (count === 0) return;
     const frames: Buffer[] = [];
     for (let k = 0; k < count; k++) frames.push(grpcFrame(encodeLeaseKeepAliveRequest(this.lease())));
-    (this.streams[index] as unknown as { h2: ClientHttp2Stream }).h2.write(Buffer.concat(frames));
+    this.h2[index].write(Buffer.concat(frames));
     this.inFlight[index] += count;
     this.offered += count;
   }
@@ -242,26 +284,4 @@ function findInCallChain(root: unknown, found: (node: Record<string, unknown>) =
     }
   }
   return undefined;
-}
-
-/** LeaseKeepAliveRequest { int64 ID = 1; }: tag 0x08, then the ID as a varint. */
-export function encodeLeaseKeepAliveRequest(id: string): Buffer {
-  const bytes = [0x08];
-  let v = BigInt.asUintN(64, BigInt(id));
-  do {
-    let byte = Number(v & 0x7fn);
-    v >>= 7n;
-    if (v > 0n) byte |= 0x80;
-    bytes.push(byte);
-  } while (v > 0n);
-  return Buffer.from(bytes);
-}
-
-/** gRPC length-prefixed message: 1 byte compressed flag (0), 4 bytes big-endian length, payload. */
-export function grpcFrame(payload: Buffer): Buffer {
-  const frame = Buffer.allocUnsafe(5 + payload.length);
-  frame.writeUInt8(0, 0);
-  frame.writeUInt32BE(payload.length, 1);
-  payload.copy(frame, 5);
-  return frame;
 }
