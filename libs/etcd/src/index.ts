@@ -11,3 +11,4 @@ export * from './keepalive-streams';
 export * from './registry-store';
 export * from './instance-registrar';
 export * from './registry-watch';
+export * from './instance-directory';

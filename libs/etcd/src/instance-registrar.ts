@@ -27,6 +27,11 @@ export interface InstanceRegistrarOptions {
    * renewals lagging), or undefined. Heartbeats, re-grants and deregistrations are never refused by it.
    */
   shedRegistrations?: () => string | undefined;
+  /**
+   * What the watch knows about every instance (InstanceDirectory). While it is current, a heartbeat
+   * for an instance this replica has not tracked yet is answered from it: no etcd read.
+   */
+  directory?: { current(): boolean; get(key: string): StoredInstance | undefined };
   now?: () => number;
 }
 
@@ -119,7 +124,8 @@ export class InstanceRegistrar {
       this.hooks.heartbeat?.(outcome);
       return outcome;
     }
-    const stored = await this.etcd(() => this.lookups.run(key, () => this.store.get(key)));
+    const directory = this.options.directory;
+    const stored = directory?.current() ? directory.get(key) : await this.etcd(() => this.lookups.run(key, () => this.store.get(key)));
     const record = stored && decodeRecord(stored.value);
     if (!stored || !record || stored.leaseId === '0') {
       this.hooks.heartbeat?.('not-found');
@@ -194,7 +200,11 @@ export class InstanceRegistrar {
     for (const event of events) {
       if (event.type !== 'put' || event.value === undefined) continue;
       const tracked = this.leases.get(this.layout.instanceKey(event.service, event.id));
-      if (tracked) tracked.payload = event.value;
+      if (!tracked) continue;
+      tracked.payload = event.value;
+      // Re-registered through another replica under a new lease (e.g. another TTL): renew that one
+      // from now on; it was granted just now.
+      if (event.leaseId && event.leaseId !== '0' && event.leaseId !== tracked.leaseId) this.leases.replaceLease(tracked.key, event.leaseId, this.now());
     }
   }
 

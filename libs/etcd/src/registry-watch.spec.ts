@@ -104,7 +104,7 @@ describe('RegistryWatch', () => {
     });
     expect(delivered).toEqual([
       [
-        { type: 'put', service: 'a', id: '1', value: 'v', revision: 42, created: true },
+        { type: 'put', service: 'a', id: '1', value: 'v', leaseId: '0', revision: 42, created: true },
         { type: 'delete', service: 'b', id: '2', value: undefined, revision: 43, created: false },
       ],
     ]);

@@ -11,6 +11,8 @@ export interface RegistryEvent {
   id: string;
   /** The stored value (puts only). */
   value?: string;
+  /** The lease the key is written with (puts only; '0' = none). */
+  leaseId?: string;
   /** The etcd revision of this change. */
   revision: number;
   /** A put that created the key (version 1), as opposed to one that replaced it. */
@@ -39,6 +41,11 @@ export interface RegistryWatchOptions {
   backoffMaxMs?: number;
   /** Keys per page of the rebuild read after a compaction. */
   rebuildPageSize?: number;
+  /**
+   * Start with one (paged) read of the whole registry, delivered through `resync`, and watch from the
+   * revision after it: consumers know every instance before the first event, not only later changes.
+   */
+  initialSync?: boolean;
   now?: () => number;
 }
 
@@ -102,6 +109,7 @@ export class RegistryWatch {
   }
 
   start(): void {
+    if (this.options.initialSync && !this.lastRevision) this.needsRebuild = true;
     this.progressTimer = setInterval(() => this.checkProgress(), this.options.progressIntervalMs);
     this.progressTimer.unref();
     void this.open();
@@ -212,6 +220,7 @@ export class RegistryWatch {
         service: address.service,
         id: address.id,
         value: put ? event.kv.value.toString() : undefined,
+        leaseId: put ? String(event.kv.lease) : undefined,
         revision,
         created: put && String(event.kv.version) === '1',
       });

@@ -5,6 +5,7 @@ import {
   EtcdCredentials,
   EtcdObserver,
   EtcdTlsOptions,
+  InstanceDirectory,
   InstanceRegistrar,
   LeaseEngine,
   LeaseEngineStats,
@@ -62,6 +63,8 @@ export interface RuntimeHealth {
   renewals: LeaseEngineStats;
   instancesInMemory: number;
   watch: { up: boolean; revision: number };
+  /** The initial read of the registry is done (readiness: `starting` until then). */
+  synced: boolean;
   cache: { warmServices: number; sharedUp: boolean };
   writeQueueDepth: number;
   eventLoopDelayMs: number;
@@ -85,6 +88,8 @@ export class RegistryRuntime {
   readonly shedder: LoadShedder;
   readonly watch: RegistryWatch;
   readonly cache: RegistryCache;
+  /** Every instance and its lease, from the initial read and the watch. */
+  readonly directory: InstanceDirectory;
   private watchDown = false;
   private readsFailing = false;
   private lastSharedError = '';
@@ -119,6 +124,7 @@ export class RegistryRuntime {
       },
     );
     this.leases = this.engine.table;
+    this.directory = new InstanceDirectory(this.store.layout);
     this.shedder = new LoadShedder({
       maxEventLoopDelayMs: options.admissionMaxEventLoopDelayMs,
       renewalLagMs: () => this.engine.snapshot().oldestDueMs,
@@ -132,6 +138,7 @@ export class RegistryRuntime {
         writeQueueCapacity: options.writeQueueCapacity,
         regrantsPerSecond: options.regrantsPerSecond,
         shedRegistrations: () => this.shedder.shouldShed(),
+        directory: { current: () => this.directory.isSynced && this.watch.isUp(), get: (key) => this.directory.get(key) },
       },
       {
         ...observer.registrar,
@@ -158,6 +165,8 @@ export class RegistryRuntime {
         // Three progress answers per stale period: one lost answer does not make anything stale.
         progressIntervalMs: Math.max(100, Math.floor(options.cache.staleAfterMs / 3)),
         silenceTimeoutMs: options.cache.staleAfterMs,
+        // One paged read of every instance first: the directory knows every lease before any event.
+        initialSync: true,
       },
     );
     this.cache = new RegistryCache(this.store, shared, this.watch, options.cache, {
@@ -183,8 +192,10 @@ export class RegistryRuntime {
   async start(): Promise<void> {
     // The worker loads while the pool authenticates.
     const engineStarted = this.engine.start();
+    let connected = false;
     try {
       await this.pool.connect();
+      connected = true;
     } catch (err) {
       const message = (err as Error).message;
       if (/authentication failed|invalid user ID or password|user name not found/i.test(message)) {
@@ -194,6 +205,8 @@ export class RegistryRuntime {
       this.observer.log('warn', 'RegistryRuntime', `etcd not reachable at start (${message}); continuing and retrying in the background`);
     }
     await engineStarted;
+    // With etcd reachable, the streams are up a moment later: start serving when renewals can flow.
+    if (connected) await this.engine.whenStreamsLive(Math.min(this.options.etcd.requestTimeoutMs, 5_000));
     this.shedder.start();
     this.watch.start();
     this.cache.startSweeping(this.options.cache.negativeTtlMs);
@@ -209,6 +222,7 @@ export class RegistryRuntime {
       renewals: this.engine.snapshot(now),
       instancesInMemory: this.leases.size,
       watch: { up: this.watch.isUp(), revision: this.watch.revision },
+      synced: this.directory.isSynced,
       cache: { warmServices: cache.warmServices, sharedUp: cache.sharedUp },
       writeQueueDepth: this.registrar.writeQueueDepth,
       eventLoopDelayMs: this.shedder.eventLoopDelayMs(),
@@ -226,12 +240,18 @@ export class RegistryRuntime {
 
   /** One watch response, in revision order, to every consumer. */
   private fanOut(events: RegistryEvent[]): void {
+    this.directory.apply(events);
     this.cache.applyEvents(events);
     this.registrar.observeWrites(events);
   }
 
   private resync(range: StoredRange): void {
-    this.observer.log('warn', 'Watch', `registry watch rebuilt from one read at revision ${range.revision} (etcd compacted the revisions it missed)`);
+    if (this.directory.isSynced) {
+      this.observer.log('warn', 'Watch', `registry watch rebuilt from one read at revision ${range.revision} (etcd compacted the revisions it missed)`);
+    } else {
+      this.observer.log('info', 'Watch', `initial read of the registry: ${range.items.length} instances at revision ${range.revision}`);
+    }
+    this.directory.replace(range);
     this.cache.resync(range);
   }
 }

@@ -5,7 +5,7 @@ import { FastifyReply } from 'fastify';
 import { ReadinessService } from './readiness.service';
 
 /** Terminus's result shape, plus `degraded`: serving, but a dependency is down (listed in `error`). */
-export type ReadinessBody = Omit<HealthCheckResult, 'status'> & { status: HealthCheckStatus | 'degraded' };
+export type ReadinessBody = Omit<HealthCheckResult, 'status'> & { status: HealthCheckStatus | 'degraded' | 'starting' };
 
 const indicatorMap = (example: object) => ({
   type: 'object',
@@ -16,7 +16,7 @@ const readinessSchema = (status: string, error: object, details: object) => ({
   type: 'object',
   required: ['status', 'details'],
   properties: {
-    status: { type: 'string', enum: ['ok', 'degraded', 'error', 'shutting_down'], example: status },
+    status: { type: 'string', enum: ['ok', 'degraded', 'starting', 'error', 'shutting_down'], example: status },
     info: indicatorMap({}),
     error: indicatorMap(error),
     details: indicatorMap(details),
@@ -60,13 +60,14 @@ export class HealthController {
       'replica shares the same etcd and Redis, and taking all of them out of rotation at once would turn a degraded registry into an outage.',
   })
   @ApiOkResponse({ description: '`ok` (all up) or `degraded` (serving, some dependency down)', schema: readinessSchema('degraded', { etcd: DEGRADED_EXAMPLE.etcd }, DEGRADED_EXAMPLE) })
-  @ApiServiceUnavailableResponse({ description: '`error` (cannot answer at all) or `shutting_down`', schema: readinessSchema('error', ERROR_EXAMPLE, ERROR_EXAMPLE) })
+  @ApiServiceUnavailableResponse({ description: '`starting` (the initial read of the registry is not done), `error` (cannot answer at all) or `shutting_down`', schema: readinessSchema('error', ERROR_EXAMPLE, ERROR_EXAMPLE) })
   async ready(@Res({ passthrough: true }) reply: FastifyReply): Promise<ReadinessBody> {
-    const { serving, indicators } = this.readiness.assess();
+    const { serving, starting, indicators } = this.readiness.assess();
     const result = await checkResult(this.health, indicators);
     if (result.status === 'ok') return result;
     if (result.status === 'error' && serving) return { ...result, status: 'degraded' };
     void reply.status(503);
+    if (result.status === 'error' && starting) return { ...result, status: 'starting' };
     return result;
   }
 }

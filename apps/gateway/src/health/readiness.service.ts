@@ -40,6 +40,7 @@ export class ReadinessService {
       instancesInMemory: health.instancesInMemory,
       redis: { ready: this.redis.isReady(), state: this.redis.client.status },
       cache: { watch: health.watch.up ? 'up' : 'down', l2: health.cache.sharedUp ? 'up' : 'down', warmServices: health.cache.warmServices },
+      synced: health.synced,
     });
     this.logTransition(assessment);
     return assessment;

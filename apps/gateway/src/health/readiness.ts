@@ -40,11 +40,18 @@ export interface ReadinessInputs {
   redis: { ready: boolean; state: string };
   /** Absent until the lookup cache is wired in (see cache-health.ts). */
   cache?: CacheHealthReport;
+  /**
+   * The initial read of the registry (every instance and its lease) is done. Until then the replica
+   * would answer heartbeats of instances it cannot know yet with 404: it is not ready, `starting`.
+   */
+  synced?: boolean;
 }
 
 export interface ReadinessAssessment {
   /** The replica can answer requests (through etcd, or from what it holds in memory). */
   serving: boolean;
+  /** Not serving yet because the initial read of the registry is not done. */
+  starting: boolean;
   /** Terminus-style indicator results, `serving` first; a dependency that is down is `down` here. */
   indicators: HealthIndicatorResult[];
 }
@@ -60,14 +67,17 @@ export function assessReadiness(input: ReadinessInputs): ReadinessAssessment {
   if (warmServices > 0) answersFrom.push('cache');
   // Snapshots in Redis outlive any one replica (CACHE_L2_TTL_MS): a cold replica answers from them.
   if (input.cache?.l2 === 'up') answersFrom.push('shared-cache');
-  const serving = answersFrom.length > 0;
+  const starting = input.synced === false;
+  const serving = answersFrom.length > 0 && !starting;
   const lagging = input.keepalive.lagLimitMs !== undefined && (input.keepalive.oldestDueMs ?? 0) > input.keepalive.lagLimitMs;
 
   const indicators: HealthIndicatorResult[] = [
     {
       serving: serving
         ? { status: 'up', answersFrom }
-        : { status: 'down', message: 'etcd is unreachable and there is nothing to answer from (no known instance, no cached service, no shared cache)' },
+        : starting
+          ? { status: 'down', message: 'starting: the initial read of the registry (every instance and its lease) is not done yet' }
+          : { status: 'down', message: 'etcd is unreachable and there is nothing to answer from (no known instance, no cached service, no shared cache)' },
     },
     {
       etcd: {
@@ -102,5 +112,5 @@ export function assessReadiness(input: ReadinessInputs): ReadinessAssessment {
       ...(input.cache ? { l2: input.cache.l2 } : {}),
     },
   });
-  return { serving, indicators };
+  return { serving, starting, indicators };
 }

@@ -90,6 +90,8 @@ export function runLeaseEngineWorker(port: MessagePort, data: LeaseEngineWorkerD
   );
   const streams: KeepAliveStreams = new KeepAliveStreams(connections, {
     renewalAnswered: (leaseId, ttl) => scheduler.onAnswer(leaseId, ttl, Date.now()),
+    // Readiness reads this: publish it when it changes, not only at the next pass.
+    streamsChanged: () => (stats[ENGINE_STATS.liveStreams] = streams.liveCount()),
     streamReset: (index, err) => {
       scheduler.onStreamReset(index, Date.now());
       if (err) post({ t: 'log', level: 'warn', message: `keepalive stream ${index} broke (${err.message}); reopening with backoff` });

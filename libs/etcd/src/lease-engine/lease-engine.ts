@@ -82,6 +82,20 @@ export class LeaseEngine implements RenewalChannel {
     return this.whenReady(timeoutMs);
   }
 
+  /**
+   * Resolves true once every stream is open on a connected channel, false after `timeoutMs` (etcd
+   * unreachable at start is not fatal: the streams keep reopening with backoff).
+   */
+  async whenStreamsLive(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    // The worker's channels connect on first use; its stats say when (a few ms, no message needed).
+    while (this.stats[ENGINE_STATS.liveStreams] < this.options.connections.length) {
+      if (Date.now() >= deadline || this.closing) return false;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return true;
+  }
+
   private whenReady(timeoutMs: number): Promise<void> {
     if (this.ready) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
