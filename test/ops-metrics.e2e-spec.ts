@@ -73,7 +73,9 @@ describe('metrics and OpenAPI', () => {
     expect(sum(s, 'registry_etcd_connections')).toBe(2);
     expect(sum(s, 'registry_keepalive_streams')).toBe(2);
     // 12 s of heartbeats with renewals due every 2 s: about 5 per instance, never one per heartbeat.
-    const renewals = sum(s, 'registry_lease_renewals_total');
+    const renewals = sum(s, 'registry_lease_renewals_total', { result: 'sent' });
+    expect(sum(s, 'registry_lease_renewals_total', { result: 'confirmed' })).toBeGreaterThanOrEqual(renewals - fleet.length);
+    expect(sum(s, 'registry_lease_renewals_total', { result: 'lost' })).toBe(0);
     expect(renewals).toBeGreaterThanOrEqual(fleet.length * 3);
     expect(renewals).toBeLessThanOrEqual(fleet.length * 7);
     expect(renewals).toBeLessThan(beats / 2);

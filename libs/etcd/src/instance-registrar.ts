@@ -31,7 +31,7 @@ export interface InstanceRegistrarOptions {
    * What the watch knows about every instance (InstanceDirectory). While it is current, a heartbeat
    * for an instance this replica has not tracked yet is answered from it: no etcd read.
    */
-  directory?: { current(): boolean; get(key: string): StoredInstance | undefined };
+  directory?: { current(): boolean; get(key: string): (StoredInstance & { observedAt?: number }) | undefined };
   now?: () => number;
 }
 
@@ -133,8 +133,11 @@ export class InstanceRegistrar {
     }
     if (!this.leases.get(key)) {
       const now = this.now();
-      // When etcd last renewed this lease is unknown here: treat it as due, renew on the next pass.
-      this.leases.track(key, stored.leaseId, record.ttl, stored.value, now, now - record.ttl * 1000);
+      // A lease this replica's watch saw being written was granted about then; otherwise when etcd last
+      // renewed it is unknown here: treat it as due (with several replicas the renewal ledger then
+      // tells whether another replica renewed it lately).
+      const observedAt = (stored as { observedAt?: number }).observedAt;
+      this.leases.track(key, stored.leaseId, record.ttl, stored.value, now, observedAt && observedAt <= now ? observedAt : now - record.ttl * 1000);
     }
     const learned = this.leases.heartbeat(key, this.now());
     this.hooks.heartbeat?.(learned);

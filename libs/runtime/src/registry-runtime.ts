@@ -30,6 +30,8 @@ export interface RegistryRuntimeOptions {
     prefix: string;
   };
   renewIntervalMs: number;
+  /** Redis ledger through which replicas de-duplicate lease renewals; absent = every replica renews alone. */
+  renewalLedger?: { redisUrl: string; namespace: string; replicaId: string };
   renewalLagMaxMs: number;
   admissionMaxEventLoopDelayMs: number;
   writeConcurrency: number;
@@ -116,6 +118,7 @@ export class RegistryRuntime {
         tls: options.etcd.tls,
         requestTimeoutMs: options.etcd.requestTimeoutMs,
         tickMs: options.renewIntervalMs,
+        ledger: options.renewalLedger,
       },
       {
         leaseLost: (lease) => this.registrar.regrant(lease),

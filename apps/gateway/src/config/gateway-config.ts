@@ -29,6 +29,9 @@ const schema = z.object({
   ETCD_TLS_KEY_FILE: z.string().optional(),
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'redis://host:port').default('redis://127.0.0.1:6379'),
   RENEW_INTERVAL_MS: int(50, 10_000).default(500),
+  // Replicas de-duplicate lease renewals through a Redis ledger (renewed-at per lease + short claims);
+  // with Redis down each replica renews by itself. false = every replica renews every lease it sees heartbeat.
+  RENEWAL_DEDUP: bool.default(true),
   // Renewals due but unconfirmed for longer than this count as lagging: readiness reports it and new
   // registrations are shed (503 + Retry-After) so that live leases keep their share of etcd.
   RENEWAL_LAG_MAX_MS: int(100, 600_000).default(2_000),

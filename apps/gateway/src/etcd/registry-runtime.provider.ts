@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { RedisSharedStore } from '@app/cache';
 import { RegistryRuntime } from '@app/runtime';
@@ -30,6 +31,9 @@ export class RegistryRuntimeProvider implements OnModuleInit, OnApplicationShutd
           prefix: config.ETCD_PREFIX,
         },
         renewIntervalMs: config.RENEW_INTERVAL_MS,
+        renewalLedger: config.RENEWAL_DEDUP
+          ? { redisUrl: config.REDIS_URL, namespace: `registry-gateway:v1:${config.ETCD_PREFIX}lease:`, replicaId: randomBytes(6).toString('hex') }
+          : undefined,
         renewalLagMaxMs: config.RENEWAL_LAG_MAX_MS,
         admissionMaxEventLoopDelayMs: config.ADMISSION_MAX_EVENT_LOOP_DELAY_MS,
         writeConcurrency: config.WRITE_CONCURRENCY,

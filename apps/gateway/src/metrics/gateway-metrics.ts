@@ -13,7 +13,7 @@ export type BlockingQueryOutcome = (typeof BLOCKING_QUERY_OUTCOMES)[number];
 export class GatewayMetrics {
   readonly registry = new Registry();
   private runtimeHealth: (() => RuntimeHealth) | undefined;
-  private readonly renewalsSeen = { sent: 0, confirmed: 0, lost: 0 };
+  private readonly renewalsSeen = { sent: 0, confirmed: 0, lost: 0, deduplicated: 0 };
 
   /**
    * Figures the runtime keeps anyway (the lease engine's live in its worker's shared memory) are read
@@ -36,7 +36,7 @@ export class GatewayMetrics {
   }
 
   private countRenewals(stats: LeaseEngineStats): void {
-    for (const result of ['sent', 'confirmed', 'lost'] as const) {
+    for (const result of ['sent', 'confirmed', 'lost', 'deduplicated'] as const) {
       // A restarted worker counts from 0 again: its whole count is new.
       const delta = stats[result] >= this.renewalsSeen[result] ? stats[result] - this.renewalsSeen[result] : stats[result];
       this.renewalsSeen[result] = stats[result];
@@ -94,7 +94,7 @@ export class GatewayMetrics {
   });
   readonly leaseRenewals = new Counter({
     name: 'registry_lease_renewals_total',
-    help: 'Lease renewals by result: sent (written to a keepalive stream), confirmed (etcd answered TTL > 0), lost (etcd answered TTL 0)',
+    help: 'Lease renewals by result: sent (written to a keepalive stream), confirmed (etcd answered TTL > 0), lost (etcd answered TTL 0), deduplicated (due, but another replica had just renewed it)',
     labelNames: ['result'] as const,
     registers: [this.registry],
     collect: () => {
@@ -175,7 +175,7 @@ export class GatewayMetrics {
     for (const result of ['ok', 'error']) this.authRequests.inc({ result }, 0);
     for (const result of ['accepted', 'lease-lost', 'not-found']) this.heartbeats.inc({ result }, 0);
     for (const kind of ['created', 'replaced']) this.registrations.inc({ kind }, 0);
-    for (const result of ['sent', 'confirmed', 'lost']) this.leaseRenewals.inc({ result }, 0);
+    for (const result of ['sent', 'confirmed', 'lost', 'deduplicated']) this.leaseRenewals.inc({ result }, 0);
     for (const reason of ['event_loop', 'renewal_lag']) this.admissionRejections.inc({ reason }, 0);
     for (const tier of ['l1', 'l2']) for (const result of ['hit', 'miss', 'stale']) this.cacheRequests.inc({ tier, result }, 0);
     for (const outcome of BLOCKING_QUERY_OUTCOMES) this.blockingQueries.inc({ outcome }, 0);

@@ -8,6 +8,7 @@ import { MessagePort, parentPort, workerData } from 'node:worker_threads';
 import { EtcdConnection, EtcdTlsOptions, TokenSource } from '../etcd-connection';
 import { KeepAliveStreams } from '../keepalive-streams';
 import { ENGINE_STATS, LeaseSlots } from './lease-slots';
+import { RenewalLedger } from './renewal-ledger';
 import { RenewalScheduler } from './renewal-scheduler';
 
 /** What the HTTP thread passes at start (structured-cloned; the buffers are shared, not copied). */
@@ -21,6 +22,8 @@ export interface LeaseEngineWorkerData {
   maxInFlight: number;
   segments: SharedArrayBuffer[];
   stats: SharedArrayBuffer;
+  /** Cluster-wide renewal de-duplication through Redis (see RenewalLedger); absent = renew alone. */
+  ledger?: { redisUrl: string; namespace: string; replicaId: string };
 }
 
 /** HTTP thread -> worker. */
@@ -98,6 +101,8 @@ export function runLeaseEngineWorker(port: MessagePort, data: LeaseEngineWorkerD
     },
   });
   const silent: number[] = [];
+  const ledger = data.ledger && new RenewalLedger(data.ledger);
+  let confirmations: Array<{ leaseId: string; at: number; ttlMs: number }> = [];
   const scheduler: RenewalScheduler = new RenewalScheduler(
     streams,
     {
@@ -105,17 +110,48 @@ export function runLeaseEngineWorker(port: MessagePort, data: LeaseEngineWorkerD
       renewed: (slot, at) => slots.setRenewedAt(slot, at),
       lost: (slot, leaseId, at) => slots.markLost(slot, BigInt(leaseId), at),
       silent: (slot) => silent.push(slot),
+      confirmed: ledger ? (_slot, leaseId, at, ttlMs) => confirmations.push({ leaseId, at, ttlMs }) : undefined,
     },
-    { tickMs: data.tickMs, maxInFlight: data.maxInFlight },
+    { tickMs: data.tickMs, maxInFlight: data.maxInFlight, coordinated: ledger !== undefined },
   );
+
+  /** Asks the ledger about the renewals due this pass; whatever it cannot answer is renewed here. */
+  const settleClaims = (now: number) => {
+    const claims = scheduler.takeClaims();
+    if (ledger && confirmations.length) {
+      const batch = confirmations;
+      confirmations = [];
+      ledger.record(batch).catch(() => undefined);
+    }
+    for (let i = 0; i < claims.length; i += 2_000) {
+      const chunk = claims.slice(i, i + 2_000);
+      ledger!.claim(chunk, now).then(
+        (verdicts) => {
+          const at = Date.now();
+          verdicts.forEach((verdict, j) => {
+            const slot = chunk[j].slot;
+            if (verdict.kind === 'renew') scheduler.sendClaimed(slot, at);
+            else if (verdict.kind === 'renewed-elsewhere') scheduler.renewedElsewhere(slot, verdict.at);
+            else scheduler.claimedElsewhere(slot, at);
+          });
+        },
+        () => {
+          const at = Date.now();
+          for (const claim of chunk) scheduler.sendClaimed(claim.slot, at);
+        },
+      );
+    }
+  };
 
   const pass = () => {
     const started = Date.now();
     scheduler.renewDueLeases(started);
+    if (ledger) settleClaims(started);
     const s = scheduler.stats();
     stats[ENGINE_STATS.sent] = s.sent;
     stats[ENGINE_STATS.confirmed] = s.confirmed;
     stats[ENGINE_STATS.lost] = s.lost;
+    stats[ENGINE_STATS.deduplicated] = s.deduplicated;
     stats[ENGINE_STATS.backlog] = s.backlog;
     stats[ENGINE_STATS.oldestDueSince] = s.oldestDueSince;
     stats[ENGINE_STATS.liveStreams] = streams.liveCount();
@@ -155,6 +191,7 @@ export function runLeaseEngineWorker(port: MessagePort, data: LeaseEngineWorkerD
       case 'close':
         clearInterval(timer);
         streams.close();
+        ledger?.close();
         for (const connection of connections) connection.close();
         post({ t: 'closed' });
         port.close();

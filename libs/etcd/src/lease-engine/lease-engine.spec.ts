@@ -1,6 +1,6 @@
 import { InlineRenewal } from './inline-renewal';
 import { TrackedLease } from './lease-table';
-import { RenewalTransport } from './renewal-scheduler';
+import { RenewalScheduler, RenewalTransport } from './renewal-scheduler';
 
 class FakeStreams implements RenewalTransport {
   readonly sent: Array<{ leaseId: string; stream: number }> = [];
@@ -185,5 +185,59 @@ describe('lease engine (table + renewal scheduler, one thread)', () => {
       expect(sent).toBeGreaterThan(tracked / 50);
       expect(sent).toBeLessThan(tracked / 30);
     }
+  });
+});
+
+describe('renewal scheduler coordinated through a ledger', () => {
+  function coordinated() {
+    const streams = new FakeStreams();
+    const confirmed: string[] = [];
+    const pod = { heartbeatAt: s(2) };
+    const scheduler = new RenewalScheduler(
+      streams,
+      { heartbeatAt: () => pod.heartbeatAt, confirmed: (_slot, leaseId) => confirmed.push(leaseId) },
+      { tickMs: 100, maxInFlight: 100, coordinated: true },
+    );
+    return { streams, scheduler, confirmed, pod };
+  }
+
+  it('hands due renewals to the ledger instead of sending them, and sends those it may renew', () => {
+    const { streams, scheduler, confirmed } = coordinated();
+    scheduler.track(0, '11', s(TTL), 0);
+    scheduler.track(1, '12', s(TTL), 0);
+    expect(scheduler.renewDueLeases(s(3))).toBe(0);
+    expect(streams.take()).toEqual([]);
+    const claims = scheduler.takeClaims();
+    expect(claims.map((c) => c.leaseId)).toEqual(['11', '12']);
+    expect(scheduler.takeClaims()).toEqual([]);
+    scheduler.sendClaimed(0, s(3) + 5);
+    expect(streams.take()).toEqual(['11']);
+    scheduler.onAnswer('11', TTL, s(3) + 10);
+    expect(confirmed).toEqual(['11']);
+  });
+
+  it('skips a lease another replica renewed, until its next period', () => {
+    const { streams, scheduler, pod } = coordinated();
+    scheduler.track(1, '12', s(TTL), 0);
+    scheduler.renewDueLeases(s(3));
+    scheduler.takeClaims();
+    scheduler.renewedElsewhere(1, s(3) - 50);
+    pod.heartbeatAt = s(4);
+    expect(scheduler.stats()).toMatchObject({ deduplicated: 1, backlog: 0 });
+    scheduler.renewDueLeases(s(5));
+    expect(scheduler.takeClaims()).toEqual([]);
+    scheduler.renewDueLeases(s(6));
+    expect(scheduler.takeClaims().map((c) => c.leaseId)).toEqual(['12']);
+    expect(streams.take()).toEqual([]);
+  });
+
+  it('asks again shortly when another replica holds the claim', () => {
+    const { scheduler } = coordinated();
+    scheduler.track(1, '12', s(TTL), 0);
+    scheduler.renewDueLeases(s(3));
+    scheduler.takeClaims();
+    scheduler.claimedElsewhere(1, s(3));
+    scheduler.renewDueLeases(s(4) + 100);
+    expect(scheduler.takeClaims().map((c) => c.leaseId)).toEqual(['12']);
   });
 });

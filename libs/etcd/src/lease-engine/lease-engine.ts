@@ -16,6 +16,8 @@ export interface LeaseEngineOptions {
   tickMs: number;
   /** Renewals written and unanswered at once, over all streams. */
   maxInFlight?: number;
+  /** Replicas de-duplicate renewals through this Redis ledger (see RenewalLedger); absent = each renews alone. */
+  ledger?: { redisUrl: string; namespace: string; replicaId: string };
 }
 
 export interface LeaseEngineHooks extends LeaseTableHooks {
@@ -27,6 +29,8 @@ export interface LeaseEngineStats {
   sent: number;
   confirmed: number;
   lost: number;
+  /** Due renewals skipped because another replica had just renewed the lease (shared ledger). */
+  deduplicated: number;
   backlog: number;
   /** Age of the oldest due, unconfirmed renewal, ms; 0 = none. */
   oldestDueMs: number;
@@ -115,6 +119,7 @@ export class LeaseEngine implements RenewalChannel {
       sent: s[ENGINE_STATS.sent],
       confirmed: s[ENGINE_STATS.confirmed],
       lost: s[ENGINE_STATS.lost],
+      deduplicated: s[ENGINE_STATS.deduplicated],
       backlog: s[ENGINE_STATS.backlog],
       oldestDueMs: oldest ? Math.max(0, now - oldest) : 0,
       liveStreams: s[ENGINE_STATS.liveStreams],
@@ -192,6 +197,7 @@ export class LeaseEngine implements RenewalChannel {
       maxInFlight: this.options.maxInFlight ?? 10_000,
       segments: [...this.slots.buffers],
       stats: this.statsBuffer,
+      ledger: this.options.ledger,
     };
     const worker = loadWorker(data);
     worker.on('message', (message: FromWorker) => this.onMessage(worker, message));

@@ -131,5 +131,7 @@ export const ENGINE_STATS = {
   lastPassMs: 9,
   /** Epoch ms of the last scheduler pass: a stuck worker shows as an old value. */
   lastPassAt: 10,
+  /** Due renewals skipped because the shared ledger showed another replica had just renewed them. */
+  deduplicated: 11,
 } as const;
-export const ENGINE_STATS_LENGTH = 11;
+export const ENGINE_STATS_LENGTH = 12;

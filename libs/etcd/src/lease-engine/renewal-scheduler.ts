@@ -28,6 +28,16 @@ export interface RenewalSchedulerHooks {
   lost?(slot: number, leaseId: string, at: number): void;
   /** The pod of `slot` was silent for two TTLs; the slot is parked (its owner forgets or re-tracks it). */
   silent?(slot: number): void;
+  /** etcd confirmed a renewal THIS scheduler sent (what a shared ledger records). */
+  confirmed?(slot: number, leaseId: string, at: number, ttlMs: number): void;
+}
+
+/** A due renewal waiting for the cluster's verdict (see takeClaims). */
+export interface RenewalClaim {
+  slot: number;
+  leaseId: string;
+  /** A third of the lease's TTL: renewed elsewhere within it means "not due". */
+  thirdMs: number;
 }
 
 export interface RenewalSchedulerOptions {
@@ -35,12 +45,19 @@ export interface RenewalSchedulerOptions {
   tickMs: number;
   /** Renewals written and not yet answered, over all streams; beyond it due renewals wait (backlog). */
   maxInFlight: number;
+  /**
+   * Replicas coordinate through a shared ledger: due renewals are not sent by the pass but handed out
+   * by takeClaims(), and sent (sendClaimed) or skipped (renewedElsewhere) once the ledger answered.
+   */
+  coordinated?: boolean;
 }
 
 export interface RenewalStats {
   sent: number;
   confirmed: number;
   lost: number;
+  /** Due renewals not sent because the ledger showed another replica had just renewed the lease. */
+  deduplicated: number;
   /** Leases due (heartbeated, a third of the TTL passed) and not confirmed yet. */
   backlog: number;
   /** Since when the oldest unconfirmed due lease has been due, epoch ms; 0 = none. */
@@ -71,7 +88,9 @@ export class RenewalScheduler {
   private readonly backlogSince: number[] = [];
   private backlogHead = 0;
   private backlogCount = 0;
-  private counters = { sent: 0, confirmed: 0, lost: 0 };
+  private counters = { sent: 0, confirmed: 0, lost: 0, deduplicated: 0 };
+  private readonly claiming: boolean[] = [];
+  private claims: RenewalClaim[] = [];
 
   constructor(
     private readonly transport: RenewalTransport,
@@ -104,6 +123,7 @@ export class RenewalScheduler {
     this.clearInFlight(slot);
     this.clearDue(slot);
     this.leaseIds[slot] = undefined;
+    this.claiming[slot] = false;
     this.bucketOf[slot] = PARKED;
     this.trackedCount--;
   }
@@ -159,6 +179,7 @@ export class RenewalScheduler {
       this.clearDue(slot);
       this.renewedAt[slot] = sentAt;
       this.hooks.renewed?.(slot, sentAt);
+      this.hooks.confirmed?.(slot, leaseId, sentAt, this.ttlMs[slot]);
       this.scheduleAt(slot, sentAt + this.ttlMs[slot] / 3);
       return;
     }
@@ -220,6 +241,56 @@ export class RenewalScheduler {
       return this.scheduleAt(slot, now + Math.min(1_000, Math.max(this.options.tickMs, ttl / 10)));
     }
     if (!this.dueSince[slot]) this.markDue(slot, now);
+    if (this.options.coordinated) {
+      if (!this.claiming[slot]) {
+        this.claiming[slot] = true;
+        this.claims.push({ slot, leaseId: this.leaseIds[slot]!, thirdMs: third });
+      }
+      // If no verdict comes (the ledger hangs), look again: sendClaimed() is idempotent.
+      return this.scheduleAt(slot, now + Math.min(third / 2, 2_000));
+    }
+    this.send(slot, now);
+  }
+
+  /** Due renewals collected by the last passes, for the ledger; each is answered by one of the two calls below. */
+  takeClaims(): RenewalClaim[] {
+    const claims = this.claims;
+    this.claims = [];
+    return claims;
+  }
+
+  /** The ledger says: renew it (nobody renewed it lately and the claim is ours), or it cannot be asked. */
+  sendClaimed(slot: number, now: number): void {
+    if (!this.claiming[slot]) return;
+    this.claiming[slot] = false;
+    if (this.leaseIds[slot] === undefined || this.sentAt[slot]) return;
+    this.send(slot, now);
+  }
+
+  /** The ledger says: another replica renewed it at `at` (etcd confirmed); this one waits for the next period. */
+  renewedElsewhere(slot: number, at: number): void {
+    if (!this.claiming[slot]) return;
+    this.claiming[slot] = false;
+    if (this.leaseIds[slot] === undefined) return;
+    this.counters.deduplicated++;
+    if (at > this.renewedAt[slot]) {
+      this.renewedAt[slot] = at;
+      this.hooks.renewed?.(slot, at);
+    }
+    this.clearDue(slot);
+    this.scheduleAt(slot, this.renewedAt[slot] + this.ttlMs[slot] / 3);
+  }
+
+  /** Another replica holds the claim right now: look again shortly (it records its renewal, or its claim expires). */
+  claimedElsewhere(slot: number, now: number): void {
+    if (!this.claiming[slot]) return;
+    this.claiming[slot] = false;
+    if (this.leaseIds[slot] === undefined) return;
+    this.scheduleAt(slot, now + Math.min(this.ttlMs[slot] / 6, 1_000));
+  }
+
+  private send(slot: number, now: number): void {
+    const third = this.ttlMs[slot] / 3;
     if (this.inFlightCount() >= this.options.maxInFlight) return this.scheduleAt(slot, now);
     const stream = this.transport.send(this.leaseIds[slot]!, slot % Math.max(1, this.transport.streamCount));
     if (stream < 0) return this.scheduleAt(slot, now); // no stream open: retry next pass
