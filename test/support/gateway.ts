@@ -48,6 +48,9 @@ export function gatewayEnv(etcd: EtcdTarget, redisUrl: string, overrides: Record
     // normal here and must not shed the registrations a test depends on. The admission tests set
     // their own bound (test/lease-engine-starvation).
     ADMISSION_MAX_EVENT_LOOP_DELAY_MS: '10000',
+    // Many tests let most of their pods go silent on purpose to watch them expire; self-preservation
+    // (on by default in production) would hold them. test/self-preservation turns it on.
+    SELF_PRESERVATION: 'false',
     ...overrides,
   };
 }

@@ -32,6 +32,8 @@ export interface RegistryRuntimeOptions {
   renewIntervalMs: number;
   /** Redis ledger through which replicas de-duplicate lease renewals; absent = every replica renews alone. */
   renewalLedger?: { redisUrl: string; namespace: string; replicaId: string };
+  /** Keep renewing when more than `threshold` of the instances go silent at once, for at most `maxMs`; absent = off. */
+  selfPreservation?: { threshold: number; maxMs: number };
   renewalLagMaxMs: number;
   admissionMaxEventLoopDelayMs: number;
   writeConcurrency: number;
@@ -119,6 +121,7 @@ export class RegistryRuntime {
         requestTimeoutMs: options.etcd.requestTimeoutMs,
         tickMs: options.renewIntervalMs,
         ledger: options.renewalLedger,
+        selfPreservation: options.selfPreservation,
       },
       {
         leaseLost: (lease) => this.registrar.regrant(lease),

@@ -32,6 +32,11 @@ const schema = z.object({
   // Replicas de-duplicate lease renewals through a Redis ledger (renewed-at per lease + short claims);
   // with Redis down each replica renews by itself. false = every replica renews every lease it sees heartbeat.
   RENEWAL_DEDUP: bool.default(true),
+  // Self-preservation: when more than the threshold share of the instances a replica renews goes silent
+  // at once, keep renewing them for at most SELF_PRESERVATION_MAX_MS (a mass death is then reported late).
+  SELF_PRESERVATION: bool.default(true),
+  SELF_PRESERVATION_THRESHOLD: z.coerce.number().gt(0).lt(1).default(0.5),
+  SELF_PRESERVATION_MAX_MS: int(1_000, 86_400_000).default(300_000),
   // Renewals due but unconfirmed for longer than this count as lagging: readiness reports it and new
   // registrations are shed (503 + Retry-After) so that live leases keep their share of etcd.
   RENEWAL_LAG_MAX_MS: int(100, 600_000).default(2_000),

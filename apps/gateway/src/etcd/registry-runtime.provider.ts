@@ -31,6 +31,7 @@ export class RegistryRuntimeProvider implements OnModuleInit, OnApplicationShutd
           prefix: config.ETCD_PREFIX,
         },
         renewIntervalMs: config.RENEW_INTERVAL_MS,
+        selfPreservation: config.SELF_PRESERVATION ? { threshold: config.SELF_PRESERVATION_THRESHOLD, maxMs: config.SELF_PRESERVATION_MAX_MS } : undefined,
         renewalLedger: config.RENEWAL_DEDUP
           ? { redisUrl: config.REDIS_URL, namespace: `registry-gateway:v1:${config.ETCD_PREFIX}lease:`, replicaId: randomBytes(6).toString('hex') }
           : undefined,

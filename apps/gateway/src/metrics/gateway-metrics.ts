@@ -114,6 +114,18 @@ export class GatewayMetrics {
     registers: [this.registry],
     collect: this.fromEngine((s) => s.oldestDueMs / 1000),
   });
+  readonly selfPreservation = new Gauge({
+    name: 'registry_self_preservation',
+    help: '1 while self-preservation keeps renewing the leases of a mass of silent pods, else 0',
+    registers: [this.registry],
+    collect: this.fromEngine((s) => (s.selfPreservation ? 1 : 0)),
+  });
+  readonly preservedLeases = new Gauge({
+    name: 'registry_self_preservation_held_leases',
+    help: 'Leases of silent pods that self-preservation keeps renewing',
+    registers: [this.registry],
+    collect: this.fromEngine((s) => s.preservedLeases),
+  });
   readonly leaseEnginePassAge = new Gauge({
     name: 'registry_lease_engine_last_pass_age_seconds',
     help: "Time since the lease engine worker's last renewal pass (a stuck worker shows as a growing value)",

@@ -10,6 +10,7 @@ import { KeepAliveStreams } from '../keepalive-streams';
 import { ENGINE_STATS, LeaseSlots } from './lease-slots';
 import { RenewalLedger } from './renewal-ledger';
 import { RenewalScheduler } from './renewal-scheduler';
+import { SelfPreservation, SelfPreservationOptions } from './self-preservation';
 
 /** What the HTTP thread passes at start (structured-cloned; the buffers are shared, not copied). */
 export interface LeaseEngineWorkerData {
@@ -24,6 +25,8 @@ export interface LeaseEngineWorkerData {
   stats: SharedArrayBuffer;
   /** Cluster-wide renewal de-duplication through Redis (see RenewalLedger); absent = renew alone. */
   ledger?: { redisUrl: string; namespace: string; replicaId: string };
+  /** Keep renewing when a mass of pods goes silent at once (see SelfPreservation); absent = off. */
+  selfPreservation?: SelfPreservationOptions;
 }
 
 /** HTTP thread -> worker. */
@@ -143,8 +146,29 @@ export function runLeaseEngineWorker(port: MessagePort, data: LeaseEngineWorkerD
     }
   };
 
+  const preservation = data.selfPreservation && new SelfPreservation(data.selfPreservation);
+  let lastSilenceCheck = 0;
+  /** Once a second: the share of silent pods decides whether self-preservation holds their leases. */
+  const checkSilence = (now: number) => {
+    if (!preservation || now - lastSilenceCheck < 1_000) return;
+    lastSilenceCheck = now;
+    const { tracked, silent } = scheduler.countSilent(now);
+    const change = preservation.update(now, tracked, silent);
+    scheduler.preserving = preservation.active;
+    stats[ENGINE_STATS.selfPreservation] = preservation.active ? 1 : 0;
+    stats[ENGINE_STATS.preservedLeases] = preservation.active ? silent : 0;
+    if (change === 'entered') {
+      post({ t: 'log', level: 'warn', message: `self-preservation ON: ${silent} of ${tracked} instances went silent at once; their leases are kept for at most ${data.selfPreservation!.maxMs} ms` });
+    } else if (change === 'released') {
+      post({ t: 'log', level: 'warn', message: `self-preservation OFF: heartbeats are back (${silent} of ${tracked} silent); normal expiry resumes` });
+    } else if (change === 'expired') {
+      post({ t: 'log', level: 'warn', message: `self-preservation OFF after SELF_PRESERVATION_MAX_MS: ${silent} of ${tracked} instances still silent; their leases now expire` });
+    }
+  };
+
   const pass = () => {
     const started = Date.now();
+    checkSilence(started);
     scheduler.renewDueLeases(started);
     if (ledger) settleClaims(started);
     const s = scheduler.stats();

@@ -18,6 +18,8 @@ export interface LeaseEngineOptions {
   maxInFlight?: number;
   /** Replicas de-duplicate renewals through this Redis ledger (see RenewalLedger); absent = each renews alone. */
   ledger?: { redisUrl: string; namespace: string; replicaId: string };
+  /** Keep renewing the leases of a mass of pods that go silent at once (see SelfPreservation). */
+  selfPreservation?: { threshold: number; maxMs: number };
 }
 
 export interface LeaseEngineHooks extends LeaseTableHooks {
@@ -31,6 +33,9 @@ export interface LeaseEngineStats {
   lost: number;
   /** Due renewals skipped because another replica had just renewed the lease (shared ledger). */
   deduplicated: number;
+  /** Self-preservation holds the leases of silent pods, and how many. */
+  selfPreservation: boolean;
+  preservedLeases: number;
   backlog: number;
   /** Age of the oldest due, unconfirmed renewal, ms; 0 = none. */
   oldestDueMs: number;
@@ -120,6 +125,8 @@ export class LeaseEngine implements RenewalChannel {
       confirmed: s[ENGINE_STATS.confirmed],
       lost: s[ENGINE_STATS.lost],
       deduplicated: s[ENGINE_STATS.deduplicated],
+      selfPreservation: s[ENGINE_STATS.selfPreservation] === 1,
+      preservedLeases: s[ENGINE_STATS.preservedLeases],
       backlog: s[ENGINE_STATS.backlog],
       oldestDueMs: oldest ? Math.max(0, now - oldest) : 0,
       liveStreams: s[ENGINE_STATS.liveStreams],
@@ -198,6 +205,7 @@ export class LeaseEngine implements RenewalChannel {
       segments: [...this.slots.buffers],
       stats: this.statsBuffer,
       ledger: this.options.ledger,
+      selfPreservation: this.options.selfPreservation,
     };
     const worker = loadWorker(data);
     worker.on('message', (message: FromWorker) => this.onMessage(worker, message));

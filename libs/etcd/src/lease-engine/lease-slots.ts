@@ -133,5 +133,9 @@ export const ENGINE_STATS = {
   lastPassAt: 10,
   /** Due renewals skipped because the shared ledger showed another replica had just renewed them. */
   deduplicated: 11,
+  /** 1 while self-preservation holds the leases of silent pods, else 0. */
+  selfPreservation: 12,
+  /** Silent pods whose leases self-preservation keeps renewing. */
+  preservedLeases: 13,
 } as const;
-export const ENGINE_STATS_LENGTH = 12;
+export const ENGINE_STATS_LENGTH = 14;

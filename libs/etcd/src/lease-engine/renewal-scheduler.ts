@@ -90,6 +90,11 @@ export class RenewalScheduler {
   private backlogCount = 0;
   private counters = { sent: 0, confirmed: 0, lost: 0, deduplicated: 0 };
   private readonly claiming: boolean[] = [];
+  /**
+   * Self-preservation (see SelfPreservation): while set, leases of silent pods are renewed as if their
+   * pods had heartbeated, and no silent pod is reported for dropping.
+   */
+  preserving = false;
   private claims: RenewalClaim[] = [];
 
   constructor(
@@ -200,6 +205,15 @@ export class RenewalScheduler {
     slots.clear();
   }
 
+  /** How many tracked pods have not heartbeated for half their TTL (1.5 missed heartbeats at TTL/3). O(tracked). */
+  countSilent(now: number): { tracked: number; silent: number } {
+    let silent = 0;
+    for (let slot = 0; slot < this.leaseIds.length; slot++) {
+      if (this.leaseIds[slot] !== undefined && now - this.hooks.heartbeatAt(slot) > this.ttlMs[slot] / 2) silent++;
+    }
+    return { tracked: this.trackedCount, silent };
+  }
+
   stats(): RenewalStats {
     while (this.backlogHead < this.backlogSlots.length && this.dueSince[this.backlogSlots[this.backlogHead]] !== this.backlogSince[this.backlogHead]) {
       this.backlogHead++;
@@ -231,7 +245,7 @@ export class RenewalScheduler {
     const renewedAt = this.renewedAt[slot];
     if (now - renewedAt < third) return this.scheduleAt(slot, renewedAt + third);
     const heartbeatAt = this.hooks.heartbeatAt(slot);
-    if (heartbeatAt <= renewedAt) {
+    if (heartbeatAt <= renewedAt && !this.preserving) {
       if (now - heartbeatAt > 2 * ttl) {
         this.bucketOf[slot] = PARKED;
         this.hooks.silent?.(slot);

@@ -1,0 +1,79 @@
+/**
+ * Self-preservation (issue 13): a network-like mass silence is held (leases kept, pods still
+ * resolvable, no 404 when they come back); a real scale-down with explicit deregistration is not; and
+ * a silence that outlasts SELF_PRESERVATION_MAX_MS is believed (leases expire). Real etcd and Redis.
+ */
+import { etcdAdmin } from './support/etcd-admin';
+import { forEachLimited, heartbeatPod, pods, registerPod, request, sleep } from './support/fleet';
+import { GatewayUnderTest, usePrivateStack } from './support/gateway';
+
+const TTL = 6;
+
+describe('self-preservation', () => {
+  const stack = usePrivateStack();
+
+  async function registerAndBeat(gw: GatewayUnderTest, fleet: ReturnType<typeof pods>): Promise<void> {
+    const registered = await forEachLimited(fleet, 16, (pod) => registerPod(gw.url, pod, TTL));
+    expect(registered.filter((r) => r.status !== 201)).toEqual([]);
+    for (let round = 0; round < 3; round++) {
+      expect((await forEachLimited(fleet, 16, (pod) => heartbeatPod(gw.url, pod))).every((r) => r.status === 204)).toBe(true);
+      await sleep(1_000);
+    }
+  }
+
+  const keysOf = (gw: GatewayUnderTest) => etcdAdmin(stack.etcd()).listKeys(`${gw.prefix}services/`);
+
+  it('holds the leases of a mass of pods that went silent at once, and lets go when they heartbeat again', async () => {
+    const gw = await stack.startGateway({ SELF_PRESERVATION: 'true', SELF_PRESERVATION_MAX_MS: '60000', RENEW_INTERVAL_MS: '200' });
+    const fleet = pods(2, 20, 'held');
+    await registerAndBeat(gw, fleet);
+
+    // Every pod falls silent (a partition between pods and gateway) for twice the TTL.
+    await sleep(2 * TTL * 1000);
+    expect(await gw.metric('registry_self_preservation')).toBe(1);
+    expect(await gw.metric('registry_self_preservation_held_leases')).toBe(fleet.length);
+    expect(await keysOf(gw)).toHaveLength(fleet.length);
+    const resolved = JSON.parse((await request(gw.url, 'GET', '/v1/services/held-0')).body);
+    expect(resolved.instances).toHaveLength(20);
+
+    // The partition heals: the pods' next heartbeats are accepted (no 404, no re-registration storm).
+    const back = await forEachLimited(fleet, 16, (pod) => heartbeatPod(gw.url, pod));
+    expect(back.map((r) => r.status).filter((s) => s !== 204)).toEqual([]);
+    for (let i = 0; i < 30 && (await gw.metric('registry_self_preservation')) === 1; i++) {
+      await forEachLimited(fleet, 16, (pod) => heartbeatPod(gw.url, pod));
+      await sleep(500);
+    }
+    expect(await gw.metric('registry_self_preservation')).toBe(0);
+    expect(await gw.metric('registry_registrations_total')).toBe(fleet.length);
+  });
+
+  it('does not hold a real scale-down: half the pods deregister explicitly and are gone', async () => {
+    const gw = await stack.startGateway({ SELF_PRESERVATION: 'true', SELF_PRESERVATION_MAX_MS: '60000', RENEW_INTERVAL_MS: '200' });
+    const fleet = pods(2, 20, 'scaledown');
+    await registerAndBeat(gw, fleet);
+    const leaving = fleet.filter((_, i) => i % 2 === 0);
+    const staying = fleet.filter((_, i) => i % 2 === 1);
+    const gone = await forEachLimited(leaving, 16, (pod) => request(gw.url, 'DELETE', `/v1/services/${pod.service}/instances/${pod.id}`));
+    expect(gone.every((r) => r.status === 204)).toBe(true);
+    for (let t = 0; t < 2 * TTL; t++) {
+      expect((await forEachLimited(staying, 16, (pod) => heartbeatPod(gw.url, pod))).every((r) => r.status === 204)).toBe(true);
+      await sleep(1_000);
+    }
+    expect(await gw.metric('registry_self_preservation')).toBe(0);
+    expect(await keysOf(gw)).toHaveLength(staying.length);
+  });
+
+  it('believes a silence that outlasts SELF_PRESERVATION_MAX_MS: the leases then expire', async () => {
+    const gw = await stack.startGateway({ SELF_PRESERVATION: 'true', SELF_PRESERVATION_MAX_MS: '4000', RENEW_INTERVAL_MS: '200' });
+    const fleet = pods(1, 20, 'believed');
+    await registerAndBeat(gw, fleet);
+    let sawHold = false;
+    for (let i = 0; i < 40 && (await keysOf(gw)).length > 0; i++) {
+      if ((await gw.metric('registry_self_preservation')) === 1) sawHold = true;
+      await sleep(500);
+    }
+    expect(sawHold).toBe(true);
+    expect(await keysOf(gw)).toEqual([]);
+    expect(await gw.metric('registry_self_preservation')).toBe(0);
+  });
+});
