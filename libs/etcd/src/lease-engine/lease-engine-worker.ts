@@ -91,8 +91,14 @@ export function runLeaseEngineWorker(port: MessagePort, data: LeaseEngineWorkerD
   const post = (message: FromWorker) => port.postMessage(message);
   const slots = new LeaseSlots(data.segments);
   const stats = new Float64Array(data.stats);
+  // Buffers arrive structured-cloned as plain Uint8Arrays; grpc-js insists on Buffers.
+  const tls = data.tls && {
+    ca: data.tls.ca && Buffer.from(data.tls.ca),
+    cert: data.tls.cert && Buffer.from(data.tls.cert),
+    key: data.tls.key && Buffer.from(data.tls.key),
+  };
   const connections = data.endpointsPerConnection.map(
-    (endpoints, i) => new EtcdConnection({ endpoints, tls: data.tls, requestTimeoutMs: data.requestTimeoutMs, tokens: new RelayedTokens(port, i) }),
+    (endpoints, i) => new EtcdConnection({ endpoints, tls, requestTimeoutMs: data.requestTimeoutMs, tokens: new RelayedTokens(port, i) }),
   );
   const streams: KeepAliveStreams = new KeepAliveStreams(connections, {
     renewalAnswered: (leaseId, ttl) => scheduler.onAnswer(leaseId, ttl, Date.now()),

@@ -72,6 +72,7 @@ export class LeaseEngine implements RenewalChannel {
   private flushQueued = false;
   private closing = false;
   private ready = false;
+  private restarts = 0;
   private readyWaiters: Array<() => void> = [];
   private closed: Promise<void> | undefined;
 
@@ -212,11 +213,18 @@ export class LeaseEngine implements RenewalChannel {
     worker.on('error', (err) => this.hooks.log?.('error', `lease engine worker failed: ${err.message}`));
     worker.on('exit', (code) => {
       if (this.closing || this.worker !== worker) return;
-      // Renewals stop while no worker runs: restart at once and tell it every lease again.
-      this.hooks.log?.('error', `lease engine worker exited (code ${code}); restarting it`);
-      this.worker = this.spawn();
-      this.ops = [];
-      this.table.replayTo(this);
+      // Renewals stop while no worker runs: restart soon and tell it every lease again. A worker that
+      // keeps failing is restarted with growing pauses (up to 10 s), not in a hot loop.
+      const delayMs = Math.min(10_000, 100 * 2 ** this.restarts++);
+      this.hooks.log?.('error', `lease engine worker exited (code ${code}); restarting it in ${delayMs} ms`);
+      this.worker = undefined;
+      const timer = setTimeout(() => {
+        if (this.closing) return;
+        this.worker = this.spawn();
+        this.ops = [];
+        this.table.replayTo(this);
+      }, delayMs);
+      timer.unref();
     });
     // The worker must not keep a process alive on its own (tests, a failed start): the HTTP server does.
     worker.unref();
@@ -247,6 +255,7 @@ export class LeaseEngine implements RenewalChannel {
         return;
       case 'ready':
         this.ready = true;
+        this.restarts = 0;
         for (const done of this.readyWaiters.splice(0)) done();
         return;
       case 'closed':
