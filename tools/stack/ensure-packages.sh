@@ -13,40 +13,7 @@ if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "ensure-packages: missing ${missing[*]} and no apt-get here; install etcd 3.4+ and redis-server 7 yourself" >&2
-  exit 1
-fi
-SUDO=()
-if [ "$(id -u)" -ne 0 ]; then
-  if command -v sudo >/dev/null 2>&1; then
-    SUDO=(sudo)
-  else
-    echo "ensure-packages: missing ${missing[*]}; run this script as root (or install sudo)" >&2
-    exit 1
-  fi
-fi
-
-echo "ensure-packages: installing ${missing[*]}" >&2
-
-# policy-rc.d exit code 101 = "action forbidden": invoke-rc.d (used by the packages' maintainer
-# scripts when there is no systemd) then skips starting the services. Only add ours if none exists
-# (container images often ship one) and remove it afterwards.
-POLICY=/usr/sbin/policy-rc.d
-own_policy=0
-if [ ! -e "$POLICY" ]; then
-  printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee "$POLICY" >/dev/null
-  "${SUDO[@]}" chmod 755 "$POLICY"
-  own_policy=1
-fi
-cleanup() {
-  if [ "$own_policy" = 1 ]; then "${SUDO[@]}" rm -f "$POLICY"; fi
-}
-trap cleanup EXIT
-
-export DEBIAN_FRONTEND=noninteractive
-"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
-"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+bash "$(dirname "$0")/apt-install.sh" ensure-packages "${missing[@]}"
 
 # Belt and braces: if a service got started anyway (e.g. a policy-rc.d we did not write allows it),
 # stop exactly those daemons via their pid files. Never by name: a developer's own etcd/Redis stays.
@@ -55,7 +22,7 @@ for pidfile in /run/redis/redis-server.pid /var/run/redis/redis-server.pid /run/
     pid=$(cat "$pidfile")
     if kill -0 "$pid" 2>/dev/null; then
       echo "ensure-packages: stopping service process $pid ($pidfile) started by the package install" >&2
-      "${SUDO[@]}" kill "$pid" || true
+      kill "$pid" 2>/dev/null || sudo kill "$pid" 2>/dev/null || true
     fi
   fi
 done
