@@ -2,7 +2,6 @@ import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import {
   castGrpcError,
-  EtcdInvalidAuthTokenError,
   GRPCUnavailableError,
   ICallable,
   KVClient,
@@ -10,6 +9,7 @@ import {
   WatchClient,
 } from 'etcd3';
 import { AuthSession } from './auth-session';
+import { isStaleTokenRejection } from './etcd-errors';
 
 type ServiceName = 'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance' | 'Auth';
 type ServiceClient = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
@@ -134,7 +134,7 @@ export class EtcdConnection implements ICallable<EtcdConnection> {
         return result;
       } catch (raw) {
         const err = castGrpcError(raw as Error);
-        if (token && err instanceof EtcdInvalidAuthTokenError && attempt === 1) {
+        if (token && isStaleTokenRejection(err) && attempt === 1) {
           this.auth!.invalidate(token);
           continue;
         }

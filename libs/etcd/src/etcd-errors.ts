@@ -130,3 +130,23 @@ function detailOf(err: Error): string {
   const detail = err.message.replace(STATUS_PREFIX, '').trim() || err.name;
   return detail.length > 200 ? `${detail.slice(0, 200)}...` : detail;
 }
+
+/**
+ * Whether etcd refused a call or a stream because of the token it carried (e.g. after an etcd restart
+ * forgot every token): the one test unary calls, keepalive streams and the watch all use before they
+ * drop that token (only that one: see AuthSession) and re-authenticate.
+ */
+export function isStaleTokenRejection(err: unknown): boolean {
+  if (err instanceof EtcdInvalidAuthTokenError) return true;
+  const text = err instanceof Error ? err.message : typeof err === 'string' ? err : '';
+  return /invalid auth token|auth token is not provided/i.test(text);
+}
+
+/**
+ * The same for a watch that etcd created and canceled at once: etcd 3.4 reports a stale token there as
+ * "permission denied" (or an empty user name) as well. Not used for unary calls, where "permission
+ * denied" is a real refusal that a new token would not change.
+ */
+export function isStaleTokenCancel(cancelReason: string): boolean {
+  return isStaleTokenRejection(cancelReason) || /permission denied|user name is empty|user name not found/i.test(cancelReason);
+}

@@ -1,5 +1,6 @@
 import { IDuplexStream, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse } from 'etcd3';
 import { EtcdConnection } from './etcd-connection';
+import { isStaleTokenRejection } from './etcd-errors';
 import { RenewalTransport } from './lease-engine/renewal-scheduler';
 
 export interface KeepAliveStreamsHooks {
@@ -103,7 +104,7 @@ export class KeepAliveStreams implements RenewalTransport {
       if (this.streams[index] === stream) this.streams[index] = undefined;
       this.hooks.streamsChanged?.();
       this.hooks.streamReset(index, err);
-      if (err && /invalid auth token/.test(err.message)) this.connections[index].invalidateToken(token);
+      if (err && isStaleTokenRejection(err)) this.connections[index].invalidateToken(token);
       this.scheduleReopen(index);
     };
     stream.on('data', (res) => {

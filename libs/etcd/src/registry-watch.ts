@@ -2,6 +2,7 @@ import { IDuplexStream, IWatchRequest, IWatchResponse } from 'etcd3';
 import { prefixRangeEnd } from '@app/registry';
 import { ConnectionPool } from './connection-pool';
 import { EtcdConnection } from './etcd-connection';
+import { isStaleTokenCancel, isStaleTokenRejection } from './etcd-errors';
 import { RegistryStore, StoredRange } from './registry-store';
 
 /** One change of an instance key, as the watch delivers it. */
@@ -162,7 +163,7 @@ export class RegistryWatch {
     this.openedAt = this.now();
     stream.on('data', (res) => this.onResponse(stream, res, connection, token));
     stream.on('error', (err) => {
-      if (/invalid auth token/i.test(err.message)) this.refreshAuth(connection, token);
+      if (isStaleTokenRejection(err)) this.refreshAuth(connection, token);
       this.drop(stream, err.message);
     });
     stream.on('end', () => this.drop(stream, 'stream ended'));
@@ -190,7 +191,7 @@ export class RegistryWatch {
       // After an etcd restart the old token is unknown and etcd cancels the watch at creation with
       // "invalid auth token" (or "permission denied", which 3.4 also reports for a bad token).
       const reason = res.cancel_reason || 'watch canceled by etcd';
-      if (/auth token|permission denied|user name/i.test(reason)) this.refreshAuth(connection, token);
+      if (isStaleTokenCancel(reason)) this.refreshAuth(connection, token);
       this.drop(stream, reason);
       return;
     }

@@ -268,10 +268,17 @@ export class LeaseEngine implements RenewalChannel {
  * Built code (dist/) runs the worker's .js directly. Under ts-node or jest the source is TypeScript, so
  * the worker registers ts-node first (transpile only: the worker's few files compile in well under a second).
  */
+const ROOT = path.resolve(__dirname, '..', '..', '..', '..');
+
 function loadWorker(data: LeaseEngineWorkerData): Worker {
   const extension = path.extname(__filename);
   const file = path.join(__dirname, `lease-engine-worker${extension}`);
   if (extension !== '.ts') return new Worker(file, { workerData: data });
-  const bootstrap = `require('ts-node').register({ transpileOnly: true, compilerOptions: { module: 'commonjs' } }); require(${JSON.stringify(file)});`;
+  const bootstrap = [
+    `require('ts-node').register({ transpileOnly: true, compilerOptions: { module: 'commonjs' } });`,
+    // The worker's imports reach @app/* aliases (e.g. @app/registry through etcd-errors).
+    `require('tsconfig-paths').register({ baseUrl: ${JSON.stringify(ROOT)}, paths: require(${JSON.stringify(path.join(ROOT, 'tsconfig.json'))}).compilerOptions.paths });`,
+    `require(${JSON.stringify(file)});`,
+  ].join('\n');
   return new Worker(bootstrap, { eval: true, workerData: data });
 }
