@@ -5,6 +5,7 @@ import { GatewayConfig } from './config/gateway-config';
 import { CoreModule } from './core.module';
 import { HealthModule } from './health/health.module';
 import { RegistryErrorFilter } from './http/error.filter';
+import { HeartbeatBatchController } from './http/heartbeat-batch.controller';
 import { InstancesController } from './http/instances.controller';
 import { MetricsController } from './metrics/metrics.controller';
 import { ResolveModule } from './resolve/resolve.module';
@@ -24,7 +25,7 @@ export class AppModule {
         HealthModule,
         UiModule,
       ],
-      controllers: [InstancesController, MetricsController],
+      controllers: [InstancesController, HeartbeatBatchController, MetricsController],
       providers: [{ provide: APP_FILTER, useClass: RegistryErrorFilter }],
     };
   }

@@ -3,7 +3,7 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { LogController } from 'fastify';
 import { SwaggerModule } from '@nestjs/swagger';
-import { REGISTRATION_LIMITS } from '@app/registry';
+import { HEARTBEAT_BATCH_LIMITS, REGISTRATION_LIMITS } from '@app/registry';
 import { AppModule } from './app.module';
 import { GatewayConfig } from './config/gateway-config';
 import { registerBodyParsers } from './http/body-parsers';
@@ -22,7 +22,8 @@ export async function createGatewayApp(config: GatewayConfig): Promise<NestFasti
     // Per-request info logs at thousands of heartbeats a second would drown everything else;
     // errors are logged by the filter, and every request is in the duration histogram.
     logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: REGISTRATION_LIMITS.bodyMaxBytes,
+    // The largest body any route takes; body-parsers.ts holds each route to its own limit.
+    bodyLimit: HEARTBEAT_BATCH_LIMITS.bodyMaxBytes,
     // find-my-way's default (100) answers 414 for valid 101-128 character names; with room above
     // 128, an overlong name reaches the name check and gets a 400 that names the field; beyond
     // 1024 the router answers 414, in our JSON shape through answerFrameworkError.
@@ -44,7 +45,7 @@ export async function createGatewayApp(config: GatewayConfig): Promise<NestFasti
 
   const metrics = app.get(GatewayMetrics);
   const fastify = app.getHttpAdapter().getInstance();
-  registerBodyParsers(fastify, REGISTRATION_LIMITS.bodyMaxBytes);
+  registerBodyParsers(fastify, REGISTRATION_LIMITS.bodyMaxBytes, { '/v1/heartbeats': HEARTBEAT_BATCH_LIMITS.bodyMaxBytes });
   const cors = corsOptions(config.CORS_ORIGINS);
   if (cors) app.enableCors(cors);
   fastify.addHook('onResponse', (request, reply, done) => {

@@ -11,3 +11,10 @@ export const REGISTRATION_LIMITS = {
   /** Fastify rejects larger bodies with 413 before any handler runs. */
   bodyMaxBytes: 16 * 1024,
 } as const;
+
+/** `POST /v1/heartbeats` (node agents, sidecars): many instance refs in one request. */
+export const HEARTBEAT_BATCH_LIMITS = {
+  maxInstances: 1000,
+  /** 1000 refs with names of the longest allowed length (2 x 128 characters) fit. */
+  bodyMaxBytes: 320 * 1024,
+} as const;

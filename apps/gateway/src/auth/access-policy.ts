@@ -29,6 +29,8 @@ export const ACCESS_POLICY: readonly AccessRule[] = [
   { methods: ['GET'], route: '/ui*', grants: ['public'] },
   { methods: ['PUT'], route: '/v1/services/:service/instances/:id', grants: ['admin', 'agent-in-scope'], rateLimit: 'registrations' },
   { methods: WRITES, route: '/v1/services/:service/instances/*', grants: ['admin', 'agent-in-scope'] },
+  // Agents may call it; which of the listed instances they may heartbeat is checked per instance.
+  { methods: ['POST'], route: '/v1/heartbeats', grants: ['admin', 'agent'] },
   { methods: ['GET'], route: '/v1/services/:service', grants: ['admin', 'reader', 'agent-in-scope'] },
   { methods: ['GET'], route: '/v1/services', grants: ['admin', 'reader'] },
 ];

@@ -3,7 +3,7 @@ import { FastifyReply, FastifyRequest } from 'fastify';
 import { Counter } from 'prom-client';
 import { InvalidRequestError, isValidName, NAME_RULE, RateLimitedError } from '@app/registry';
 import { AccessRule, decideAccess, ruleFor } from './access-policy';
-import { ApiTokens } from './api-tokens';
+import { ApiToken, ApiTokens } from './api-tokens';
 import { RegistrationRateLimiter } from './registration-rate-limiter';
 
 /** Path parameters that become etcd key segments; ParseNamePipe checks them again in the handlers. */
@@ -44,6 +44,7 @@ export class ApiAuthGuard implements CanActivate {
       throw new UnauthorizedException(reason === 'missing_token' ? 'an API token is required: Authorization: Bearer <token>' : 'the API token is not valid');
     }
 
+    (request as TokenCarrier).apiToken = token;
     const service = request.params?.service;
     const decision = decideAccess(rule, token, service);
     if (!decision.allowed) {
@@ -74,4 +75,11 @@ export function bearerToken(header: string | undefined): string | undefined {
 function describe(rule: AccessRule): string {
   if (rule.route === '*') return 'use this endpoint (admins only)';
   return `${rule.methods.join('/')} ${rule.route}`;
+}
+
+type TokenCarrier = FastifyRequest & { apiToken?: ApiToken };
+
+/** The token the guard verified for this request; undefined on public routes or with AUTH_DISABLED. */
+export function tokenOf(request: FastifyRequest): ApiToken | undefined {
+  return (request as TokenCarrier).apiToken;
 }

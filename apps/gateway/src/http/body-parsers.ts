@@ -8,6 +8,13 @@ class UnsupportedMediaTypeError extends Error {
   }
 }
 
+class PayloadTooLargeError extends Error {
+  readonly statusCode = 413;
+  constructor(limit: number) {
+    super(`the body is larger than ${limit / 1024} KiB`);
+  }
+}
+
 /**
  * The only body the API reads is JSON. Replaces Fastify's and Nest's parsers (JSON, text/plain,
  * form-encoded), which turned a text or form body into a string or an object of strings that then
@@ -18,10 +25,15 @@ class UnsupportedMediaTypeError extends Error {
  * - any other non-empty body, or one without a content type: 415.
  * Bodies over `bodyLimit` are 413 before any of this (Fastify counts while it reads).
  */
-export function registerBodyParsers(fastify: FastifyInstance, bodyLimit: number): void {
+export function registerBodyParsers(fastify: FastifyInstance, bodyLimit: number, largeBodyRoutes: Readonly<Record<string, number>> = {}): void {
   fastify.removeAllContentTypeParsers();
   const parseJson = fastify.getDefaultJsonParser('error', 'error');
-  fastify.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit }, (request, body, done) => {
+  const largest = Math.max(bodyLimit, ...Object.values(largeBodyRoutes));
+  // Read up to the largest limit any route has, then hold every route to its own: the batch
+  // heartbeat route takes 1000 refs, a registration still at most `bodyLimit`.
+  fastify.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: largest }, (request, body, done) => {
+    const limit = largeBodyRoutes[request.routeOptions.url ?? ''] ?? bodyLimit;
+    if (Buffer.byteLength(body as string) > limit) return done(new PayloadTooLargeError(limit), undefined);
     if ((body as string).trim() === '') return done(null, undefined);
     parseJson(request, body as string, done);
   });
