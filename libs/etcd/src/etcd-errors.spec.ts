@@ -1,4 +1,4 @@
-import { castGrpcError, EtcdLeaseInvalidError, EtcdPermissionDeniedError, GRPCUnavailableError } from 'etcd3';
+import { castGrpcError, EtcdInvalidAuthTokenError, EtcdLeaseInvalidError, EtcdPermissionDeniedError, GRPCUnavailableError } from 'etcd3';
 import { InstanceNotFoundError, OverloadedError, RegistryBackendError, RegistryUnavailableError } from '@app/registry';
 import {
   etcdFailure,
@@ -112,5 +112,16 @@ describe('etcdFailure', () => {
   it('bounds the detail it repeats from etcd', () => {
     const failure = etcdFailure(grpcError(3, 'INVALID_ARGUMENT', 'x'.repeat(5_000)), 'y');
     expect(failure!.message.length).toBeLessThan(300);
+  });
+});
+
+describe('withEtcdAction on a shared error', () => {
+  it('labels a copy per caller, so callers sharing one failed call each report their own action', () => {
+    const shared = new EtcdInvalidAuthTokenError('3 INVALID_ARGUMENT: etcdserver: authentication failed, invalid user ID or password');
+    const first = withEtcdAction(shared, 'reading service a');
+    const second = withEtcdAction(shared, 'granting a 6 s lease');
+    expect(first).toBeInstanceOf(EtcdInvalidAuthTokenError);
+    expect(etcdFailure(first, 'x')?.message).toContain('reading service a');
+    expect(etcdFailure(second, 'x')?.message).toContain('granting a 6 s lease');
   });
 });

@@ -97,12 +97,16 @@ const ACTION = Symbol('etcd action');
 
 /**
  * Records on `err` what the gateway was doing ("reading service payments"), for the message clients
- * get. The error itself stays what etcd3 threw, so callers' `instanceof` checks keep working. The
+ * get, on a copy of the error of the same class, so callers' `instanceof` checks keep working. The
  * first (innermost) action wins.
  */
 export function withEtcdAction<E>(err: E, action: string): E {
-  if (err instanceof Error && !(ACTION in err)) Object.defineProperty(err, ACTION, { value: action, enumerable: false });
-  return err;
+  if (!(err instanceof Error) || ACTION in err) return err;
+  // A copy, not the error itself: one error object can reach many callers (AuthSession shares one
+  // failed Authenticate between everyone waiting), and each must report its own action.
+  const labelled = Object.create(Object.getPrototypeOf(err), Object.getOwnPropertyDescriptors(err)) as E & Error;
+  Object.defineProperty(labelled, ACTION, { value: action, enumerable: false });
+  return labelled;
 }
 
 /**
