@@ -37,6 +37,11 @@ export class ConnectionPool {
     return this.connections[this.next++ % this.connections.length];
   }
 
+  /** Why authentication is failing on some connection right now (e.g. the password changed), if it is. */
+  authError(): string | undefined {
+    return this.connections.find((c) => c.authError !== undefined)?.authError;
+  }
+
   readyCount(): number {
     return this.connections.filter((c) => c.isReady()).length;
   }

@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import {
   castGrpcError,
+  GRPCDeadlineExceededError,
   GRPCUnavailableError,
   ICallable,
   KVClient,
@@ -78,6 +79,7 @@ export class EtcdConnection implements ICallable<EtcdConnection> {
   private readonly auth: TokenSource | undefined;
   private closed = false;
   private lastOkAt = 0;
+  private lastAuthError: string | undefined;
 
   constructor(private readonly options: EtcdConnectionOptions) {
     const creds = options.tls
@@ -111,6 +113,14 @@ export class EtcdConnection implements ICallable<EtcdConnection> {
 
   isReady(): boolean {
     return !this.closed && this.channel.getConnectivityState(false) === grpc.connectivityState.READY;
+  }
+
+  /**
+   * Why the last Authenticate failed (etcd's words, e.g. "authentication failed, invalid user ID or
+   * password"; never a credential), until one succeeds again.
+   */
+  get authError(): string | undefined {
+    return this.lastAuthError;
   }
 
   /** When a unary call (or Authenticate) last succeeded on this connection, epoch ms; 0 = never. */
@@ -196,11 +206,15 @@ export class EtcdConnection implements ICallable<EtcdConnection> {
         deadline,
       });
       this.lastOkAt = Date.now();
+      this.lastAuthError = undefined;
       this.options.observer?.authenticateCalled?.('ok');
       return res.token;
     } catch (raw) {
       this.options.observer?.authenticateCalled?.('error');
-      throw castGrpcError(raw as Error);
+      const err = castGrpcError(raw as Error);
+      // Unreachable is not an authentication failure: readiness reports that through the channels.
+      if (!(err instanceof GRPCUnavailableError) && !(err instanceof GRPCDeadlineExceededError)) this.lastAuthError = err.message.replace(/^\d+ [A-Z_]+: /, '');
+      throw err;
     }
   }
 }

@@ -63,7 +63,7 @@ export interface RegistryRuntimeObserver {
 
 /** What readiness and operators need, read from state the runtime keeps (no I/O). */
 export interface RuntimeHealth {
-  etcd: { readyConnections: number; poolSize: number; lastSuccessAt: number };
+  etcd: { readyConnections: number; poolSize: number; lastSuccessAt: number; authError?: string };
   renewals: LeaseEngineStats;
   instancesInMemory: number;
   watch: { up: boolean; revision: number };
@@ -224,7 +224,7 @@ export class RegistryRuntime {
   health(now = Date.now()): RuntimeHealth {
     const cache = this.cache.health();
     return {
-      etcd: { readyConnections: this.pool.readyCount(), poolSize: this.pool.connections.length, lastSuccessAt: this.pool.lastSuccessAt() },
+      etcd: { readyConnections: this.pool.readyCount(), poolSize: this.pool.connections.length, lastSuccessAt: this.pool.lastSuccessAt(), authError: this.pool.authError() },
       renewals: this.engine.snapshot(now),
       instancesInMemory: this.leases.size,
       watch: { up: this.watch.isUp(), revision: this.watch.revision },

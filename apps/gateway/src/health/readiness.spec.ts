@@ -60,6 +60,19 @@ describe('assessReadiness', () => {
     expect(indicators[1].etcd.lastSuccessAgoMs).toBeNull();
   });
 
+  it('names a failing etcd authentication (e.g. a changed password) and keeps serving from what it holds', () => {
+    const input = { ...healthy(), etcd: { readyConnections: 2, poolSize: 2, lastSuccessAt: 1_000, authError: 'authentication failed, invalid user ID or password' }, instancesInMemory: 3 };
+    const { serving, indicators } = assessReadiness(input);
+    expect(serving).toBe(true);
+    expect(indicators[1]).toMatchObject({ etcd: { status: 'down', message: expect.stringContaining('authentication failing: authentication failed') } });
+    expect(indicators[0]).toEqual({ serving: { status: 'up', answersFrom: ['known-instances'] } });
+  });
+
+  it('is starting, not serving, until the initial read of the registry is done', () => {
+    const { serving, starting } = assessReadiness({ ...healthy(), synced: false });
+    expect([serving, starting]).toEqual([false, true]);
+  });
+
   it('treats Redis being down as non-fatal', () => {
     const input: ReadinessInputs = { ...healthy(), redis: { ready: false, state: 'reconnecting' }, cache: { watch: 'up', l2: 'down', warmServices: 0 } };
     expect(assessReadiness(input).serving).toBe(true);

@@ -22,6 +22,8 @@ export interface ReadinessInputs {
     poolSize: number;
     /** Last successful etcd call, epoch ms; 0 = none yet. */
     lastSuccessAt: number;
+    /** Why re-authentication fails (e.g. the gateway's password changed in etcd), while it does. */
+    authError?: string;
   };
   keepalive: {
     /** LeaseKeepAlive streams open on a connected channel. */
@@ -58,7 +60,8 @@ export interface ReadinessAssessment {
 
 export function assessReadiness(input: ReadinessInputs): ReadinessAssessment {
   const ago = (at: number): number | null => (at > 0 ? Math.max(0, input.now - at) : null);
-  const etcdReachable = input.etcd.readyConnections > 0;
+  // Connected but refused (e.g. the password changed): etcd cannot answer this replica either.
+  const etcdReachable = input.etcd.readyConnections > 0 && !input.etcd.authError;
   const warmServices = input.cache?.warmServices ?? 0;
 
   const answersFrom: string[] = [];
@@ -85,6 +88,7 @@ export function assessReadiness(input: ReadinessInputs): ReadinessAssessment {
         readyConnections: input.etcd.readyConnections,
         poolSize: input.etcd.poolSize,
         lastSuccessAgoMs: ago(input.etcd.lastSuccessAt),
+        ...(input.etcd.authError ? { message: `authentication failing: ${input.etcd.authError} (check ETCD_USERNAME/ETCD_PASSWORD)` } : {}),
       },
     },
     {
