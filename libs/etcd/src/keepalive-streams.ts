@@ -32,7 +32,7 @@ export class KeepAliveStreams implements RenewalTransport {
   private lastAnswer = 0;
 
   constructor(
-    private readonly connections: readonly EtcdConnection[],
+    private readonly connections: EtcdConnection[],
     private readonly hooks: KeepAliveStreamsHooks,
     private readonly options: KeepAliveStreamsOptions = {},
   ) {
@@ -73,6 +73,22 @@ export class KeepAliveStreams implements RenewalTransport {
       }
     }
     return -1;
+  }
+
+  /**
+   * Moves stream `index` onto `connection` (e.g. one that prefers another member) and closes the old
+   * connection: its stream ends, renewals in flight are reset by the caller, and it reopens at once.
+   */
+  replaceConnection(index: number, connection: EtcdConnection): void {
+    const old = this.connections[index];
+    const stream = this.streams[index];
+    this.connections[index] = connection;
+    this.streams[index] = undefined;
+    this.failures[index] = 0;
+    stream?.end();
+    old.close();
+    this.hooks.streamsChanged?.();
+    if (!this.closed) void this.open(index);
   }
 
   close(): void {

@@ -27,6 +27,8 @@ export interface LeaseEngineWorkerData {
   ledger?: { redisUrl: string; namespace: string; replicaId: string };
   /** Keep renewing when a mass of pods goes silent at once (see SelfPreservation); absent = off. */
   selfPreservation?: SelfPreservationOptions;
+  /** Renewals unanswered this long on a stream move it to the next member (default 2000 ms). */
+  stallMs?: number;
 }
 
 /** HTTP thread -> worker. */
@@ -97,9 +99,13 @@ export function runLeaseEngineWorker(port: MessagePort, data: LeaseEngineWorkerD
     cert: data.tls.cert && Buffer.from(data.tls.cert),
     key: data.tls.key && Buffer.from(data.tls.key),
   };
-  const connections = data.endpointsPerConnection.map(
-    (endpoints, i) => new EtcdConnection({ endpoints, tls, requestTimeoutMs: data.requestTimeoutMs, tokens: new RelayedTokens(port, i) }),
-  );
+  const connect = (i: number, rotation: number) => {
+    const endpoints = data.endpointsPerConnection[i];
+    const shift = rotation % endpoints.length;
+    return new EtcdConnection({ endpoints: [...endpoints.slice(shift), ...endpoints.slice(0, shift)], tls, requestTimeoutMs: data.requestTimeoutMs, tokens: new RelayedTokens(port, i) });
+  };
+  const rotations = data.endpointsPerConnection.map(() => 0);
+  const connections = data.endpointsPerConnection.map((_, i) => connect(i, 0));
   const streams: KeepAliveStreams = new KeepAliveStreams(connections, {
     renewalAnswered: (leaseId, ttl) => scheduler.onAnswer(leaseId, ttl, Date.now()),
     // Readiness reads this: publish it when it changes, not only at the next pass.
@@ -172,8 +178,26 @@ export function runLeaseEngineWorker(port: MessagePort, data: LeaseEngineWorkerD
     }
   };
 
+  /**
+   * A stream whose renewals go unanswered for this long sits on a stalled member (frozen, partitioned):
+   * its TCP connection stays open, so gRPC would keep the channel there until its keepalive pings give
+   * up (~15 s), longer than short TTLs. The stream moves to the next member instead; a member that is
+   * merely slow costs a reconnect (no Authenticate: the worker's channels use the pool's tokens).
+   */
+  const stallMs = Math.max(1_000, data.stallMs ?? 2_000);
+  const moveStalledStreams = (now: number) => {
+    for (let i = 0; i < connections.length; i++) {
+      if (data.endpointsPerConnection[i].length < 2 || scheduler.oldestInFlightMs(i, now) < stallMs) continue;
+      rotations[i]++;
+      post({ t: 'log', level: 'warn', message: `keepalive stream ${i}: renewals unanswered for ${stallMs} ms; moving it to the next etcd member` });
+      scheduler.onStreamReset(i, now);
+      streams.replaceConnection(i, connect(i, rotations[i]));
+    }
+  };
+
   const pass = () => {
     const started = Date.now();
+    moveStalledStreams(started);
     checkSilence(started);
     scheduler.renewDueLeases(started);
     if (ledger) settleClaims(started);

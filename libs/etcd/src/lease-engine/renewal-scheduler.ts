@@ -205,6 +205,16 @@ export class RenewalScheduler {
     slots.clear();
   }
 
+  /** Age of the oldest renewal written on `stream` and not answered yet, ms; 0 = none in flight. */
+  oldestInFlightMs(stream: number, now: number): number {
+    let oldest = 0;
+    for (const slot of this.inFlight[stream] ?? []) {
+      const age = now - this.sentAt[slot];
+      if (age > oldest) oldest = age;
+    }
+    return oldest;
+  }
+
   /** How many tracked pods have not heartbeated for half their TTL (1.5 missed heartbeats at TTL/3). O(tracked). */
   countSilent(now: number): { tracked: number; silent: number } {
     let silent = 0;
