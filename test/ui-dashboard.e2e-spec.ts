@@ -1,7 +1,8 @@
 /**
  * Issue 14 (dashboard): /ui in real headless Chromium (Debian's `chromium`, driven by playwright-core)
  * against a real gateway with authentication on, on the shared etcd and Redis. Registrations and
- * removals go through the REST API; the page must show them on its own (it polls). The screenshot
+ * removals go through the REST API; the page must show them on its own (blocking queries on the
+ * services list and the selected service; a 3 s timer on a gateway without them). The screenshot
  * in the README is written by this test when UPDATE_SCREENSHOT=1 (docs/dashboard.png); otherwise to
  * .local/, so a test run leaves the work tree clean.
  */
@@ -89,6 +90,36 @@ const serviceCell = (service: string, col: string) => `#service-rows tr[data-ser
 const instanceIds = (page: Page) => page.locator('#instance-rows tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-instance')));
 const figure = (page: Page, key: string) => text(page, `[data-figure="${key}"] .value`);
 
+/** One registry request of the page, with the test's clock when it was sent and when it ended. */
+interface Sent {
+  path: string;
+  search: URLSearchParams;
+  sentAt: number;
+  endedAt?: number;
+}
+
+/** Records the page's registry reads (`/v1/services...`), to tell held requests from plain ones. */
+function recordRegistryReads(page: Page): Sent[] {
+  const log: Sent[] = [];
+  const byRequest = new Map<object, Sent>();
+  page.on('request', (request) => {
+    const url = new URL(request.url());
+    if (!url.pathname.startsWith('/v1/services')) return;
+    const sent: Sent = { path: url.pathname, search: url.searchParams, sentAt: Date.now() };
+    byRequest.set(request, sent);
+    log.push(sent);
+  });
+  const ended = (request: object) => {
+    const sent = byRequest.get(request);
+    if (sent) sent.endedAt = Date.now();
+  };
+  page.on('requestfinished', ended);
+  page.on('requestfailed', ended);
+  return log;
+}
+
+const held = (s: Sent) => s.search.has('index') && s.search.get('wait') === '30s';
+
 describe('dashboard files at /ui', () => {
   it('serves the page at /ui and /ui/ and its modules without a token, with a restrictive CSP', async () => {
     for (const p of ['/ui', '/ui/']) {
@@ -118,6 +149,7 @@ describe('dashboard in Chromium', () => {
   let page: Page;
   const requestedUrls: string[] = [];
   const apiAuthorization: string[] = [];
+  let reads: Sent[] = [];
 
   beforeAll(async () => {
     await register('payments', 'pay-7f9c', { address: '10.0.3.17', zone: 'eu-west-1a', tags: ['canary'], metadata: { version: '1.4.2' } });
@@ -127,6 +159,7 @@ describe('dashboard in Chromium', () => {
     await register('search', 'se-2', { address: '10.0.5.2', zone: 'eu-west-1b', status: 'DOWN' });
     context = await browser.newContext({ viewport: { width: 1400, height: 600 } });
     page = await context.newPage();
+    reads = recordRegistryReads(page);
     page.on('request', (request) => {
       requestedUrls.push(request.url());
       if (new URL(request.url()).pathname.startsWith('/v1/')) apiAuthorization.push(request.headers()['authorization'] ?? '');
@@ -162,18 +195,54 @@ describe('dashboard in Chromium', () => {
     expect([draining[4], draining[5]]).toEqual(['DRAINING', '50']);
   });
 
-  it('shows an instance added and one removed through the API, without a reload', async () => {
-    await register('payments', 'pay-c3d2', { address: '10.0.3.19', zone: 'eu-west-1c', tags: ['canary', 'arm64'], metadata: { version: '1.4.2' } });
-    await eventually(async () => {
-      expect(await instanceIds(page)).toEqual(['pay-2b41', 'pay-7f9c', 'pay-c3d2']);
-      expect(await text(page, serviceCell('payments', 'instances'))).toBe('3');
-    });
-    await deregister('payments', 'pay-2b41');
-    await eventually(async () => {
-      expect(await instanceIds(page)).toEqual(['pay-7f9c', 'pay-c3d2']);
-      expect(await text(page, serviceCell('payments', 'instances'))).toBe('2');
-      expect(await text(page, serviceCell('payments', 'status'))).toBe('2 UP');
-    });
+  /**
+   * A change must arrive through a request that was already waiting when it happened (sent before,
+   * answered after, carrying `index=`), and no plain read of the list or of the selected service may
+   * be sent meanwhile: the 3 s timer would show up as such reads.
+   */
+  async function changeArrivesThroughHeldQueries(change: () => Promise<void>, shown: () => Promise<void>): Promise<void> {
+    const waiting = (path: string) => reads.some((r) => r.path === path && held(r) && r.endedAt === undefined);
+    await eventually(async () => expect([waiting('/v1/services'), waiting('/v1/services/payments')]).toEqual([true, true]));
+    const changedAt = Date.now();
+    await change();
+    await eventually(shown);
+    const shownAt = Date.now();
+    for (const path of ['/v1/services', '/v1/services/payments']) {
+      const delivered = reads.filter((r) => r.path === path && held(r) && r.sentAt < changedAt && r.endedAt !== undefined && r.endedAt >= changedAt);
+      expect({ path, delivered: delivered.length }).toEqual({ path, delivered: 1 });
+      const plain = reads.filter((r) => r.path === path && !r.search.has('index') && r.sentAt >= changedAt && r.sentAt <= shownAt);
+      expect({ path, plain: plain.length }).toEqual({ path, plain: 0 });
+    }
+    // One held request per resource: never more than two waiting at once in this tab.
+    expect(reads.filter((r) => held(r) && r.endedAt === undefined).length).toBeLessThanOrEqual(2);
+  }
+
+  it('shows an instance added and one removed through the API, without a reload, through held queries', async () => {
+    await changeArrivesThroughHeldQueries(
+      () => register('payments', 'pay-c3d2', { address: '10.0.3.19', zone: 'eu-west-1c', tags: ['canary', 'arm64'], metadata: { version: '1.4.2' } }),
+      async () => {
+        expect(await instanceIds(page)).toEqual(['pay-2b41', 'pay-7f9c', 'pay-c3d2']);
+        expect(await text(page, serviceCell('payments', 'instances'))).toBe('3');
+      },
+    );
+    await changeArrivesThroughHeldQueries(
+      () => deregister('payments', 'pay-2b41'),
+      async () => {
+        expect(await instanceIds(page)).toEqual(['pay-7f9c', 'pay-c3d2']);
+        expect(await text(page, serviceCell('payments', 'instances'))).toBe('2');
+        expect(await text(page, serviceCell('payments', 'status'))).toBe('2 UP');
+      },
+    );
+    expect(await text(page, '#status')).toMatch(/, live/);
+    // Once blocking, every read of the list and of the selected service was held (payments was read
+    // plainly in batches before it was selected, and once plainly when selected, to get an index).
+    for (const path of ['/v1/services', '/v1/services/payments']) {
+      const ofPath = reads.filter((r) => r.path === path);
+      const firstHeld = ofPath.findIndex(held);
+      expect(firstHeld).toBeGreaterThan(0);
+      expect({ path, plainOnceBlocking: ofPath.slice(firstHeld).filter((r) => !held(r)).length }).toEqual({ path, plainOnceBlocking: 0 });
+    }
+    expect(reads.filter((r) => r.path === '/v1/services')[0].search.has('index')).toBe(false);
   });
 
   it("shows the gateway's live figures from /metrics as numbers, with sparklines", async () => {
@@ -189,8 +258,10 @@ describe('dashboard in Chromium', () => {
       expect(await page.locator('[data-figure="heartbeats"] polyline').getAttribute('points')).toMatch(/^\S+ \S+/);
     });
     expect(await gw.metric('registry_instances')).toBe(5);
-    // This gateway has no self-preservation gauge: its card stays hidden.
-    expect(await page.locator('[data-figure="self-preservation"]').isHidden()).toBe(true);
+    // This gateway exports the self-preservation gauge (gateways without it hide the card): off, as no
+    // renewed instance went silent.
+    expect(await gw.metric('registry_self_preservation')).toBe(0);
+    expect(await figure(page, 'self-preservation')).toBe('off');
     fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
     expect(fs.statSync(SCREENSHOT).size).toBeGreaterThan(10_000);
@@ -200,6 +271,8 @@ describe('dashboard in Chromium', () => {
     await page.click('#change-token');
     expect(await page.locator('#token-panel').isVisible()).toBe(true);
     const before = await text(page, '#status');
+    // A change wakes the held list query, whose answer updates the page (and its status line).
+    await register('inventory', 'inv-1', { address: '10.0.6.1' });
     await eventually(async () => expect(await text(page, '#status')).not.toBe(before));
     expect(await page.locator('#token-panel').isVisible()).toBe(true);
     await page.click('#close-token');
@@ -213,6 +286,68 @@ describe('dashboard in Chromium', () => {
     const sent = requestedUrls.map((u) => new URL(u)).map((u) => `${u.origin}${u.pathname}${u.search}`);
     expect(sent.filter((u) => u.includes(RUNBOOK_TOKEN) || decodeURIComponent(u).includes(RUNBOOK_TOKEN))).toEqual([]);
     expect(requestedUrls.every((u) => u.startsWith(gw.url))).toBe(true);
+  });
+
+  it('aborts its held requests while the tab is hidden, sends nothing, and catches up when shown', async () => {
+    const setHidden = (hidden: boolean) =>
+      page.evaluate(`Object.defineProperty(document, 'hidden', { value: ${hidden}, configurable: true });
+        Object.defineProperty(document, 'visibilityState', { value: '${hidden ? 'hidden' : 'visible'}', configurable: true });
+        document.dispatchEvent(new Event('visibilitychange'))`);
+    await eventually(async () => expect(reads.filter((r) => held(r) && r.endedAt === undefined).length).toBe(2));
+    await setHidden(true);
+    await eventually(async () => expect(reads.filter((r) => r.endedAt === undefined)).toEqual([]));
+    const hiddenSince = reads.length;
+    await register('payments', 'pay-e5f6', { address: '10.0.3.20' });
+    await sleep(4_000);
+    expect(reads.slice(hiddenSince)).toEqual([]);
+    await setHidden(false);
+    await eventually(async () => {
+      expect(await instanceIds(page)).toEqual(['pay-7f9c', 'pay-c3d2', 'pay-e5f6']);
+      expect(await text(page, serviceCell('payments', 'instances'))).toBe('3');
+    });
+    await deregister('payments', 'pay-e5f6');
+  });
+});
+
+describe('dashboard against a gateway without blocking queries', () => {
+  let context: BrowserContext;
+  let page: Page;
+  let reads: Sent[];
+
+  beforeAll(async () => {
+    context = await browser.newContext();
+    page = await context.newPage();
+    // What an older gateway answers to `index`/`wait` (its query validation knows neither).
+    await page.route(
+      (url) => url.pathname.startsWith('/v1/services') && url.searchParams.has('index'),
+      (route) => route.fulfill({ status: 400, contentType: 'application/json', body: JSON.stringify({ statusCode: 400, error: 'bad_request', field: 'index', message: 'unknown query parameter' }) }),
+    );
+    reads = recordRegistryReads(page);
+    await page.goto(`${gw.url}/ui#token=${RUNBOOK_TOKEN}`);
+  });
+
+  afterAll(async () => {
+    await context?.close();
+  });
+
+  it('tries a blocking query once, then shows changes by reading every 3 s', async () => {
+    await eventually(async () => expect(await page.locator('#service-rows button[data-select="checkout"]').count()).toBe(1));
+    await page.click('#service-rows button[data-select="checkout"]');
+    await eventually(async () => expect(await instanceIds(page)).toEqual(['co-1']));
+    await register('checkout', 'co-2', { address: '10.0.4.3', port: 9000 });
+    await eventually(async () => {
+      expect(await instanceIds(page)).toEqual(['co-1', 'co-2']);
+      expect(await text(page, serviceCell('checkout', 'instances'))).toBe('2');
+    });
+    await deregister('checkout', 'co-2');
+    await eventually(async () => expect(await instanceIds(page)).toEqual(['co-1']));
+    expect(await text(page, '#status')).toMatch(/every 3 s/);
+    for (const path of ['/v1/services', '/v1/services/checkout']) {
+      const ofPath = reads.filter((r) => r.path === path);
+      // One refused attempt per query, and from then on plain reads, several of them.
+      expect({ path, triedBlocking: ofPath.filter((r) => r.search.has('index')).length }).toEqual({ path, triedBlocking: 1 });
+      expect(ofPath.filter((r) => !r.search.has('index')).length).toBeGreaterThanOrEqual(2);
+    }
   });
 });
 
@@ -331,6 +466,50 @@ describe('dashboard modules (pure logic, run in Chromium)', () => {
       };
     `);
     expect(result).toEqual({ line: '0,22 50,12 100,2', gap: '0,22 100,2', flat: '0,12 50,12 100,12', single: '0,12', empty: '' });
+  });
+
+  it('blocks with the last index, waits out a 429, turns to polling on a 400, pauses on a refused token', async () => {
+    const result = await inPage(`
+      const { startBlockingQuery } = await import('/ui/poller.js');
+      const calls = [];
+      const errors = [];
+      const fail = (status, extra = {}) => Object.assign(new Error('answered ' + status), { status, ...extra });
+      const script = [
+        () => ({ index: '5' }),
+        () => { throw fail(429, { retryAfterMs: 10 }); },
+        () => ({ index: '6' }),
+        () => { throw fail(400, { field: 'index' }); },
+        () => ({ index: '7' }),
+        () => { throw fail(401, { refused: true }); },
+        () => ({ index: '9' }),
+        () => ({ index: '10' }),
+      ];
+      let done;
+      const finished = new Promise((r) => (done = r));
+      const query = startBlockingQuery(
+        async ({ index, wait }) => {
+          calls.push(index === undefined ? 'plain' : index + '/' + wait);
+          const answer = script[calls.length - 1]();
+          if (calls.length === script.length) done();
+          return answer;
+        },
+        () => undefined,
+        (err) => { errors.push(err.status); return err.refused === true; },
+        { intervalMs: 20, wait: '30s' },
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      const pausedAfter = calls.length;
+      query.restart();
+      await finished;
+      query.stop();
+      return { calls, errors, pausedAfter, mode: query.mode };
+    `);
+    expect(result).toEqual({
+      calls: ['plain', '5/30s', '5/30s', '6/30s', 'plain', 'plain', 'plain', 'plain'],
+      errors: [429, 401],
+      pausedAfter: 6,
+      mode: 'polling',
+    });
   });
 
   it('takes a base64 token from #token= as written (+, / and = included) and keeps the other fragment parts', async () => {

@@ -64,8 +64,29 @@ export class ApiAuthError extends Error {
   }
 }
 
-/** Any other answer than 2xx, 401 and 403, or no answer at all. */
-export class ApiError extends Error {}
+/**
+ * Any other answer than 2xx, 401 and 403 (`status`, the `field` a 400 names, Retry-After of a 429 or
+ * 503 in ms), or no answer at all (`status` undefined).
+ */
+export class ApiError extends Error {
+  constructor(message, { status, field, retryAfterMs } = {}) {
+    super(message);
+    this.status = status;
+    this.field = field;
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+function withBlocking(path, index, wait) {
+  if (index === undefined || index === null) return path;
+  const query = `index=${encodeURIComponent(index)}${wait ? `&wait=${encodeURIComponent(wait)}` : ''}`;
+  return `${path}${path.includes('?') ? '&' : '?'}${query}`;
+}
+
+/** Retry-After in seconds (the only form the gateway sends); anything else is ignored. */
+function retryAfterMsOf(header) {
+  return header && /^\d+$/.test(header) ? Number(header) * 1_000 : undefined;
+}
 
 export class ApiClient {
   /** Server time minus browser time, from the Date header; ages are computed in server time. */
@@ -80,18 +101,18 @@ export class ApiClient {
     return Date.now() + this.clockOffsetMs;
   }
 
-  /** `GET /v1/services`: `{ body: {revision, stale, services}, index }`. */
-  listServices() {
-    return this.#getJson('/v1/services');
+  /**
+   * `GET /v1/services`: `{ body: {revision, stale, services}, index }`, `index` being the
+   * X-Registry-Index header (null from a gateway without blocking queries). With `index` and `wait`
+   * the gateway holds the request until the list changes; `signal` aborts it.
+   */
+  listServices({ index, wait, signal } = {}) {
+    return this.#getJson(withBlocking('/v1/services', index, wait), signal);
   }
 
-  /**
-   * `GET /v1/services/{service}?status=all`. `index` is the X-Registry-Index header when the gateway
-   * sends one: the seam for blocking queries (`?index=<index>&wait=30s`), which the poller can use
-   * instead of a timer once gateways support them (see poller.js).
-   */
-  getService(service) {
-    return this.#getJson(`/v1/services/${encodeURIComponent(service)}?status=all`);
+  /** `GET /v1/services/{service}?status=all`, blocking like listServices. */
+  getService(service, { index, wait, signal } = {}) {
+    return this.#getJson(withBlocking(`/v1/services/${encodeURIComponent(service)}?status=all`, index, wait), signal);
   }
 
   /** `GET /metrics` (public: no token sent). Returns the text and the time it was read. */
@@ -101,21 +122,28 @@ export class ApiClient {
     return { text: await response.text(), atMs: Date.now() };
   }
 
-  async #getJson(path) {
+  async #getJson(path, signal) {
     const token = this.tokens.get();
     if (!token) throw new ApiAuthError(401, 'An API token is needed to read the registry.');
-    const response = await this.#send(path, { authorization: `Bearer ${token}`, accept: 'application/json' });
+    const response = await this.#send(path, { authorization: `Bearer ${token}`, accept: 'application/json' }, signal);
     const body = await response.json().catch(() => undefined);
     if (response.status === 401) throw new ApiAuthError(401, `The gateway did not accept this token (401: ${body?.message ?? 'unauthorized'}).`);
     if (response.status === 403) throw new ApiAuthError(403, `This token may not read the registry (403: ${body?.message ?? 'forbidden'}). Use a reader or admin token.`);
-    if (!response.ok || body === undefined) throw new ApiError(`${path} answered ${response.status}${body?.error ? ` (${body.error})` : ''}`);
+    if (!response.ok || body === undefined) {
+      // The path without its query: the message is shown in the page, and `index=` would only be noise.
+      throw new ApiError(`${path.split('?')[0]} answered ${response.status}${body?.error ? ` (${body.error})` : ''}`, {
+        status: response.status,
+        field: body?.field,
+        retryAfterMs: retryAfterMsOf(response.headers.get('retry-after')),
+      });
+    }
     return { body, index: response.headers.get('x-registry-index') };
   }
 
-  async #send(path, headers) {
+  async #send(path, headers, signal) {
     let response;
     try {
-      response = await this.fetch(path, { headers, cache: 'no-store', credentials: 'omit', redirect: 'error' });
+      response = await this.fetch(path, { headers, signal, cache: 'no-store', credentials: 'omit', redirect: 'error' });
     } catch {
       throw new ApiError('the gateway is not reachable');
     }

@@ -6,15 +6,21 @@ import { ApiAuthError, ApiClient, TokenStore, takeTokenFromFragment } from './ap
 import { createSparkline, drawSparkline } from './charts.js';
 import { ageOf, formatCount, formatRate, formatRatio, MISSING } from './format.js';
 import { deriveFigures, parsePrometheusText, snapshotOf } from './metrics.js';
-import { startPolling } from './poller.js';
+import { startBlockingQuery, startPolling } from './poller.js';
 import { detailBatch, STATUSES, statusCounts } from './services.js';
 
 const REFRESH_MS = 3_000;
+/** How long the gateway holds a registry read: well below the idle timeout of common proxies (60 s). */
+const BLOCKING_WAIT = '30s';
 /** Three minutes of history at the refresh interval. */
 const HISTORY_POINTS = 60;
 /** Services whose instances are read per refresh (one request each); the rest wait their turn. */
 const DETAIL_BATCH = 40;
-const DETAIL_CONCURRENCY = 4;
+/**
+ * Browsers open at most 6 HTTP/1.1 connections per origin: 2 held queries + 3 reads + /metrics fit,
+ * so a held request never makes the figures wait for a connection.
+ */
+const DETAIL_CONCURRENCY = 3;
 
 const $ = (id) => document.getElementById(id);
 
@@ -101,49 +107,77 @@ const registry = {
   details: new Map(),
   cursor: 0,
   selected: undefined,
-  /** A 401/403 message: the registry is not polled again until a new token is given. */
+  /** A 401/403 message: the registry queries pause until a new token is given. */
   authProblem: undefined,
   problem: undefined,
   updatedAt: undefined,
 };
 
-async function refreshRegistry() {
-  const token = tokens.get();
-  if (!token) {
-    showTokenPanel('Enter an API token (reader or admin) to see the registry.');
-    return;
+// Two blocking queries keep the registry current: the list of services, and the selected service.
+// The status badges of the other services are read (plainly, in batches) whenever a list answer
+// comes in: when the list changes, and at the latest when its held query runs out (~30 s).
+
+async function showServiceList({ body }) {
+  registry.services = body.services;
+  registry.listStale = body.stale;
+  const names = body.services.map((s) => s.service);
+  // The selected service has its own query: reading it here too would only repeat it.
+  const others = names.filter((name) => name !== registry.selected);
+  const batch = detailBatch(others, registry.cursor, DETAIL_BATCH, undefined);
+  registry.cursor = batch.cursor;
+  await forEachLimited(batch.names, DETAIL_CONCURRENCY, async (name) => {
+    const { body: answer } = await api.getService(name);
+    registry.details.set(name, { instances: answer.instances, stale: answer.stale });
+  });
+  for (const name of registry.details.keys()) {
+    if (!names.includes(name) && name !== registry.selected) registry.details.delete(name);
   }
-  if (registry.authProblem) return;
-  try {
-    const { body } = await api.listServices();
-    registry.services = body.services;
-    registry.listStale = body.stale;
-    const names = body.services.map((s) => s.service);
-    const batch = detailBatch(names, registry.cursor, DETAIL_BATCH, registry.selected);
-    registry.cursor = batch.cursor;
-    await forEachLimited(batch.names, DETAIL_CONCURRENCY, async (name) => {
-      const { body: answer } = await api.getService(name);
-      registry.details.set(name, { instances: answer.instances, stale: answer.stale });
-    });
-    for (const name of registry.details.keys()) {
-      if (!names.includes(name) && name !== registry.selected) registry.details.delete(name);
-    }
-    registry.problem = undefined;
-    registry.updatedAt = new Date();
-    if (awaitingToken) hideTokenPanel();
-  } catch (err) {
-    if (err instanceof ApiAuthError) {
-      // A refusal of a token the operator has just replaced says nothing about the new one.
-      if (tokens.get() !== token) return;
-      registry.authProblem = err.message;
-      showTokenPanel(err.message);
-    } else {
-      registry.problem = err.message;
-    }
+  answered();
+}
+
+function showSelectedService(service, { body }) {
+  registry.details.set(service, { instances: body.instances, stale: body.stale });
+  answered();
+}
+
+function answered() {
+  registry.problem = undefined;
+  registry.updatedAt = new Date();
+  if (awaitingToken) hideTokenPanel();
+  renderServices();
+  renderInstances();
+  renderRegistryStatus();
+}
+
+/** Returns true when the query must wait for another token (each query pauses on its own refusal). */
+function registryFailed(err) {
+  if (err instanceof ApiAuthError) {
+    registry.authProblem = err.message;
+    showTokenPanel(tokens.get() ? err.message : 'Enter an API token (reader or admin) to see the registry.');
+  } else {
+    registry.problem = err.message;
   }
   renderServices();
   renderInstances();
   renderRegistryStatus();
+  return err instanceof ApiAuthError;
+}
+
+let listQuery;
+/** The blocking query on the selected service, replaced when another one is selected. */
+let selectedQuery;
+
+function watchSelected() {
+  selectedQuery?.stop();
+  selectedQuery = undefined;
+  const service = registry.selected;
+  if (service === undefined || registry.authProblem || !tokens.get()) return;
+  selectedQuery = startBlockingQuery(
+    (options) => api.getService(service, options),
+    (answer) => showSelectedService(service, answer),
+    registryFailed,
+    { intervalMs: REFRESH_MS, wait: BLOCKING_WAIT },
+  );
 }
 
 async function forEachLimited(items, limit, task) {
@@ -212,8 +246,12 @@ function renderRegistryStatus() {
   const at = registry.updatedAt?.toLocaleTimeString();
   if (registry.authProblem) status.textContent = 'Registry: token refused';
   else if (registry.problem) status.textContent = `Registry: ${registry.problem}; retrying${at ? ` (showing ${at})` : ''}`;
-  else if (at) status.textContent = `Updated ${at}, every ${REFRESH_MS / 1000} s${registry.listStale ? ' (stale: etcd could not confirm recently)' : ''}`;
+  else if (at) status.textContent = `Updated ${at}, ${howKeptCurrent()}${registry.listStale ? ' (stale: etcd could not confirm recently)' : ''}`;
   status.classList.toggle('problem', Boolean(registry.authProblem || registry.problem || registry.listStale));
+}
+
+function howKeptCurrent() {
+  return listQuery?.mode === 'polling' ? `every ${REFRESH_MS / 1000} s` : 'live';
 }
 
 // ---------------------------------------------------------------- token
@@ -244,7 +282,14 @@ if (fromFragment) tokens.set(fromFragment);
 
 buildFigureCards();
 startPolling(refreshFigures, REFRESH_MS);
-const registryPoller = startPolling(refreshRegistry, REFRESH_MS);
+listQuery = startBlockingQuery((options) => api.listServices(options), showServiceList, registryFailed, { intervalMs: REFRESH_MS, wait: BLOCKING_WAIT });
+
+/** A new token: what the old one was refused or shown says nothing about it. */
+function useNewToken() {
+  registry.authProblem = undefined;
+  listQuery.restart();
+  watchSelected();
+}
 
 $('token-form').addEventListener('submit', (event) => {
   event.preventDefault();
@@ -252,10 +297,9 @@ $('token-form').addEventListener('submit', (event) => {
   if (!token) return;
   tokens.set(token);
   $('token-input').value = '';
-  registry.authProblem = undefined;
   awaitingToken = true;
   $('token-message').textContent = 'Checking…';
-  registryPoller.refreshNow();
+  useNewToken();
 });
 
 $('forget-token').addEventListener('click', () => {
@@ -264,6 +308,9 @@ $('forget-token').addEventListener('click', () => {
   registry.details.clear();
   registry.selected = undefined;
   registry.updatedAt = undefined;
+  // Until another token is given: the held requests still carry the forgotten one.
+  listQuery.pause();
+  watchSelected();
   renderServices();
   renderInstances();
   showTokenPanel('Token forgotten. Enter an API token (reader or admin) to see the registry.');
@@ -279,14 +326,17 @@ $('close-token').addEventListener('click', () => hideTokenPanel());
 $('service-rows').addEventListener('click', (event) => {
   const button = event.target.closest('[data-select]');
   if (!button) return;
-  registry.selected = button.getAttribute('data-select');
+  const service = button.getAttribute('data-select');
+  if (service === registry.selected) return;
+  registry.selected = service;
   renderServices();
   renderInstances();
-  registryPoller.refreshNow();
+  watchSelected();
 });
 
 $('close-instances').addEventListener('click', () => {
   registry.selected = undefined;
+  watchSelected();
   renderServices();
   renderInstances();
 });
