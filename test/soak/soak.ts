@@ -103,7 +103,7 @@ const FAULTS: Fault[] = [
   {
     name: 'etcd compacted at the current revision',
     run: async (stack, fleet) => {
-      const status = await stack.ctl(['endpoint', 'status', '-w', 'json']);
+      const status = await stack.ctl(['endpoint', 'status', '--cluster', '-w', 'json']);
       const revision = Math.max(...(JSON.parse(status.stdout) as Array<{ Status: { header: { revision: number } } }>).map((s) => s.Status.header.revision));
       const res = await stack.ctl(['compact', String(revision)]);
       fleet.mark(`fault: compacted at ${revision} (${res.code === 0 ? 'ok' : res.stderr.trim()})`);

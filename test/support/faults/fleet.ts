@@ -39,6 +39,7 @@ export interface FleetReport {
   reregistrations: number;
   /** Pods that switched replica after an error. */
   moves: number;
+  /** ok/stale/failed per lookup (failed: no replica answered 200); byStatus per attempt on one replica. */
   lookups: { ok: number; stale: number; failed: number; byStatus: Record<string, number> };
   gaps: Gap[];
   worstGapMs: number;
@@ -289,16 +290,14 @@ export class FleetDriver {
       }
       const status = res ? String(res.status) : 'connection-error';
       this.lookups.byStatus[status] = (this.lookups.byStatus[status] ?? 0) + 1;
-      if (!res || res.status !== 200) {
-        this.lookups.failed++;
-        continue; // the next replica, as a client would
-      }
+      if (!res || res.status !== 200) continue; // the next replica, as a client would
       this.lookups.ok++;
       const body = JSON.parse(res.body) as { stale: boolean; instances: Array<{ id: string }> };
       if (body.stale) this.lookups.stale++;
       this.observe(service, new Set(body.instances.map((i) => i.id)), body.stale, url);
       return;
     }
+    this.lookups.failed++; // no replica answered 200
   }
 
   private observe(service: string, ids: Set<string>, stale: boolean, via: string): void {

@@ -69,9 +69,13 @@ export class FaultStack {
     );
   }
 
-  /** etcdctl as root against `on` (default: every running member; a frozen one would make etcdctl wait). */
-  ctl(args: string[], input?: string, on: EtcdServer[] = this.members.filter((m) => m.running)): Promise<EtcdctlResult> {
-    return on[0].ctl([`--endpoints=${on.map((m) => m.endpoint).join(',')}`, ...args], 'root', input);
+  /**
+   * etcdctl as root through the first running member (etcdctl 3.4 refuses an --endpoints flag next to
+   * the ETCDCTL_ENDPOINTS that EtcdServer.ctl sets; use --cluster for commands about every member).
+   */
+  ctl(args: string[], input?: string): Promise<EtcdctlResult> {
+    const via = this.members.find((m) => m.running) ?? this.members[0];
+    return via.ctl(args, 'root', input);
   }
 
   async close(): Promise<void> {
