@@ -7,8 +7,8 @@ import { FaultStack, runScenario, sleep, startFaultStack, waitFor } from './supp
 
 const TTL = 6;
 /**
- * Pods give up on a request after 1 s: a pod stuck on a frozen replica has about TTL/3 minus one renewal
- * pass to reach another replica before its lease (renewed up to TTL/3 late) runs out; see RELIABILITY.md.
+ * Pods give up on a request after 1 s (the fleet's default): a pod stuck on a frozen replica has about
+ * TTL/3 to reach another replica before its lease runs out; see RELIABILITY.md.
  */
 const FLEET = { services: 6, podsPerService: 20, ttlSeconds: TTL, requestTimeoutMs: 1000 };
 /** Longest a live pod may be missing from lookups while a replica fails (pods and resolvers move on after one timeout). */

@@ -27,7 +27,7 @@ function parseArgs(argv: string[]): Args {
   const args = {
     minutes: Number(get('minutes') ?? 10),
     pods: Number(get('pods') ?? 160),
-    ttl: Number(get('ttl') ?? 8),
+    ttl: Number(get('ttl') ?? 10),
     out: get('out') ?? path.resolve(__dirname, '..', '..', 'bench', 'results', `soak-${date}.md`),
   };
   if (!(args.minutes > 0) || !(args.pods >= 8) || !(args.ttl >= 5)) {
@@ -123,6 +123,9 @@ async function main(): Promise<void> {
     services,
     podsPerService: Math.ceil(args.pods / services),
     ttlSeconds: args.ttl,
+    // Well below TTL/3 (a pod stuck on a frozen replica must reach the other one before its lease
+    // runs out), well above what a loaded 2-core machine needs to answer.
+    requestTimeoutMs: 1500,
   });
   const faultsRun: Array<{ name: string; atMs: number }> = [];
   let report: FleetReport | undefined;

@@ -16,7 +16,10 @@ export interface FleetOptions {
   /** Default: a third of the TTL (what the README tells pods to do). */
   heartbeatMs?: number;
   resolveEveryMs?: number;
-  /** Per request; a frozen replica costs a pod this long before it moves on. */
+  /**
+   * Per request (default 1 s); a frozen replica costs a pod this long before it moves on. It must stay
+   * well below TTL/3: a lease may have only about TTL/3 left when its replica freezes (RELIABILITY.md).
+   */
   requestTimeoutMs?: number;
 }
 
@@ -89,7 +92,7 @@ export class FleetDriver {
     private readonly opts: FleetOptions,
   ) {
     this.heartbeatMs = opts.heartbeatMs ?? Math.round((opts.ttlSeconds * 1000) / 3);
-    this.timeoutMs = opts.requestTimeoutMs ?? 2000;
+    this.timeoutMs = opts.requestTimeoutMs ?? 1000;
     for (let s = 0; s < opts.services; s++) {
       const service = `${opts.name}-${s}`;
       this.services.push(service);
@@ -284,7 +287,7 @@ export class FleetDriver {
       const url = urls[(first + attempt) % urls.length];
       let res: HttpAnswer | undefined;
       try {
-        res = await this.http.request(url, 'GET', `/v1/services/${service}`, undefined, Math.min(this.timeoutMs, 1500));
+        res = await this.http.request(url, 'GET', `/v1/services/${service}`, undefined, this.timeoutMs);
       } catch {
         res = undefined;
       }

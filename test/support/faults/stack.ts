@@ -57,6 +57,21 @@ export class FaultStack {
     return undefined;
   }
 
+  /**
+   * The member the gateways' connections currently use: the one receiving the most LeaseKeepAlive
+   * messages over `windowMs`. After a member was killed, pick_first connections stay where they
+   * failed over to, so "the first endpoint" is no longer necessarily the preferred one.
+   */
+  async memberServingGateways(windowMs = 1500): Promise<EtcdServer> {
+    const sample = () => Promise.all(this.members.map((m) => fetchEtcdCounters(m.metricsUrl, 1000).then((c) => c.leaseKeepAliveMessages).catch(() => 0)));
+    const before = await sample();
+    await new Promise((r) => setTimeout(r, windowMs));
+    const after = await sample();
+    let best = 0;
+    for (let i = 1; i < this.members.length; i++) if (after[i] - before[i] > after[best] - before[best]) best = i;
+    return this.members[best];
+  }
+
   /** Waits until some member leads and every running member reports healthy. */
   async waitForQuorum(timeoutMs = 30_000): Promise<EtcdServer> {
     return waitFor(
