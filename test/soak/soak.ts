@@ -52,12 +52,13 @@ const FAULTS: Fault[] = [
     },
   },
   {
-    name: 'first etcd member frozen for 2 TTL',
+    name: 'the etcd member the gateways use frozen for 2 TTL',
     run: async (stack, fleet, ttl) => {
-      stack.members[0].freeze();
-      fleet.mark('fault: froze first member');
+      const preferred = await stack.memberServingGateways();
+      preferred.freeze();
+      fleet.mark(`fault: froze member ${stack.members.indexOf(preferred)} (the one the gateways use)`);
       await sleep(ttl * 2000);
-      stack.members[0].thaw();
+      preferred.thaw();
       await stack.waitForQuorum();
     },
   },
