@@ -4,6 +4,7 @@
  * lookups of live pods, silent pods removed, lookups answered) and what etcd pays (its own counters,
  * summed over members). Bounds and measured figures: RELIABILITY.md.
  */
+import { EtcdServer } from '../tools/stack/etcd';
 import { FaultStack, runScenario, ScenarioResult, sleep, startFaultStack, waitFor } from './support/faults';
 
 const TTL = 6;
@@ -37,7 +38,7 @@ describe('reliability: etcd faults under a fleet (3 members, 2 replicas)', () =>
         fleet.mark(`gateways use ${first.endpoint} (member ${stack.members.indexOf(first)})`);
         fleet.silence(6);
         first.freeze();
-        fleet.mark(`froze first member ${first.endpoint}`);
+        fleet.mark(`froze it`);
         try {
           await sleep(TTL * 3000);
         } finally {
@@ -58,10 +59,11 @@ describe('reliability: etcd faults under a fleet (3 members, 2 replicas)', () =>
     // GATEWAY BUG (reported to the lead): a frozen member keeps its TCP connections open, so each pooled
     // connection stays on it (pick_first) until gRPC keepalive gives up (~15 s); renewals go nowhere,
     // leases expire after one TTL, and pods vanish from lookups until the connection moves and their
-    // next heartbeat re-grants (~11 s measured). Flip to `it` once the gateway leaves a stalled member in time.
-    it.failing('no live pod is missing from lookups longer than the bound', () => {
+    // next heartbeat re-grants (100-115 of 120 pods, 4.8-11 s in three runs). Flip to `it` once the gateway leaves a stalled member in time.
+    // The cluster keeps its quorum, so the promise is the leader scenario's: no gap at all.
+    it.failing('no live pod goes missing from lookups', () => {
       expect(result).toBeDefined();
-      for (const gap of result.report.gaps) expect(gap.toMs - gap.fromMs).toBeLessThanOrEqual(BOUND_AFTER_ETCD_OUTAGE_MS);
+      expect(result.report.gaps).toEqual([]);
     });
   });
 
@@ -126,25 +128,37 @@ describe('reliability: etcd faults under a fleet (3 members, 2 replicas)', () =>
       lagging.freeze();
       fleet.mark(`froze ${lagging.name}`);
       const live = new Set<string>();
-      try {
-        // Events the frozen replica's watch has not read: registrations and deregistrations.
-        for (let i = 0; i < 60; i++) {
-          const id = `churn-${i}`;
-          const res = await stack.http.request(fresh.url, 'PUT', `/v1/services/${churnService}/instances/${id}`, { address: '10.0.0.2', port: 80, ttl: TTL * 5 });
-          expect([200, 201]).toContain(res.status);
-          live.add(id);
+      // A write in flight when a member dies may get a 503: retried, as a client would.
+      const write = (method: string, id: string, expected: number[]) =>
+        waitFor(`${method} ${id}`, async () => {
+          const res = await stack.http.request(fresh.url, method, `/v1/services/${churnService}/instances/${id}`, method === 'PUT' ? { address: '10.0.0.2', port: 80, ttl: TTL * 5 } : undefined);
+          if (res.status < 500 && !expected.includes(res.status)) throw new Error(`${method} ${id}: ${res.status} ${res.body}`);
+          return expected.includes(res.status);
+        }, 10_000);
+      const churn = async (from: number, to: number) => {
+        for (let i = from; i < to; i++) {
+          await write('PUT', `churn-${i}`, [200, 201]);
+          live.add(`churn-${i}`);
           if (i % 3 === 2) {
-            const victim = `churn-${i - 1}`;
-            expect((await stack.http.request(fresh.url, 'DELETE', `/v1/services/${churnService}/instances/${victim}`)).status).toBe(204);
-            live.delete(victim);
-          }
-          if (i === 40) {
-            const revision = await currentRevision();
-            const compacted = await stack.ctl(['compact', String(revision)]);
-            expect(compacted.code).toBe(0);
-            fleet.mark(`compacted at ${revision}`);
+            await write('DELETE', `churn-${i - 1}`, [204]);
+            live.delete(`churn-${i - 1}`);
           }
         }
+      };
+      let member: EtcdServer | undefined;
+      try {
+        // Events the frozen replica's watch has not read, then a compaction past them.
+        await churn(0, 40);
+        const revision = await currentRevision();
+        expect((await stack.ctl(['compact', String(revision)])).code).toBe(0);
+        fleet.mark(`compacted at ${revision}`);
+        // Break the frozen replica's watch stream (kill the member the connections use): on thaw it must
+        // resume from its last revision + 1, which etcd has compacted, so it has to rebuild.
+        member = await stack.memberServingGateways();
+        await member.kill();
+        fleet.mark(`killed member ${stack.members.indexOf(member)}`);
+        await stack.waitForQuorum();
+        await churn(40, 60);
       } finally {
         lagging.thaw();
       }
@@ -159,8 +173,11 @@ describe('reliability: etcd faults under a fleet (3 members, 2 replicas)', () =>
         20_000,
       );
       for (const id of live) await stack.http.request(fresh.url, 'DELETE', `/v1/services/${churnService}/instances/${id}`);
+      await member?.restart();
+      await stack.waitForQuorum();
+      fleet.mark('member restarted');
     });
-    process.stdout.write(`[compaction] ${lagging.name} rebuilt after compaction: ${/rebuilt from one read/.test(lagging.output())}\n`);
+    expect(lagging.output()).toMatch(/registry watch rebuilt from one read/);
     for (const gap of report.gaps) expect(gap.toMs - gap.fromMs).toBeLessThanOrEqual(BOUND_REPLICA_FAILOVER_MS);
     expect(report.reregistrations).toBe(0);
   });
