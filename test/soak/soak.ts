@@ -57,8 +57,11 @@ const FAULTS: Fault[] = [
       const preferred = await stack.memberServingGateways();
       preferred.freeze();
       fleet.mark(`fault: froze member ${stack.members.indexOf(preferred)} (the one the gateways use)`);
-      await sleep(ttl * 2000);
-      preferred.thaw();
+      try {
+        await sleep(ttl * 2000);
+      } finally {
+        preferred.thaw();
+      }
       await stack.waitForQuorum();
     },
   },
@@ -67,8 +70,11 @@ const FAULTS: Fault[] = [
     run: async (stack, fleet, ttl) => {
       for (const m of stack.members) m.freeze();
       fleet.mark('fault: froze all members');
-      await sleep(ttl * 2000);
-      for (const m of stack.members) m.thaw();
+      try {
+        await sleep(ttl * 2000);
+      } finally {
+        for (const m of stack.members) m.thaw();
+      }
       await stack.waitForQuorum();
     },
   },
@@ -97,8 +103,11 @@ const FAULTS: Fault[] = [
       const victim = stack.replicas[Math.floor(Math.random() * stack.replicas.length)];
       victim.freeze();
       fleet.mark(`fault: froze ${victim.name}`);
-      await sleep(ttl * 2000);
-      victim.thaw();
+      try {
+        await sleep(ttl * 2000);
+      } finally {
+        victim.thaw();
+      }
     },
   },
   {
@@ -129,8 +138,9 @@ async function main(): Promise<void> {
     requestTimeoutMs: 1500,
   });
   const faultsRun: Array<{ name: string; atMs: number }> = [];
+  const faultErrors: string[] = [];
   let report: FleetReport | undefined;
-  let missingAtEnd: Record<string, string[]> = {};
+  const missingAtEnd: Record<string, string[]> = {};
   let failure: unknown;
   const startedAt = Date.now();
   try {
@@ -148,8 +158,15 @@ async function main(): Promise<void> {
       const fault = FAULTS[Math.floor(Math.random() * FAULTS.length)];
       faultsRun.push({ name: fault.name, atMs: Date.now() - startedAt });
       log(`fault: ${fault.name}`);
-      await fault.run(stack, fleet, args.ttl);
-      fleet.mark('fault over');
+      try {
+        await fault.run(stack, fleet, args.ttl);
+        fleet.mark('fault over');
+      } catch (err) {
+        // A fault that could not be applied or undone is reported, and the run goes on.
+        faultErrors.push(`${fault.name}: ${(err as Error).message}`);
+        fleet.mark(`fault failed: ${(err as Error).message}`);
+        log(`fault failed: ${(err as Error).message}`);
+      }
     }
     log('settling');
     await sleep(args.ttl * 2000);
@@ -162,10 +179,9 @@ async function main(): Promise<void> {
     report = await fleet.stop({ deregister: true });
     const after = await stack.counters.totals();
     const etcd = Object.fromEntries(Object.keys(after).map((k) => [k, after[k as keyof typeof after] - before[k as keyof typeof before]]));
-    writeReport(args, report, faultsRun, missingAtEnd, etcd, Date.now() - startedAt);
+    writeReport(args, report, faultsRun, faultErrors, missingAtEnd, etcd, Date.now() - startedAt);
   } catch (err) {
     failure = err;
-    missingAtEnd = missingAtEnd ?? {};
   } finally {
     await stack.close();
   }
@@ -198,6 +214,7 @@ function writeReport(
   args: Args,
   report: FleetReport,
   faults: Array<{ name: string; atMs: number }>,
+  faultErrors: string[],
   missingAtEnd: Record<string, string[]>,
   etcd: Record<string, number>,
   elapsedMs: number,
@@ -229,6 +246,8 @@ function writeReport(
     '| fault | times | worst gap after it |',
     '| --- | --- | --- |',
     ...[...perFault].map(([name, f]) => `| ${name} | ${f.count} | ${f.worstGapMs} ms |`),
+    '',
+    faultErrors.length ? `Faults that failed to apply or undo: ${faultErrors.join('; ')}` : 'Every fault was applied and undone.',
     '',
     '## Worst gaps',
     '',
