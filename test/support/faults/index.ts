@@ -1,0 +1,11 @@
+/** The fault harness: real etcd cluster, Redis and gateway replicas, a fleet driver, one HTTP client, one poller. */
+export { startFaultStack, FaultStack, EtcdCounterTracker } from './stack';
+export type { FaultStackOptions } from './stack';
+export { GatewayReplica } from './replica';
+export { FleetDriver, forEachLimited, summarize } from './fleet';
+export type { FleetOptions, FleetReport, Gap } from './fleet';
+export { HttpClient, metricValue } from './http';
+export type { HttpAnswer } from './http';
+export { waitFor, sleep } from './wait';
+export { runScenario } from './scenario';
+export type { ScenarioResult } from './scenario';
