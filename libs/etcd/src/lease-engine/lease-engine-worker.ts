@@ -160,15 +160,33 @@ export function runLeaseEngineWorker(port: MessagePort, data: LeaseEngineWorkerD
 
   const preservation = data.selfPreservation && new SelfPreservation(data.selfPreservation);
   let lastSilenceCheck = 0;
-  /** Once a second: the share of silent pods decides whether self-preservation holds their leases. */
+  let checkingSilence = false;
+  /**
+   * Once a second: the share of silent pods decides whether self-preservation holds their leases.
+   * Pods silent HERE may be heartbeating through another replica (their replica was frozen, the load
+   * balancer moved them): when the ledger is up, a pod whose lease another replica had confirmed within
+   * half its TTL is not silent.
+   */
   const checkSilence = (now: number) => {
-    if (!preservation || now - lastSilenceCheck < 1_000) return;
+    if (!preservation || checkingSilence || now - lastSilenceCheck < 1_000) return;
     lastSilenceCheck = now;
-    const { tracked, silent } = scheduler.countSilent(now);
-    const change = preservation.update(now, tracked, silent);
-    scheduler.preserving = preservation.active;
-    stats[ENGINE_STATS.selfPreservation] = preservation.active ? 1 : 0;
-    stats[ENGINE_STATS.preservedLeases] = preservation.active ? silent : 0;
+    const { tracked, silent: silentHere } = scheduler.silentLeases(now);
+    const mayBeMass = silentHere.length > data.selfPreservation!.threshold * tracked;
+    if (!ledger || !mayBeMass) return applySilence(now, tracked, silentHere.length);
+    checkingSilence = true;
+    ledger
+      .renewedElsewhereAt(silentHere.map((l) => l.leaseId))
+      .then(
+        (renewed) => applySilence(Date.now(), tracked, silentHere.filter((l, i) => now - renewed[i] > l.ttlMs / 2).length),
+        () => applySilence(Date.now(), tracked, silentHere.length),
+      )
+      .finally(() => (checkingSilence = false));
+  };
+  const applySilence = (now: number, tracked: number, silent: number) => {
+    const change = preservation!.update(now, tracked, silent);
+    scheduler.preserving = preservation!.active;
+    stats[ENGINE_STATS.selfPreservation] = preservation!.active ? 1 : 0;
+    stats[ENGINE_STATS.preservedLeases] = preservation!.active ? silent : 0;
     if (change === 'entered') {
       post({ t: 'log', level: 'warn', message: `self-preservation ON: ${silent} of ${tracked} instances went silent at once; their leases are kept for at most ${data.selfPreservation!.maxMs} ms` });
     } else if (change === 'released') {

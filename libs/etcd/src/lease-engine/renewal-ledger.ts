@@ -21,7 +21,8 @@ local prefix, now, me = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local out = {}
 for i = 4, #ARGV, 2 do
   local id, third = ARGV[i], tonumber(ARGV[i + 1])
-  local renewed = tonumber(redis.call('GET', prefix .. 'r:' .. id) or '0')
+  local record = redis.call('GET', prefix .. 'r:' .. id)
+  local renewed = tonumber(record and string.match(record, '^(%d+)') or '0')
   if renewed > now - third then
     out[#out + 1] = renewed
   elseif redis.call('SET', prefix .. 'c:' .. id, me, 'NX', 'PX', math.floor(math.min(third / 2, 5000))) then
@@ -75,11 +76,25 @@ export class RenewalLedger {
     return results.map((r): ClaimVerdict => (r === 0 ? { kind: 'renew' } : r < 0 ? { kind: 'claimed-elsewhere' } : { kind: 'renewed-elsewhere', at: r }));
   }
 
+  /** When OTHER replicas last had each lease confirmed by etcd (epoch ms, 0 = no record or this replica's own), in order. */
+  async renewedElsewhereAt(leaseIds: readonly string[]): Promise<number[]> {
+    if (!this.isUp()) throw new Error('renewal ledger (redis) is not connected');
+    const values: Array<string | null> = [];
+    for (let i = 0; i < leaseIds.length; i += 5_000) {
+      values.push(...(await this.redis.mget(leaseIds.slice(i, i + 5_000).map((id) => `${this.options.namespace}r:${id}`))));
+    }
+    return values.map((v) => {
+      const [at, by] = (v ?? '0').split(':');
+      return by === this.options.replicaId ? 0 : Number(at) || 0;
+    });
+  }
+
   /** Records etcd's confirmations (best effort: a lost record costs one duplicate renewal elsewhere). */
   async record(confirmations: ReadonlyArray<{ leaseId: string; at: number; ttlMs: number }>): Promise<void> {
     if (!this.isUp() || !confirmations.length) return;
     const pipeline = this.redis.pipeline();
-    for (const c of confirmations) pipeline.set(`${this.options.namespace}r:${c.leaseId}`, String(Math.floor(c.at)), 'PX', Math.ceil(c.ttlMs));
+    // "<at>:<replica>": the claim script reads the time; self-preservation asks who renewed.
+    for (const c of confirmations) pipeline.set(`${this.options.namespace}r:${c.leaseId}`, `${Math.floor(c.at)}:${this.options.replicaId}`, 'PX', Math.ceil(c.ttlMs));
     await pipeline.exec();
   }
 

@@ -215,11 +215,12 @@ export class RenewalScheduler {
     return oldest;
   }
 
-  /** How many tracked pods have not heartbeated for half their TTL (1.5 missed heartbeats at TTL/3). O(tracked). */
-  countSilent(now: number): { tracked: number; silent: number } {
-    let silent = 0;
+  /** The tracked pods that have not heartbeated here for half their TTL (1.5 missed heartbeats at TTL/3). O(tracked). */
+  silentLeases(now: number): { tracked: number; silent: Array<{ leaseId: string; ttlMs: number }> } {
+    const silent: Array<{ leaseId: string; ttlMs: number }> = [];
     for (let slot = 0; slot < this.leaseIds.length; slot++) {
-      if (this.leaseIds[slot] !== undefined && now - this.hooks.heartbeatAt(slot) > this.ttlMs[slot] / 2) silent++;
+      const leaseId = this.leaseIds[slot];
+      if (leaseId !== undefined && now - this.hooks.heartbeatAt(slot) > this.ttlMs[slot] / 2) silent.push({ leaseId, ttlMs: this.ttlMs[slot] });
     }
     return { tracked: this.trackedCount, silent };
   }
