@@ -9,6 +9,7 @@ import {
   InstanceStatus,
   KeyLayout,
   OverloadedError,
+  RegistryUnavailableError,
   UpdateConflictError,
 } from '@app/registry';
 import { etcdFailure } from './etcd-errors';
@@ -31,7 +32,12 @@ export interface InstanceRegistrarOptions {
    * What the watch knows about every instance (InstanceDirectory). While it is current, a heartbeat
    * for an instance this replica has not tracked yet is answered from it: no etcd read.
    */
-  directory?: { current(): boolean; get(key: string): (StoredInstance & { observedAt?: number }) | undefined };
+  directory?: {
+    current(): boolean;
+    get(key: string): (StoredInstance & { observedAt?: number }) | undefined;
+    /** What a key held if it was deleted within its TTL (see InstanceDirectory.recentlyDeleted). */
+    recentlyDeleted?(key: string): { value: string } | undefined;
+  };
   now?: () => number;
 }
 
@@ -125,7 +131,10 @@ export class InstanceRegistrar {
       return outcome;
     }
     const directory = this.options.directory;
-    const stored = directory?.current() ? directory.get(key) : await this.etcd(() => this.lookups.run(key, () => this.store.get(key)));
+    const current = directory?.current() ?? false;
+    const stored = current ? directory!.get(key) : await this.etcd(() => this.lookups.run(key, () => this.store.get(key)));
+    const deleted = !stored && current ? directory!.recentlyDeleted?.(key) : undefined;
+    if (deleted) return this.regrantDeleted(key, deleted.value);
     const record = stored && decodeRecord(stored.value);
     if (!stored || !record || stored.leaseId === '0') {
       this.hooks.heartbeat?.('not-found');
@@ -241,6 +250,41 @@ export class InstanceRegistrar {
         this.hooks.error?.(`re-grant of ${lost.key} failed`, err);
       })
       .finally(() => this.regranting.delete(lost.key));
+  }
+
+  /**
+   * A heartbeat for an instance whose key was deleted within its TTL, on a replica that did not track
+   * it (after an etcd outage every lease expires at once, and the pod's next heartbeat may land on any
+   * replica): write it again under a new lease, exactly as the replica that tracked it would, instead
+   * of a 404 that makes the pod register again. Rate-limited with the other re-grants; a pod that
+   * deregistered stops heartbeating first (the SDK does), so it is not brought back.
+   */
+  private async regrantDeleted(key: string, value: string): Promise<HeartbeatOutcome> {
+    const record = decodeRecord(value);
+    if (!record) throw new InstanceNotFoundError(...this.addressOf(key));
+    if (!this.regrantBudget.tryTake(this.now())) throw new RegistryUnavailableError('re-granting lost leases after an etcd outage; retry shortly');
+    await this.write(async () => {
+      const leaseId = await this.store.grantLease(record.ttl);
+      const { written, current } = await this.store.putIfAbsent(key, value, leaseId);
+      const now = this.now();
+      if (written) {
+        this.leases.track(key, leaseId, record.ttl, value, now);
+        this.hooks.regranted?.('ok');
+        return;
+      }
+      this.revokeQuietly(leaseId);
+      if (current && current.leaseId !== '0') this.leases.track(key, current.leaseId, record.ttl, current.value, now, now - record.ttl * 1000);
+      this.hooks.regranted?.('adopted');
+    });
+    const outcome = this.leases.heartbeat(key, this.now());
+    if (outcome === 'unknown') throw new InstanceNotFoundError(...this.addressOf(key));
+    this.hooks.heartbeat?.(outcome);
+    return outcome;
+  }
+
+  private addressOf(key: string): [string, string] {
+    const address = this.layout.parseInstanceKey(key);
+    return [address?.service ?? '', address?.id ?? ''];
   }
 
   private revokeQuietly(leaseId: string): void {

@@ -144,7 +144,11 @@ export class RegistryRuntime {
         writeQueueCapacity: options.writeQueueCapacity,
         regrantsPerSecond: options.regrantsPerSecond,
         shedRegistrations: () => this.shedder.shouldShed(),
-        directory: { current: () => this.directory.isSynced && this.watch.isUp(), get: (key) => this.directory.get(key) },
+        directory: {
+          current: () => this.directory.isSynced && this.watch.isUp(),
+          get: (key) => this.directory.get(key),
+          recentlyDeleted: (key) => this.directory.recentlyDeleted(key),
+        },
       },
       {
         ...observer.registrar,
@@ -159,7 +163,10 @@ export class RegistryRuntime {
         resync: (range) => this.resync(range),
         stateChanged: (up, reason) => {
           if (up) {
-            if (this.watchDown) log('info', 'Watch', 'registry watch is up again');
+            if (this.watchDown) {
+              log('info', 'Watch', 'registry watch is up again');
+              this.directory.outageEndedAt(Date.now());
+            }
             this.watchDown = this.readsFailing = false;
           } else if (!this.watchDown) {
             this.watchDown = true;
