@@ -58,12 +58,35 @@ export class EtcdCounterProbe {
   }
 }
 
-/** Instance keys under `<prefix>services/` (one Authenticate + one Range, made after the counters are read). */
+/** First key after every key that starts with `prefix` (etcd's range_end for a prefix). */
+function prefixEnd(prefix: Buffer): Buffer {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i] < 0xff) {
+      end[i]++;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return Buffer.from([0]);
+}
+
+/**
+ * Instance keys under `<prefix>services/` (one Authenticate, made after the counters are read). Read
+ * in pages of keys only: 100,000 keys in one answer would pass gRPC's 4 MB message limit.
+ */
 export async function countInstanceKeys(target: EtcdTarget, prefix: string): Promise<Set<string>> {
   const client = etcdClient(target);
   try {
-    const keys = await client.getAll().prefix(`${prefix}services/`).keys();
-    return new Set(keys);
+    const keys = new Set<string>();
+    const start = Buffer.from(`${prefix}services/`);
+    const end = prefixEnd(start);
+    let from = start;
+    for (;;) {
+      const page = await client.kv.range({ key: from, range_end: end, keys_only: true, limit: 10_000 });
+      for (const kv of page.kvs) keys.add(kv.key.toString());
+      if (!page.more || page.kvs.length === 0) return keys;
+      from = Buffer.concat([page.kvs[page.kvs.length - 1].key, Buffer.from([0])]);
+    }
   } finally {
     client.close();
   }
