@@ -79,10 +79,11 @@ export interface GatewayEnv {
   REDIS_URL: string;
 }
 
-/** One gateway replica from the build, configured as in production (bearer auth off for the bench). */
+/** One gateway replica from the build, configured as in production (bearer auth and registration rate limit off). */
 export function startGateway(env: GatewayEnv, logFile: string): Promise<ServerProcess> {
   if (!fs.existsSync(GATEWAY_MAIN)) throw new Error(`${GATEWAY_MAIN} not found: run \`npm run build\` first`);
-  return startServer([GATEWAY_MAIN], { ...env, AUTH_DISABLED: 'true', LOG_LEVEL: 'warn' }, logFile, '/metrics');
+  // The per-token registration rate limit would measure itself, not the gateway: off here.
+  return startServer([GATEWAY_MAIN], { ...env, AUTH_DISABLED: 'true', LOG_LEVEL: 'warn', RATE_LIMIT_REGISTRATIONS_PER_SECOND: '0' }, logFile, '/metrics');
 }
 
 /** The bare Fastify server (bench/bare-server.ts): same routes and response shapes, nothing behind them. */
