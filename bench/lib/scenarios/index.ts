@@ -2,7 +2,8 @@
  * The table of scenarios, in run order. Default set: the cheap, etcd-independent measurements
  * first, the auth-bound fleets last and largest last, so that on a slow or busy machine the time
  * budget drops the most expensive scenarios (reported as skipped) rather than the whole tail.
- * Scale set: the throughput ratios first, then the fleets from small to large.
+ * Scale set: the throughput ratios and the registration rate first (short), then the 100k hold
+ * (the headline: memory, renewals), then the restart and the storm.
  */
 import { BenchOptions } from '../cli';
 import { Scenario, ScenarioSet } from '../scenario';
@@ -22,9 +23,9 @@ export function scenarioTable(o: BenchOptions): Scenario[] {
     replicasScenario(o),
     ...fleets,
     registerRateScenario(o),
+    holdScenario(o),
     restartScenario(o),
     stormScenario(o),
-    holdScenario(o),
   ];
 }
 
