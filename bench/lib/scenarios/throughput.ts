@@ -5,6 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { retryDelayMs } from '../../../apps/fleet-sim/src/fleets/gateway-driver';
 import { BenchOptions } from '../cli';
 import { BenchContext } from '../bench-context';
 import { ServerProcess } from '../processes';
@@ -29,15 +30,22 @@ function instancesIn(resolveBody: string): number {
   }
 }
 
+/** PUT of one instance, tried again after Retry-After while the gateway sheds registrations (503/429). */
+async function register(url: string, body: unknown): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const res = await fetch(url, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    if (res.status !== 503 && res.status !== 429) return res.status;
+    await new Promise((r) => setTimeout(r, retryDelayMs(Number(res.headers.get('retry-after') ?? NaN) || undefined, attempt)));
+  }
+  return 503;
+}
+
 /** Registers a few instances and captures the gateway's resolve answer (the bare server replays it). */
 async function captureResolveBody(ctx: BenchContext, gatewayUrl: string, service: string): Promise<{ file?: string; skipped?: string }> {
   for (let i = 0; i < RESOLVE_INSTANCES; i++) {
-    const res = await fetch(`${gatewayUrl}/v1/services/${service}/instances/cat-${i}`, {
-      method: 'PUT',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ address: `10.9.0.${i + 1}`, port: 8080, ttl: 30, metadata: { version: '1.0.0' }, tags: ['sim'], zone: 'zone-a' }),
-    });
-    if (res.status !== 200 && res.status !== 201) return { skipped: `registering ${service} instances answered ${res.status}` };
+    const body = { address: `10.9.0.${i + 1}`, port: 8080, ttl: 30, metadata: { version: '1.0.0' }, tags: ['sim'], zone: 'zone-a' };
+    const status = await register(`${gatewayUrl}/v1/services/${service}/instances/cat-${i}`, body);
+    if (status !== 200 && status !== 201) return { skipped: `registering ${service} instances answered ${status}` };
   }
   const text = await (await fetch(`${gatewayUrl}/v1/services/${service}`)).text();
   if (instancesIn(text) !== RESOLVE_INSTANCES) return { skipped: `GET /v1/services/{service} did not list the ${RESOLVE_INSTANCES} instances: the resolve endpoint is missing or broken in this build` };
