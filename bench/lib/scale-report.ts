@@ -289,7 +289,7 @@ export function renderScaleReport(d: ScaleReportData): string {
       'storm',
       `A registration storm beside ${num(z.storm.held)} heartbeating pods`,
       `${num(z.storm.held)} pods register (concurrency ${z.storm.concurrency}, TTL ${z.storm.ttlSeconds} s, heartbeat every ${z.storm.intervalSeconds} s); then ${num(z.storm.storm)} more register ` +
-        `with ${z.storm.stormConcurrency} in flight while the first keep heartbeating; then everyone heartbeats for ${z.storm.holdSeconds} s. ` +
+        `with ${z.storm.stormConcurrency} in flight (over the same 256 sockets) while the first keep heartbeating; then everyone heartbeats for ${z.storm.holdSeconds} s. ` +
         'A lapsed lease of a heartbeating pod shows as a heartbeat answered 404 or as a re-grant.',
     ),
   );
