@@ -7,7 +7,7 @@ export type Spread = 'round-robin' | 'sticky';
 export interface GatewayDriverOptions {
   /** How long one registration keeps retrying 503/429 answers before it counts as failed (120 s). */
   registerDeadlineMs?: number;
-  /** Sockets per replica (256): a 100k-pod fleet shares them, as pods behind a few node proxies would. */
+  /** Sockets per replica for heartbeats and for registrations each (256): a 100k-pod fleet shares them. */
   maxSockets?: number;
 }
 
@@ -46,6 +46,12 @@ export class GatewayDriver implements FleetDriver, Resolver {
   readonly description: string;
   readonly retryStats: RetryStats = { retried: {}, succeededAfterRetry: 0, gaveUp: 0, retryAfterSeconds: { min: Infinity, max: 0 } };
   private readonly clients: KeepAliveHttpClient[];
+  /**
+   * Registrations get sockets of their own: real pods each have a connection, so one pod's heartbeat
+   * never waits behind other pods' registrations. Sharing one pool made a 40,000-pod start queue
+   * heartbeats for 30 s behind registrations (leases lapsed in the load generator, not the gateway).
+   */
+  private readonly registerClients: KeepAliveHttpClient[];
   private readonly registerDeadlineMs: number;
 
   constructor(
@@ -56,6 +62,7 @@ export class GatewayDriver implements FleetDriver, Resolver {
     opts: GatewayDriverOptions = {},
   ) {
     this.clients = urls.map((u) => new KeepAliveHttpClient(u, callTimeoutMs, opts.maxSockets ?? 256));
+    this.registerClients = urls.map((u) => new KeepAliveHttpClient(u, callTimeoutMs, opts.maxSockets ?? 256));
     this.registerDeadlineMs = opts.registerDeadlineMs ?? 120_000;
     this.description = `each pod: REST register once (retrying 503/429 after Retry-After), then PUT .../heartbeat every tick to ${urls.length} replica(s) (${spread}); the gateway renews leases over shared streams`;
   }
@@ -71,7 +78,7 @@ export class GatewayDriver implements FleetDriver, Resolver {
     };
     const deadline = Date.now() + this.registerDeadlineMs;
     for (let attempt = 0; ; attempt++) {
-      const res = await this.send(pod, tick, 'PUT', instancePath(pod), body);
+      const res = await this.send(this.registerClients, pod, tick, 'PUT', instancePath(pod), body);
       if (typeof res !== 'string' && RETRYABLE.has(res.status)) {
         if (Date.now() < deadline) {
           this.noteRetry(res);
@@ -94,7 +101,7 @@ export class GatewayDriver implements FleetDriver, Resolver {
       const r = await this.register(pod, tick);
       return { ok: r.ok, outcome: r.ok ? 're-registered' : r.outcome };
     }
-    const r = this.outcome(await this.send(pod, tick, 'PUT', `${instancePath(pod)}/heartbeat`));
+    const r = this.outcome(await this.send(this.clients, pod, tick, 'PUT', `${instancePath(pod)}/heartbeat`));
     if (r.outcome === '404') pod.registered = false; // the SDK registers again on the next tick
     return r;
   }
@@ -125,9 +132,9 @@ export class GatewayDriver implements FleetDriver, Resolver {
   }
 
   /** The answer, or the label of the network error. */
-  private async send(pod: SimPod, tick: number, method: string, path: string, body?: unknown): Promise<HttpResult | string> {
+  private async send(pool: KeepAliveHttpClient[], pod: SimPod, tick: number, method: string, path: string, body?: unknown): Promise<HttpResult | string> {
     const replica = this.spread === 'sticky' ? pod.index : pod.index + tick;
-    const client = this.clients[replica % this.clients.length];
+    const client = pool[replica % pool.length];
     try {
       return await client.request(method, path, body);
     } catch (err) {
@@ -136,7 +143,7 @@ export class GatewayDriver implements FleetDriver, Resolver {
   }
 
   async close(): Promise<void> {
-    for (const c of this.clients) c.close();
+    for (const c of [...this.clients, ...this.registerClients]) c.close();
   }
 }
 
