@@ -79,10 +79,11 @@ export interface GatewayEnv {
   REDIS_URL: string;
 }
 
-/** One gateway replica from the build, configured as in production (bearer auth off for the bench). */
+/** One gateway replica from the build, configured as in production (bearer auth and registration rate limit off). */
 export function startGateway(env: GatewayEnv, logFile: string): Promise<ServerProcess> {
   if (!fs.existsSync(GATEWAY_MAIN)) throw new Error(`${GATEWAY_MAIN} not found: run \`npm run build\` first`);
-  return startServer([GATEWAY_MAIN], { ...env, AUTH_DISABLED: 'true', LOG_LEVEL: 'warn' }, logFile, '/metrics');
+  // The per-token registration rate limit would measure itself, not the gateway: off here.
+  return startServer([GATEWAY_MAIN], { ...env, AUTH_DISABLED: 'true', LOG_LEVEL: 'warn', RATE_LIMIT_REGISTRATIONS_PER_SECOND: '0' }, logFile, '/metrics');
 }
 
 /** The bare Fastify server (bench/bare-server.ts): same routes and response shapes, nothing behind them. */
@@ -100,10 +101,19 @@ export async function runFleetSim<T>(args: string[], env: Record<string, string>
   const child = spawn(process.execPath, [...TS_NODE, path.join(REPO_ROOT, 'apps', 'fleet-sim', 'src', 'main.ts'), ...args, '--json', jsonFile], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...env },
-    stdio: ['ignore', 'inherit', 'inherit'],
+    stdio: ['ignore', 'inherit', 'pipe'],
   });
   trackChild(child);
+  // Passed through to this terminal; the tail is kept so that a failure says why, not just "exit 1".
+  let stderrTail = '';
+  child.stderr!.on('data', (chunk: Buffer) => {
+    process.stderr.write(chunk);
+    stderrTail = (stderrTail + chunk.toString()).slice(-4000);
+  });
   const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
-  if (code !== 0 || !fs.existsSync(jsonFile)) throw new Error(`fleet-sim ${args.join(' ')} failed (exit ${code})`);
+  if (code !== 0 || !fs.existsSync(jsonFile)) {
+    const why = /fleet-sim: (.+)/.exec(stderrTail)?.[1]?.trim();
+    throw new Error(`fleet-sim ${args[0]} failed (exit ${code})${why ? `: ${why}` : ''}`);
+  }
   return JSON.parse(fs.readFileSync(jsonFile, 'utf8')) as T;
 }

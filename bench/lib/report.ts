@@ -4,6 +4,8 @@
  */
 import { EtcdCounters } from '@app/stack';
 import { MachineInfo, Versions } from './machine';
+import { ScenarioRecord } from './scenario';
+import type { ThroughputRun } from './scenarios/throughput';
 import { BurstResult, Design, FleetRun, ProcessUsage, ThroughputPair } from './sim-results';
 
 export interface BenchSettings {
@@ -26,6 +28,8 @@ export interface BenchSettings {
 export interface BenchData {
   /** Busy CPU of the machine (100 = one core) over a few seconds before anything started. */
   idleCheckCpuPercent: number;
+  /** 1/5/15-minute load averages before the first scenario and after the last. */
+  loadAverage: { start: number[]; end: number[] };
   startedAt: Date;
   finishedAt: Date;
   command: string;
@@ -36,11 +40,33 @@ export interface BenchData {
   replicas?: FleetRun;
   burst?: { result: BurstResult; gatewayStartup: EtcdCounters };
   throughput: ThroughputPair[];
+  /** Why the batch heartbeat route was not measured. */
+  batchSkipped?: string;
   chartFile: string;
   rawFile: string;
   failures: string[];
   /** Scenarios left out because they would not have finished within the time budget. */
   skipped: string[];
+  /** Every scenario in run order, with its length and the machine's load around it. */
+  scenarios: Array<Pick<ScenarioRecord, 'title' | 'status' | 'seconds' | 'loadAverage'>>;
+}
+
+type SectionData = Pick<BenchData, 'fleet' | 'replicas' | 'burst' | 'throughput' | 'batchSkipped' | 'failures' | 'skipped' | 'scenarios'>;
+
+/** The report's sections from the scenario records: each record lands in the section its scenario names. */
+export function sectionsFromRecords(records: ScenarioRecord[]): SectionData {
+  const ok = (section: ScenarioRecord['section']) => records.filter((r) => r.section === section && r.status === 'ok').map((r) => r.result);
+  const throughput = ok('throughput')[0] as ThroughputRun | undefined;
+  return {
+    fleet: ok('fleet') as FleetRun[],
+    replicas: ok('replicas')[0] as FleetRun | undefined,
+    burst: ok('burst')[0] as BenchData['burst'],
+    throughput: throughput?.pairs ?? [],
+    batchSkipped: throughput?.batchSkipped,
+    failures: records.filter((r) => r.status === 'failed').map((r) => `${r.title}: ${r.reason}`),
+    skipped: records.filter((r) => r.status === 'skipped').map((r) => r.title),
+    scenarios: records.map((r) => ({ title: r.title, status: r.status, seconds: r.seconds, loadAverage: r.loadAverage })),
+  };
 }
 
 const DESIGN_NAMES: Record<Design, string> = {
@@ -54,11 +80,11 @@ export function table(header: string[], rows: Array<Array<string | number>>): st
   return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
 }
 
-const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
+export const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
 const ms = (x: number) => (x >= 100 ? String(Math.round(x)) : x.toFixed(1));
-const num = (x: number) => x.toLocaleString('en-US');
-const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : 'n/a');
-const proc = (usage: ProcessUsage[], name: string) => usage.filter((u) => u.name === name || u.name.startsWith(`${name}-`));
+export const num = (x: number) => x.toLocaleString('en-US');
+export const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : 'n/a');
+export const proc = (usage: ProcessUsage[], name: string) => usage.filter((u) => u.name === name || u.name.startsWith(`${name}-`));
 
 /** Authenticate calls a design cost for a fleet: the scenario total plus, for the gateway, its start-up. */
 export function authCalls(run: FleetRun): number {
@@ -79,7 +105,7 @@ export function otherLoad(usage: ProcessUsage[]): string {
   return named && total >= 5 ? `${total} % (${named})` : `${total} %`;
 }
 
-function cpuRss(usage: ProcessUsage[]): string {
+export function cpuRss(usage: ProcessUsage[]): string {
   if (!usage.length) return '–';
   return usage.map((u) => `${u.cpuPercent} % / ${u.rssMbPeak} MB`).join(', ');
 }
@@ -176,7 +202,7 @@ function headline(d: BenchData): string[] {
     if (t.bare && t.gateway) {
       lines.push(
         `- **${t.scenario === 'heartbeat' ? 'Heartbeat' : 'Resolve'} throughput, gateway / bare Fastify: ${ratio(t.gateway.requestsPerSecond, t.bare.requestsPerSecond)}** ` +
-          `(${num(t.gateway.requestsPerSecond)} vs ${num(t.bare.requestsPerSecond)} req/s, ${t.gateway.connections} connections; target ≥ 0.5).`,
+          `(${num(t.gateway.requestsPerSecond)} vs ${num(t.bare.requestsPerSecond)} req/s, ${t.gateway.connections} connections; target ≥ 0.8, issue 10).`,
       );
     } else if (t.skipped) {
       lines.push(`- ${t.scenario} throughput: not measured (${t.skipped}).`);
@@ -235,6 +261,7 @@ function throughputSection(d: BenchData): string[] {
   }
   const header = ['scenario', 'server', 'request', 'req/s', 'latency p50 / p99 ms', 'expected status', 'errors', 'bytes/resp', 'server CPU / RSS', 'autocannon (fleet-sim) CPU', 'other load', 'etcd during the run'];
   out.push(table(header, rows), '');
+  if (d.batchSkipped) notes.push(`- batch heartbeats (\`POST /v1/heartbeats\`): ${d.batchSkipped}.`);
   if (notes.length) out.push(...notes, '');
   out.push(
     '*other load*: CPU the machine spent beyond the sampled processes (server, load generator, etcd, Redis) during the run, with the busiest other processes named. ' +
@@ -242,6 +269,23 @@ function throughputSection(d: BenchData): string[] {
     '',
   );
   return out;
+}
+
+/** The machine and software a report was measured on (shared by the default and the scale report). */
+export function machineTable(m: MachineInfo, v: Versions, poolSize: number): string {
+  return table(
+    ['what', 'value'],
+    [
+      ['CPU', `${m.cpuModel}, ${m.cores} cores`],
+      ['memory', `${m.memoryGb} GiB`],
+      ['OS', m.kernel],
+      ['node', v.node],
+      ['etcd', `${v.etcd} (single member, auth enabled, bcrypt passwords as etcd stores them)`],
+      ['redis', v.redis],
+      ['gateway', `${v.gateway}, commit ${v.commit}, ETCD_POOL_SIZE=${poolSize}`],
+      ['packages', Object.entries(v.packages).map(([k, ver]) => `${k} ${ver}`).join(', ')],
+    ],
+  );
 }
 
 export function renderReport(d: BenchData): string {
@@ -261,23 +305,7 @@ export function renderReport(d: BenchData): string {
   out.push('## Headline', '', ...headline(d), '');
   out.push(`![etcd Authenticate calls and heartbeat success vs. pods](${d.chartFile})`, '');
 
-  out.push('## Machine and versions', '');
-  out.push(
-    table(
-      ['what', 'value'],
-      [
-        ['CPU', `${m.cpuModel}, ${m.cores} cores`],
-        ['memory', `${m.memoryGb} GiB`],
-        ['OS', m.kernel],
-        ['node', v.node],
-        ['etcd', `${v.etcd} (single member, auth enabled, bcrypt passwords as etcd stores them)`],
-        ['redis', v.redis],
-        ['gateway', `${v.gateway}, commit ${v.commit}, ETCD_POOL_SIZE=${s.poolSize}`],
-        ['packages', Object.entries(v.packages).map(([k, ver]) => `${k} ${ver}`).join(', ')],
-      ],
-    ),
-    '',
-  );
+  out.push('## Machine and versions', '', machineTable(m, v, s.poolSize), '');
   out.push('## How it was run', '');
   out.push('```', d.command, '```', '');
   out.push(
@@ -294,7 +322,8 @@ export function renderReport(d: BenchData): string {
     'In the direct-to-etcd scenarios there is no gateway: the simulator talks to etcd itself. CPU figures are from /proc (100 % = one core).', '');
 
   out.push(
-    `Before the run the machine was ${d.idleCheckCpuPercent} % busy (100 % = one core; measured over 3 s before etcd started). ` +
+    `Before the run the machine was ${d.idleCheckCpuPercent} % busy (100 % = one core; measured over 3 s before etcd started); ` +
+      `load average (1/5/15 min) ${d.loadAverage.start.join(' / ')} at the start, ${d.loadAverage.end.join(' / ')} at the end. ` +
       'The *other load* columns show CPU used during each scenario beyond the processes the bench started, naming the busiest other processes; ' +
       'an unnamed remainder is kernel time not charged to any process (e.g. loopback networking of thousands of short-lived etcd connections in *before*).',
     '',
@@ -408,6 +437,9 @@ export function renderReport(d: BenchData): string {
   }
 
   out.push(...throughputSection(d));
+
+  out.push('## Scenarios in run order', '');
+  out.push(table(['scenario', 'status', 'seconds', 'load average (1 min) start / end'], d.scenarios.map((r) => [r.title, r.status, r.seconds, `${r.loadAverage.start} / ${r.loadAverage.end}`])), '');
 
   out.push('## Reading the numbers', '');
   out.push(

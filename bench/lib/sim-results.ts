@@ -5,7 +5,7 @@
 import { EtcdCounters } from '@app/stack';
 import type { CannonResult, FleetResult } from '../../apps/fleet-sim/src/results';
 
-export type { BurstResult, CannonResult, FleetResult } from '../../apps/fleet-sim/src/results';
+export type { BurstResult, CannonResult, FleetResult, RawRegisterResult, ScaleResult, ScalePhase, CohortOutcome } from '../../apps/fleet-sim/src/results';
 export type { ProcessUsage } from '../../apps/fleet-sim/src/process-sampler';
 export type { OpStats } from '../../apps/fleet-sim/src/stats';
 export type Design = FleetResult['design'];

@@ -5,9 +5,10 @@
  */
 import autocannon from 'autocannon';
 import { EtcdCounterProbe } from './etcd-probe';
+import { retryDelayMs } from './fleets/gateway-driver';
 import { KeepAliveHttpClient } from './http-client';
 import { ProcessSampler } from './process-sampler';
-import { progressBar } from './progress';
+import { progressBar, sleep } from './progress';
 import { CannonResult } from './results';
 import { round } from './stats';
 
@@ -26,19 +27,31 @@ export interface CannonOptions {
   label: string;
 }
 
+/**
+ * Registers the instances the scenario heartbeats or looks up. A registration shed with 503 or
+ * rate-limited with 429 is tried again after Retry-After (a busy machine makes the gateway shed).
+ */
 export async function preregisterInstances(url: string, services: string[], ids: number, ttlSeconds: number): Promise<number> {
   const client = new KeepAliveHttpClient(url, 10_000, 32);
   const jobs = services.flatMap((service) => Array.from({ length: ids }, (_, i) => ({ service, id: `pod-${i}` })));
+  const deadline = Date.now() + 120_000;
   let failed = 0;
   let next = 0;
   await Promise.all(
     Array.from({ length: 32 }, async () => {
       while (next < jobs.length) {
         const { service, id } = jobs[next++];
-        const res = await client
-          .request('PUT', `/v1/services/${service}/instances/${id}`, { address: '10.1.2.3', port: 8080, ttl: ttlSeconds, metadata: { version: '1.0.0' }, tags: ['sim'] })
-          .catch(() => ({ status: 0 }));
-        if (res.status !== 200 && res.status !== 201) failed++;
+        for (let attempt = 0; ; attempt++) {
+          const res = await client
+            .request('PUT', `/v1/services/${service}/instances/${id}`, { address: '10.1.2.3', port: 8080, ttl: ttlSeconds, metadata: { version: '1.0.0' }, tags: ['sim'] })
+            .catch(() => ({ status: 0, retryAfterSeconds: undefined }));
+          if ((res.status === 503 || res.status === 429) && Date.now() < deadline) {
+            await sleep(retryDelayMs(res.retryAfterSeconds, attempt));
+            continue;
+          }
+          if (res.status !== 200 && res.status !== 201) failed++;
+          break;
+        }
       }
     }),
   );

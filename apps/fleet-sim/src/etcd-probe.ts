@@ -24,13 +24,17 @@ export function etcdClient(target: EtcdTarget): Etcd3 {
 export class EtcdCounterProbe {
   constructor(private readonly metricsUrl: string) {}
 
-  /** etcd starved of CPU by bcrypt answers /metrics slowly: a generous timeout and a few tries. */
-  async read(attempts = 4): Promise<EtcdCounters> {
-    for (let attempt = 1; ; attempt++) {
+  /**
+   * etcd starved of CPU by bcrypt answers /metrics slowly: a generous timeout, and tries for up to
+   * `patienceMs` (on a busy 2-core machine, 1,000 pods' Authenticate calls keep it busy for minutes).
+   */
+  async read(patienceMs = 180_000): Promise<EtcdCounters> {
+    const started = Date.now();
+    for (;;) {
       try {
         return await fetchEtcdCounters(this.metricsUrl, 20_000);
       } catch (err) {
-        if (attempt >= attempts) throw err;
+        if (Date.now() - started >= patienceMs) throw err;
         await sleep(1000);
       }
     }
@@ -46,7 +50,7 @@ export class EtcdCounterProbe {
     let inFlight = Infinity;
     for (;;) {
       // An unanswered scrape means etcd is still busy: keep waiting.
-      const c = await this.read(1).catch(() => undefined);
+      const c = await this.read(0).catch(() => undefined);
       if (c) inFlight = c.authenticateStarted - c.authenticate;
       if (inFlight <= 0 || Date.now() - started > maxMs) return { seconds: (Date.now() - started) / 1000, inFlight: Number.isFinite(inFlight) ? Math.max(0, inFlight) : -1 };
       await sleep(250);
@@ -58,12 +62,35 @@ export class EtcdCounterProbe {
   }
 }
 
-/** Instance keys under `<prefix>services/` (one Authenticate + one Range, made after the counters are read). */
+/** First key after every key that starts with `prefix` (etcd's range_end for a prefix). */
+function prefixEnd(prefix: Buffer): Buffer {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i] < 0xff) {
+      end[i]++;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return Buffer.from([0]);
+}
+
+/**
+ * Instance keys under `<prefix>services/` (one Authenticate, made after the counters are read). Read
+ * in pages of keys only: 100,000 keys in one answer would pass gRPC's 4 MB message limit.
+ */
 export async function countInstanceKeys(target: EtcdTarget, prefix: string): Promise<Set<string>> {
   const client = etcdClient(target);
   try {
-    const keys = await client.getAll().prefix(`${prefix}services/`).keys();
-    return new Set(keys);
+    const keys = new Set<string>();
+    const start = Buffer.from(`${prefix}services/`);
+    const end = prefixEnd(start);
+    let from = start;
+    for (;;) {
+      const page = await client.kv.range({ key: from, range_end: end, keys_only: true, limit: 10_000 });
+      for (const kv of page.kvs) keys.add(kv.key.toString());
+      if (!page.more || page.kvs.length === 0) return keys;
+      from = Buffer.concat([page.kvs[page.kvs.length - 1].key, Buffer.from([0])]);
+    }
   } finally {
     client.close();
   }

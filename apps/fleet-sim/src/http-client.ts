@@ -1,12 +1,16 @@
 /**
  * Plain node:http with one keep-alive agent per gateway: thousands of simulated pods share a few
- * hundred sockets, so the simulator's own connection handling is not what gets measured.
+ * hundred sockets, so the simulator's own connection handling is not what gets measured. Calls beyond
+ * `maxSockets` wait in the agent's queue; their timeout only starts once they have a socket, so a
+ * 40,000-pod start measures the gateway's queue, not the simulator's.
  */
 import * as http from 'node:http';
 
 export interface HttpResult {
   status: number;
   body: string;
+  /** Seconds from a `Retry-After` header (503 overloaded, 429 rate limited), when there was one. */
+  retryAfterSeconds?: number;
 }
 
 export class KeepAliveHttpClient {
@@ -45,7 +49,8 @@ export class KeepAliveHttpClient {
           res.on('data', (chunk: string) => {
             if (readBody) text += chunk;
           });
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+          const retryAfter = Number(res.headers['retry-after']);
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, retryAfterSeconds: Number.isFinite(retryAfter) && retryAfter >= 0 ? retryAfter : undefined }));
           res.on('error', reject);
         },
       );

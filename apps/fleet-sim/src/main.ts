@@ -15,6 +15,9 @@ import { KeepAliveHttpClient } from './http-client';
 import { CliArgs, USAGE, UsageError, list, num, parseCli, str } from './options';
 import { ProcessSampler, parsePidList } from './process-sampler';
 import { FleetParams, SimResult } from './results';
+import { GatewayProbe } from './gateway-probe';
+import { runRawRegister } from './raw-register';
+import { runScale } from './scale-scenario';
 import { renderSummary } from './summary';
 
 function etcdTargetFromEnv(): EtcdTarget {
@@ -96,6 +99,39 @@ async function runFleet(cli: CliArgs, probe: EtcdCounterProbe | undefined, sampl
   });
 }
 
+function runScaleMode(cli: CliArgs, probe: EtcdCounterProbe | undefined, sampler: ProcessSampler, gatewayPid: number | undefined): Promise<SimResult> {
+  const v = cli.values;
+  const gateway = list(str(v, 'gateway'))[0];
+  if (!gateway) throw new UsageError('scale mode needs --gateway URL');
+  const pods = num(v, 'pods', 1000, 1);
+  return runScale(
+    {
+      gateway,
+      pods,
+      storm: num(v, 'storm', 0),
+      services: num(v, 'services', 100, 1),
+      ttlSeconds: num(v, 'ttl', 60, 1),
+      intervalSeconds: num(v, 'interval', 20),
+      holdSeconds: num(v, 'hold', 0),
+      registerConcurrency: num(v, 'register-concurrency', 128, 1),
+      stormConcurrency: num(v, 'storm-concurrency', 512, 1),
+      sockets: num(v, 'sockets', 256, 1),
+      callTimeoutSeconds: num(v, 'call-timeout', 10, 0.1),
+      registerDeadlineSeconds: num(v, 'register-timeout', 600, 1),
+      rssAt: list(str(v, 'rss-at')).map(Number).filter((n) => n > 0),
+      prefix: str(v, 'prefix', process.env.ETCD_PREFIX ?? '/registry/')!,
+      label: str(v, 'label', `scale ${pods} pods`)!,
+    },
+    {
+      probe,
+      sampler,
+      gatewayProbe: new GatewayProbe(`${gateway.replace(/\/$/, '')}/metrics`),
+      aliveCheck: process.env.ETCD_ENDPOINTS ? { target: etcdTargetFromEnv() } : undefined,
+      gatewayPid,
+    },
+  );
+}
+
 async function main(): Promise<void> {
   let cli: CliArgs | undefined;
   try {
@@ -111,7 +147,8 @@ async function main(): Promise<void> {
   const v = cli.values;
   const metricsUrl = str(v, 'etcd-metrics', process.env.ETCD_METRICS_URL);
   const probe = metricsUrl ? new EtcdCounterProbe(metricsUrl) : undefined;
-  const sampler = new ProcessSampler(parsePidList(str(v, 'sample-pid')));
+  const pids = parsePidList(str(v, 'sample-pid'));
+  const sampler = new ProcessSampler(pids);
 
   let result: SimResult;
   if (cli.mode === 'cannon') {
@@ -148,6 +185,22 @@ async function main(): Promise<void> {
         label: str(v, 'label', 'cold-cache burst')!,
       },
       { probe, sampler, resolveAvailable: () => resolveUnavailable(gateways[0], 'fleet-sim-probe') },
+    );
+  } else if (cli.mode === 'scale') {
+    result = await runScaleMode(cli, probe, sampler, pids.gateway);
+  } else if (cli.mode === 'raw-register') {
+    const pods = num(v, 'pods', 1000, 1);
+    result = await runRawRegister(
+      {
+        target: etcdTargetFromEnv(),
+        pods,
+        services: num(v, 'services', 100, 1),
+        concurrency: num(v, 'register-concurrency', 128, 1),
+        ttlSeconds: num(v, 'ttl', 60, 1),
+        prefix: str(v, 'prefix', process.env.ETCD_PREFIX ?? '/registry/')!,
+        label: str(v, 'label', `raw etcd3 ${pods} registrations`)!,
+      },
+      { probe, sampler },
     );
   } else {
     result = await runFleet(cli, probe, sampler);

@@ -11,6 +11,8 @@ modes
   after     pods straight to etcd: one authenticated client + one long-lived keepalive stream per pod
   cannon    autocannon throughput of one request shape (heartbeat or resolve) against one URL
   burst     cold-cache stampede: concurrent lookups of S services, counting etcd Range calls
+  scale     one replica, up to 100k pods: register, optional storm of new pods, hold (see below)
+  raw-register  the yardstick: LeaseGrant+Put straight to etcd, one shared warmed client
 
 fleet options (gateway, before, after)
   --pods N                 simulated pods (100)
@@ -35,6 +37,17 @@ cannon options
 
 burst options
   --gateway URL[,URL] --services N (20) --instances N (5) --requests N (5000) --concurrency N (500)
+
+scale options (gateway: --gateway URL; pods, services, ttl, interval, register-concurrency as above)
+  --storm N                pods registering while the first --pods heartbeat (0)
+  --storm-concurrency N    registrations in flight during the storm (512)
+  --hold S                 seconds every pod heartbeats after registration (0)
+  --sockets N              sockets to the replica, shared by all pods (256)
+  --rss-at N,N             registered-instance counts at which the replica's RSS is read
+                           (the replica's pid: --sample-pid gateway=PID)
+  --interval 0             pods do not heartbeat (registration rate only)
+
+raw-register options: --pods N --services N --ttl S --register-concurrency N (128) --prefix P
 
 common
   --etcd-metrics URL       etcd's metrics listener: counters are read before and after (ETCD_METRICS_URL)
@@ -77,11 +90,16 @@ const spec = {
   label: { type: 'string' },
   json: { type: 'string' },
   'settle-max': { type: 'string' },
+  storm: { type: 'string' },
+  'storm-concurrency': { type: 'string' },
+  hold: { type: 'string' },
+  sockets: { type: 'string' },
+  'rss-at': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-export type Mode = 'gateway' | 'before' | 'after' | 'cannon' | 'burst';
-const MODES: Mode[] = ['gateway', 'before', 'after', 'cannon', 'burst'];
+export type Mode = 'gateway' | 'before' | 'after' | 'cannon' | 'burst' | 'scale' | 'raw-register';
+const MODES: Mode[] = ['gateway', 'before', 'after', 'cannon', 'burst', 'scale', 'raw-register'];
 
 export interface CliArgs {
   mode: Mode;

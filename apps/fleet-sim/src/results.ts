@@ -4,6 +4,8 @@
  */
 import { Design } from './fleets/fleet-driver';
 import { EtcdCounters } from './etcd-probe';
+import type { RetryStats } from './fleets/gateway-driver';
+import type { GatewayCounters, GatewayGaugePeaks } from './gateway-probe';
 import { ProcessUsage } from './process-sampler';
 import { OpStats } from './stats';
 
@@ -97,4 +99,80 @@ export interface BurstResult {
   notes: string[];
 }
 
-export type SimResult = FleetResult | CannonResult | BurstResult;
+export interface RawRegisterResult {
+  kind: 'raw-register';
+  label: string;
+  pods: number;
+  concurrency: number;
+  ttlSeconds: number;
+  seconds: number;
+  registrationsPerSecond: number;
+  stats: OpStats;
+  etcd?: EtcdCounters;
+  processes: ProcessUsage[];
+  notes: string[];
+}
+
+export interface ScaleParams {
+  gateway: string;
+  /** The held cohort: registers first, then heartbeats throughout. */
+  pods: number;
+  /** Pods registering during the storm phase (0: no storm). */
+  storm: number;
+  services: number;
+  ttlSeconds: number;
+  /** Heartbeat interval; 0 = pods do not heartbeat (registration rate only). */
+  intervalSeconds: number;
+  holdSeconds: number;
+  registerConcurrency: number;
+  stormConcurrency: number;
+  sockets: number;
+  callTimeoutSeconds: number;
+  registerDeadlineSeconds: number;
+  /** Registered-instance counts at which the replica's RSS is read. */
+  rssAt: number[];
+  prefix: string;
+  label: string;
+}
+
+export interface ScalePhase {
+  name: 'register' | 'storm' | 'hold';
+  seconds: number;
+  /** The phase's registrations (register, storm): `okPerSecond` is the registration rate. */
+  registrations?: OpStats;
+  /** Heartbeats of every registered pod during the phase. */
+  beats: OpStats;
+  /** Renewals the gateway owed etcd in the phase (a third of the TTL after each grant, per heartbeating pod). */
+  renewalsDue: number;
+  instancesAtEnd: number;
+  etcd?: EtcdCounters;
+  gateway?: GatewayCounters;
+  gatewayPeaks?: GatewayGaugePeaks;
+  processes: ProcessUsage[];
+  simulatorCpuPercent: number;
+}
+
+export interface CohortOutcome {
+  pods: number;
+  registered: number;
+  /** Heartbeats answered 404: the pod's lease lapsed while it was heartbeating. */
+  beats404: number;
+  /** Registrations made again after a 404 (as an SDK does). */
+  reRegistered: number;
+  /** Instance keys of the cohort in etcd after the last phase. */
+  aliveAtEnd?: number;
+}
+
+export interface ScaleResult {
+  kind: 'scale';
+  label: string;
+  params: ScaleParams;
+  phases: ScalePhase[];
+  /** RSS of the replica at instance-count checkpoints (heartbeats flowing). */
+  rss: Array<{ instances: number; rssMb: number; when: string }>;
+  retries: RetryStats;
+  cohorts: { held: CohortOutcome; storm?: CohortOutcome };
+  notes: string[];
+}
+
+export type SimResult = FleetResult | CannonResult | BurstResult | RawRegisterResult | ScaleResult;

@@ -1,7 +1,7 @@
 /** The summary table printed at the end of a run (plain text, aligned; one metric per row). */
 import { EtcdCounters } from './etcd-probe';
 import { ProcessUsage } from './process-sampler';
-import { BurstResult, CannonResult, FleetResult, SimResult } from './results';
+import { BurstResult, CannonResult, FleetResult, RawRegisterResult, ScaleResult, SimResult } from './results';
 import { OpStats } from './stats';
 
 export function renderTable(rows: string[][]): string {
@@ -71,7 +71,35 @@ function burstRows(r: BurstResult): string[][] {
   return rows;
 }
 
+function rawRegisterRows(r: RawRegisterResult): string[][] {
+  const rows = [
+    ['registrations', `${r.pods} LeaseGrant+Put at concurrency ${r.concurrency}, TTL ${r.ttlSeconds} s, one shared client`],
+    ['rate', `${r.registrationsPerSecond}/s over ${r.seconds} s: ${ops(r.stats)}`],
+  ];
+  if (r.etcd) rows.push(['etcd', etcdLine(r.etcd)]);
+  if (r.processes.length) rows.push(['processes', procLine(r.processes)]);
+  return rows;
+}
+
+function scaleRows(r: ScaleResult): string[][] {
+  const p = r.params;
+  const rows = [['fleet', `${p.pods} pods${p.storm ? ` + ${p.storm} in a storm` : ''}, TTL ${p.ttlSeconds} s, heartbeat every ${p.intervalSeconds} s, hold ${p.holdSeconds} s`]];
+  for (const ph of r.phases) {
+    if (ph.registrations) rows.push([`${ph.name}: registrations`, `${ops(ph.registrations)} (${outcomes(ph.registrations)})`]);
+    rows.push([`${ph.name}: heartbeats`, ph.beats.attempted ? `${ops(ph.beats)} (${outcomes(ph.beats)})` : 'none']);
+    rows.push([`${ph.name}: renewals`, `due ${ph.renewalsDue}, etcd KeepAlive msgs ${ph.etcd?.leaseKeepAliveMessages ?? '?'}, gateway confirmed ${ph.gateway?.renewalsConfirmed ?? '?'}, re-grants ${ph.gateway?.regrants ?? '?'}`]);
+    if (ph.etcd) rows.push([`${ph.name}: etcd`, etcdLine(ph.etcd)]);
+    if (ph.processes.length) rows.push([`${ph.name}: processes`, procLine(ph.processes)]);
+  }
+  for (const [name, c] of Object.entries(r.cohorts)) rows.push([`cohort ${name}`, `${c.registered}/${c.pods} registered, ${c.beats404} beats 404, ${c.reRegistered} re-registered, ${c.aliveAtEnd ?? '?'} in etcd at end`]);
+  rows.push(['retries', `${JSON.stringify(r.retries.retried)}, succeeded after retry ${r.retries.succeededAfterRetry}, gave up ${r.retries.gaveUp}`]);
+  rows.push(['rss', r.rss.map((s) => `${s.instances}: ${s.rssMb} MB`).join(', ')]);
+  for (const n of r.notes) rows.push(['note', n]);
+  return rows;
+}
+
 export function renderSummary(r: SimResult): string {
-  const rows = r.kind === 'fleet' ? fleetRows(r) : r.kind === 'cannon' ? cannonRows(r) : burstRows(r);
+  const rows =
+    r.kind === 'fleet' ? fleetRows(r) : r.kind === 'cannon' ? cannonRows(r) : r.kind === 'burst' ? burstRows(r) : r.kind === 'raw-register' ? rawRegisterRows(r) : scaleRows(r);
   return `\n${r.label}\n${renderTable([['metric', 'value'], ...rows])}\n`;
 }

@@ -1,39 +1,99 @@
-import { KeepAliveHttpClient, errorLabel } from '../http-client';
+import { HttpResult, KeepAliveHttpClient, errorLabel } from '../http-client';
+import { sleep } from '../progress';
 import { CallOutcome, FleetDriver, Resolver, SimPod } from './fleet-driver';
 
 export type Spread = 'round-robin' | 'sticky';
 
+export interface GatewayDriverOptions {
+  /** How long one registration keeps retrying 503/429 answers before it counts as failed (120 s). */
+  registerDeadlineMs?: number;
+  /** Sockets per replica for heartbeats and for registrations each (256): a 100k-pod fleet shares them. */
+  maxSockets?: number;
+}
+
+/** Registrations the gateway shed or rate-limited, and what the pods did about it. */
+export interface RetryStats {
+  /** Answers that made a pod wait and try again, by status ("503", "429"). */
+  retried: Record<string, number>;
+  /** Registrations that succeeded only after at least one retry. */
+  succeededAfterRetry: number;
+  /** Registrations still refused when their deadline passed. */
+  gaveUp: number;
+  /** Retry-After values seen, in seconds (min / max), to show the gateway's spread. */
+  retryAfterSeconds: { min: number; max: number };
+}
+
+const RETRYABLE = new Set([429, 503]);
+
+/**
+ * How long a pod waits before trying again: the server's Retry-After plus up to a second of jitter
+ * (pods told the same value must not come back in lockstep), or an exponential backoff when the
+ * answer had none.
+ */
+export function retryDelayMs(retryAfterSeconds: number | undefined, attempt: number, random = Math.random): number {
+  const base = retryAfterSeconds !== undefined ? retryAfterSeconds * 1000 : Math.min(5000, 250 * 2 ** attempt);
+  return base + Math.floor(random() * 1000);
+}
+
 /**
  * Pods talking REST to one or several gateway replicas. `round-robin` sends each call of a pod to the
  * next replica (an L4 load balancer without affinity); `sticky` pins each pod to one replica.
+ * Registrations answered 503 (shed) or 429 (rate limited) are retried after `Retry-After`, as a real
+ * pod's SDK does: overload then shows as retries and a slower start, not as lost pods.
  */
 export class GatewayDriver implements FleetDriver, Resolver {
   readonly design = 'gateway' as const;
   readonly description: string;
+  readonly retryStats: RetryStats = { retried: {}, succeededAfterRetry: 0, gaveUp: 0, retryAfterSeconds: { min: Infinity, max: 0 } };
   private readonly clients: KeepAliveHttpClient[];
+  /**
+   * Registrations get sockets of their own: real pods each have a connection, so one pod's heartbeat
+   * never waits behind other pods' registrations. Sharing one pool made a 40,000-pod start queue
+   * heartbeats for 30 s behind registrations (leases lapsed in the load generator, not the gateway).
+   */
+  private readonly registerClients: KeepAliveHttpClient[];
+  private readonly registerDeadlineMs: number;
 
   constructor(
     urls: string[],
     private readonly ttlSeconds: number,
     callTimeoutMs: number,
     private readonly spread: Spread,
+    opts: GatewayDriverOptions = {},
   ) {
-    this.clients = urls.map((u) => new KeepAliveHttpClient(u, callTimeoutMs));
-    this.description = `each pod: REST register once, then PUT .../heartbeat every tick to ${urls.length} replica(s) (${spread}); the gateway renews leases over shared streams`;
+    this.clients = urls.map((u) => new KeepAliveHttpClient(u, callTimeoutMs, opts.maxSockets ?? 256));
+    this.registerClients = urls.map((u) => new KeepAliveHttpClient(u, callTimeoutMs, opts.maxSockets ?? 256));
+    this.registerDeadlineMs = opts.registerDeadlineMs ?? 120_000;
+    this.description = `each pod: REST register once (retrying 503/429 after Retry-After), then PUT .../heartbeat every tick to ${urls.length} replica(s) (${spread}); the gateway renews leases over shared streams`;
   }
 
-  register(pod: SimPod, tick = 0): Promise<CallOutcome> {
-    return this.call(pod, tick, 'PUT', instancePath(pod), {
+  async register(pod: SimPod, tick = 0): Promise<CallOutcome> {
+    const body = {
       address: `10.${(pod.index >> 16) & 255}.${(pod.index >> 8) & 255}.${pod.index & 255}`,
       port: 8080,
       ttl: this.ttlSeconds,
       metadata: { version: '1.0.0' },
       tags: ['sim'],
       zone: `zone-${pod.index % 3}`,
-    }).then((r) => {
-      if (r.ok) pod.registered = true;
-      return r;
-    });
+    };
+    const deadline = Date.now() + this.registerDeadlineMs;
+    for (let attempt = 0; ; attempt++) {
+      const res = await this.send(this.registerClients, pod, tick, 'PUT', instancePath(pod), body);
+      if (typeof res !== 'string' && RETRYABLE.has(res.status)) {
+        if (Date.now() < deadline) {
+          this.noteRetry(res);
+          await sleep(retryDelayMs(res.retryAfterSeconds, attempt));
+          continue;
+        }
+        this.retryStats.gaveUp++;
+      }
+      const outcome = this.outcome(res);
+      if (outcome.ok) {
+        pod.registered = true;
+        if (attempt > 0) this.retryStats.succeededAfterRetry++;
+      }
+      return outcome;
+    }
   }
 
   async beat(pod: SimPod, tick: number): Promise<CallOutcome> {
@@ -41,7 +101,7 @@ export class GatewayDriver implements FleetDriver, Resolver {
       const r = await this.register(pod, tick);
       return { ok: r.ok, outcome: r.ok ? 're-registered' : r.outcome };
     }
-    const r = await this.call(pod, tick, 'PUT', `${instancePath(pod)}/heartbeat`);
+    const r = this.outcome(await this.send(this.clients, pod, tick, 'PUT', `${instancePath(pod)}/heartbeat`));
     if (r.outcome === '404') pod.registered = false; // the SDK registers again on the next tick
     return r;
   }
@@ -56,19 +116,34 @@ export class GatewayDriver implements FleetDriver, Resolver {
     }
   }
 
-  private async call(pod: SimPod, tick: number, method: string, path: string, body?: unknown): Promise<CallOutcome> {
+  private noteRetry(res: HttpResult): void {
+    const key = String(res.status);
+    this.retryStats.retried[key] = (this.retryStats.retried[key] ?? 0) + 1;
+    if (res.retryAfterSeconds !== undefined) {
+      const range = this.retryStats.retryAfterSeconds;
+      range.min = Math.min(range.min, res.retryAfterSeconds);
+      range.max = Math.max(range.max, res.retryAfterSeconds);
+    }
+  }
+
+  private outcome(res: HttpResult | string): CallOutcome {
+    if (typeof res === 'string') return { ok: false, outcome: res };
+    return { ok: res.status >= 200 && res.status < 300, outcome: String(res.status) };
+  }
+
+  /** The answer, or the label of the network error. */
+  private async send(pool: KeepAliveHttpClient[], pod: SimPod, tick: number, method: string, path: string, body?: unknown): Promise<HttpResult | string> {
     const replica = this.spread === 'sticky' ? pod.index : pod.index + tick;
-    const client = this.clients[replica % this.clients.length];
+    const client = pool[replica % pool.length];
     try {
-      const res = await client.request(method, path, body);
-      return { ok: res.status >= 200 && res.status < 300, outcome: String(res.status) };
+      return await client.request(method, path, body);
     } catch (err) {
-      return { ok: false, outcome: errorLabel(err) };
+      return errorLabel(err);
     }
   }
 
   async close(): Promise<void> {
-    for (const c of this.clients) c.close();
+    for (const c of [...this.clients, ...this.registerClients]) c.close();
   }
 }
 

@@ -1,0 +1,38 @@
+import { parsePrometheusText } from '@app/stack';
+import { diffGatewayCounters, gatewayCounters } from './gateway-probe';
+
+const scrape = (regrants: number, confirmed: number, shed: number) =>
+  parsePrometheusText(
+    [
+      '# TYPE registry_lease_regrants_total counter',
+      `registry_lease_regrants_total{result="ok"} ${regrants}`,
+      'registry_lease_regrants_total{result="error"} 1',
+      `registry_lease_renewals_total{result="sent"} ${confirmed + 5}`,
+      `registry_lease_renewals_total{result="confirmed"} ${confirmed}`,
+      'registry_lease_renewals_total{result="lost"} 0',
+      `registry_admission_rejections_total{reason="event_loop"} ${shed}`,
+      'registry_admission_rejections_total{reason="renewal_lag"} 0',
+      'registry_heartbeats_total{result="accepted"} 10',
+    ].join('\n'),
+  );
+
+describe('gateway counters', () => {
+  it('reads the lease engine counters by result and reason', () => {
+    const c = gatewayCounters(scrape(3, 100, 7));
+    expect(c).toEqual({
+      regrants: 4,
+      renewalsSent: 105,
+      renewalsConfirmed: 100,
+      renewalsLost: 0,
+      admissionRejections: { event_loop: 7, renewal_lag: 0 },
+      heartbeats: { accepted: 10 },
+    });
+  });
+
+  it('diffs two scrapes key by key', () => {
+    const d = diffGatewayCounters(gatewayCounters(scrape(3, 100, 7)), gatewayCounters(scrape(5, 160, 7)));
+    expect(d.regrants).toBe(2);
+    expect(d.renewalsConfirmed).toBe(60);
+    expect(d.admissionRejections).toEqual({ event_loop: 0, renewal_lag: 0 });
+  });
+});

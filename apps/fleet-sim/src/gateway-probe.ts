@@ -1,0 +1,102 @@
+/**
+ * What the gateway says about its own lease engine, from its Prometheus `/metrics`: counters are
+ * diffed per phase, the lag gauges are polled so a phase reports the worst value it saw (a single
+ * reading at the end would miss a backlog that built up and drained during a storm).
+ */
+import { PromSample, parsePrometheusText, sumSamples } from '@app/stack';
+
+export interface GatewayCounters {
+  regrants: number;
+  renewalsSent: number;
+  renewalsConfirmed: number;
+  renewalsLost: number;
+  admissionRejections: Record<string, number>;
+  heartbeats: Record<string, number>;
+}
+
+export interface GatewayGaugePeaks {
+  renewalBacklog: number;
+  renewalOldestDueSeconds: number;
+  eventLoopDelaySeconds: number;
+  instances: number;
+}
+
+function byLabel(samples: PromSample[], name: string, label: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const s of samples) if (s.name === name && s.labels[label] !== undefined) out[s.labels[label]] = (out[s.labels[label]] ?? 0) + s.value;
+  return out;
+}
+
+export function gatewayCounters(samples: PromSample[]): GatewayCounters {
+  const renewals = byLabel(samples, 'registry_lease_renewals_total', 'result');
+  return {
+    regrants: sumSamples(samples, 'registry_lease_regrants_total'),
+    renewalsSent: renewals.sent ?? 0,
+    renewalsConfirmed: renewals.confirmed ?? 0,
+    renewalsLost: renewals.lost ?? 0,
+    admissionRejections: byLabel(samples, 'registry_admission_rejections_total', 'reason'),
+    heartbeats: byLabel(samples, 'registry_heartbeats_total', 'result'),
+  };
+}
+
+function diffRecord(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.keys(b).map((k) => [k, b[k] - (a[k] ?? 0)]));
+}
+
+export function diffGatewayCounters(a: GatewayCounters, b: GatewayCounters): GatewayCounters {
+  return {
+    regrants: b.regrants - a.regrants,
+    renewalsSent: b.renewalsSent - a.renewalsSent,
+    renewalsConfirmed: b.renewalsConfirmed - a.renewalsConfirmed,
+    renewalsLost: b.renewalsLost - a.renewalsLost,
+    admissionRejections: diffRecord(a.admissionRejections, b.admissionRejections),
+    heartbeats: diffRecord(a.heartbeats, b.heartbeats),
+  };
+}
+
+export class GatewayProbe {
+  private peaks: GatewayGaugePeaks = GatewayProbe.zeroPeaks();
+  private timer?: NodeJS.Timeout;
+
+  constructor(private readonly metricsUrl: string) {}
+
+  private static zeroPeaks(): GatewayGaugePeaks {
+    return { renewalBacklog: 0, renewalOldestDueSeconds: 0, eventLoopDelaySeconds: 0, instances: 0 };
+  }
+
+  private async scrape(): Promise<PromSample[]> {
+    const res = await fetch(this.metricsUrl, { signal: AbortSignal.timeout(20_000) });
+    if (res.status !== 200) throw new Error(`gateway /metrics answered ${res.status}`);
+    return parsePrometheusText(await res.text());
+  }
+
+  async read(): Promise<GatewayCounters> {
+    const samples = await this.scrape();
+    this.notePeaks(samples);
+    return gatewayCounters(samples);
+  }
+
+  private notePeaks(s: PromSample[]): void {
+    const p = this.peaks;
+    p.renewalBacklog = Math.max(p.renewalBacklog, sumSamples(s, 'registry_lease_renewal_backlog'));
+    p.renewalOldestDueSeconds = Math.max(p.renewalOldestDueSeconds, sumSamples(s, 'registry_lease_renewal_oldest_due_seconds'));
+    p.eventLoopDelaySeconds = Math.max(p.eventLoopDelaySeconds, sumSamples(s, 'registry_event_loop_delay_seconds'));
+    p.instances = Math.max(p.instances, sumSamples(s, 'registry_instances'));
+  }
+
+  /** Polls the gauges every `intervalMs` until `stop()`; a failed scrape is skipped, not fatal. */
+  start(intervalMs = 2000): void {
+    this.timer = setInterval(() => void this.scrape().then((s) => this.notePeaks(s), () => undefined), intervalMs);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /** The worst gauge values since the last call, and a fresh start for the next phase. */
+  takePeaks(): GatewayGaugePeaks {
+    const p = this.peaks;
+    this.peaks = GatewayProbe.zeroPeaks();
+    return p;
+  }
+}

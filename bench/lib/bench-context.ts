@@ -1,0 +1,133 @@
+/**
+ * What every scenario needs from the orchestrator: the private etcd and Redis, gateway replicas
+ * started from dist/, fleet-sim runs, and a key prefix of its own. Scenarios stay declarative; this
+ * class owns the processes and cleans them up.
+ */
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { EtcdCounters, EtcdServer, LOCAL_DIR, RedisServer, diffCounters, startEtcd, startRedis } from '@app/stack';
+import { GatewayEnv, ServerProcess, runFleetSim, startBareServer, startGateway } from './processes';
+import { etcdCounters, waitForIdleEtcd } from './sampling';
+
+export const log = (msg: string): void => void process.stderr.write(`[bench] ${msg}\n`);
+
+export class BenchContext {
+  private readonly running = new Set<ServerProcess>();
+  private step = 0;
+  private etcdGeneration = 1;
+
+  private constructor(
+    private readonly runId: string,
+    readonly workDir: string,
+    private etcdServer: EtcdServer,
+    readonly redis: RedisServer,
+    readonly poolSize: number,
+    private readonly totalSteps: number,
+  ) {}
+
+  static async start(poolSize: number, totalSteps: number): Promise<BenchContext> {
+    const runId = randomBytes(3).toString('hex');
+    const workDir = path.join(LOCAL_DIR, 'bench', runId);
+    fs.mkdirSync(workDir, { recursive: true });
+    const [etcd, redis] = await Promise.all([startEtcd({ dataDir: path.join(workDir, 'etcd-0') }), startRedis({ dir: path.join(workDir, 'redis') })]);
+    log(`etcd ${etcd.endpoint} (metrics ${etcd.metricsUrl}), redis ${redis.url}`);
+    return new BenchContext(runId, workDir, etcd, redis, poolSize, totalSteps);
+  }
+
+  get etcd(): EtcdServer {
+    return this.etcdServer;
+  }
+
+  /**
+   * A new empty etcd for a scale scenario: 100,000 leases left by the previous one would expire
+   * (and be revoked by etcd) during the next one, and their keys would slow every read.
+   */
+  async freshEtcd(): Promise<void> {
+    await this.etcdServer.dispose();
+    this.etcdServer = await startEtcd({ dataDir: path.join(this.workDir, `etcd-${this.etcdGeneration++}`) });
+    log(`fresh etcd ${this.etcd.endpoint}`);
+  }
+
+  header(title: string): void {
+    process.stderr.write(`\n[bench] === ${++this.step}/${this.totalSteps}: ${title} ===\n`);
+  }
+
+  counters(): Promise<EtcdCounters> {
+    return etcdCounters(this.etcd.metricsUrl);
+  }
+
+  waitForIdleEtcd(): Promise<string | undefined> {
+    return waitForIdleEtcd(this.etcd.metricsUrl);
+  }
+
+  prefix(name: string): string {
+    return `/registry/bench-${this.runId}-${name}/`;
+  }
+
+  simEnv(): Record<string, string> {
+    return {
+      ETCD_ENDPOINTS: this.etcd.endpoint,
+      ETCD_USERNAME: this.etcd.gatewayUser,
+      ETCD_PASSWORD: this.etcd.gatewayPassword,
+      ETCD_METRICS_URL: this.etcd.metricsUrl,
+    };
+  }
+
+  private gatewayEnv(prefix: string): GatewayEnv {
+    return {
+      ETCD_ENDPOINTS: this.etcd.endpoint,
+      ETCD_USERNAME: this.etcd.gatewayUser,
+      ETCD_PASSWORD: this.etcd.gatewayPassword,
+      ETCD_PREFIX: prefix,
+      ETCD_POOL_SIZE: String(this.poolSize),
+      REDIS_URL: this.redis.url,
+    };
+  }
+
+  /** Starts `count` replicas on one prefix; returns them and what their start-up cost etcd. */
+  async startGateways(name: string, prefix: string, count: number): Promise<{ gateways: ServerProcess[]; startup: EtcdCounters }> {
+    const c0 = await this.counters();
+    const gateways = await Promise.all(Array.from({ length: count }, (_, i) => startGateway(this.gatewayEnv(prefix), path.join(this.workDir, `gateway-${name}-${i}.log`))));
+    gateways.forEach((g) => this.running.add(g));
+    const c1 = await this.counters();
+    return { gateways, startup: diffCounters(c0, c1) };
+  }
+
+  async startBare(resolveBodyFile: string | undefined): Promise<ServerProcess> {
+    const bare = await startBareServer(resolveBodyFile, path.join(this.workDir, 'bare-server.log'));
+    this.running.add(bare);
+    return bare;
+  }
+
+  async stop(servers: Array<ServerProcess | undefined>): Promise<void> {
+    const live = servers.filter((s): s is ServerProcess => !!s);
+    await Promise.all(live.map((s) => s.stop()));
+    live.forEach((s) => this.running.delete(s));
+  }
+
+  /** `etcd=1,redis=2,gateway=3` for fleet-sim's --sample-pid (replicas numbered when several). */
+  pids(gateways: ServerProcess[], extra: Record<string, number | undefined> = {}): string {
+    const named: Record<string, number | undefined> = { etcd: this.etcd.pid, redis: gateways.length ? this.redis.pid : undefined, ...extra };
+    gateways.forEach((g, i) => (named[gateways.length === 1 ? 'gateway' : `gateway-${i + 1}`] = g.pid));
+    return Object.entries(named)
+      .filter(([, pid]) => pid)
+      .map(([n, pid]) => `${n}=${pid}`)
+      .join(',');
+  }
+
+  /** One fleet-sim process; its JSON result lands in the work dir under `jsonName`. */
+  sim<T>(args: string[], jsonName: string): Promise<T> {
+    return runFleetSim<T>(args, this.simEnv(), path.join(this.workDir, `${jsonName}.json`));
+  }
+
+  async stopAll(): Promise<void> {
+    await this.stop([...this.running]);
+  }
+
+  async dispose(): Promise<void> {
+    await this.stopAll();
+    await Promise.all([this.etcd.dispose(), this.redis.dispose()]);
+    fs.rmSync(this.workDir, { recursive: true, force: true });
+  }
+}

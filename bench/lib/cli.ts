@@ -1,0 +1,130 @@
+/**
+ * The bench's command line. Sizes live here (full and --quick), so the scenario table only says
+ * what to run with them.
+ *
+ *   --pods 100,300,1000     fleet sizes (each run for before, after and gateway)
+ *   --before-max N          largest fleet the *before* design runs with (300): it fails nearly every
+ *                           beat from ~300 pods on, and a larger fleet leaves etcd minutes of bcrypt
+ *                           backlog, beyond the time budget on 2 cores
+ *   --duration S            heartbeat window of a fleet scenario (10)
+ *   --skip a,b              leave out scenarios or whole sections (fleet, replicas, burst, throughput)
+ *   --only a,b              run only these scenarios (names as listed by --list), from either set
+ *   --scale                 the scale set instead of the default one (own report, own budget)
+ *   --scale-factor F        multiply every scale size by F (1; e.g. 0.1 for a rehearsal)
+ *   --list                  print the scenarios with their estimates and exit
+ *   --quick                 small and short: a smoke test of the whole pipeline
+ *   --budget S              skip scenarios that would end later than S seconds after the start
+ *                           (540; with --scale 2700)
+ *   --out DIR               where the report goes (bench/results)
+ *   --name NAME             report file name without .md (default <date>-<cores>c-<cpu>[-scale])
+ */
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { REPO_ROOT } from '@app/stack';
+import { BenchSettings } from './report';
+
+export interface ScaleSizes {
+  /** Gateway vs raw etcd3 LeaseGrant+Put, same concurrency, same etcd. */
+  registerRate: { pods: number; concurrency: number; ttlSeconds: number };
+  /** N instances registered, then heartbeating for a hold; RSS read at checkpoints. */
+  hold: { pods: number; ttlSeconds: number; intervalSeconds: number; holdSeconds: number; concurrency: number; rssAt: number[] };
+  /** N pods heartbeating while M more register as fast as the load generator can. */
+  storm: { held: number; storm: number; ttlSeconds: number; intervalSeconds: number; concurrency: number; stormConcurrency: number; holdSeconds: number };
+  /** N pods starting at once (a cluster-wide restart), then heartbeating. */
+  restart: { pods: number; ttlSeconds: number; intervalSeconds: number; holdSeconds: number };
+}
+
+export interface BenchOptions {
+  quick: boolean;
+  scale: boolean;
+  list: boolean;
+  only?: Set<string>;
+  skip: Set<string>;
+  budgetSeconds: number;
+  outDir: string;
+  name?: string;
+  settings: BenchSettings;
+  replicas: { pods: number; durationSeconds: number; silentFraction: number; silentAfterSeconds: number };
+  burst: { services: number; instances: number; requests: number; concurrency: number };
+  throughputIds: number;
+  scaleSizes: ScaleSizes;
+}
+
+const names = (s: string | undefined) => new Set((s ?? '').split(',').map((x) => x.trim()).filter(Boolean));
+
+function scaleSizes(quick: boolean, factor: number): ScaleSizes {
+  const n = (full: number, small: number) => Math.max(10, Math.round((quick ? small : full) * factor));
+  const marks = (total: number) => [...new Set([Math.round(total / 10), Math.round(total / 2), total])];
+  const holdPods = n(100_000, 3_000);
+  return {
+    // TTL: the gateway's maximum (300), so no lease expires while the other client is measured.
+    registerRate: { pods: n(20_000, 1_000), concurrency: 128, ttlSeconds: 300 },
+    hold: { pods: holdPods, ttlSeconds: quick ? 15 : 60, intervalSeconds: quick ? 5 : 20, holdSeconds: quick ? 20 : 120, concurrency: 128, rssAt: marks(holdPods) },
+    storm: { held: n(50_000, 1_500), storm: n(50_000, 1_500), ttlSeconds: quick ? 15 : 60, intervalSeconds: quick ? 5 : 20, concurrency: 128, stormConcurrency: 512, holdSeconds: quick ? 10 : 30 },
+    restart: { pods: n(40_000, 2_000), ttlSeconds: quick ? 15 : 30, intervalSeconds: quick ? 5 : 10, holdSeconds: quick ? 20 : 120 },
+  };
+}
+
+export function parseBenchCli(argv: string[]): BenchOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      pods: { type: 'string' },
+      'before-max': { type: 'string' },
+      duration: { type: 'string' },
+      skip: { type: 'string' },
+      only: { type: 'string' },
+      scale: { type: 'boolean' },
+      'scale-factor': { type: 'string' },
+      list: { type: 'boolean' },
+      quick: { type: 'boolean' },
+      out: { type: 'string' },
+      name: { type: 'string' },
+      budget: { type: 'string' },
+    },
+  });
+  const quick = values.quick === true;
+  const scale = values.scale === true;
+  const pods = (values.pods ?? (quick ? '20,60' : '100,300,1000')).split(',').map(Number);
+  if (pods.some((p) => !Number.isInteger(p) || p < 1)) throw new Error(`--pods: positive integers, got ${values.pods}`);
+  const factor = Number(values['scale-factor'] ?? 1);
+  if (!(factor > 0)) throw new Error(`--scale-factor: a positive number, got ${values['scale-factor']}`);
+  const durationSeconds = Number(values.duration ?? (quick ? 4 : 10));
+  const only = names(values.only);
+  return {
+    quick,
+    scale,
+    list: values.list === true,
+    only: only.size ? only : undefined,
+    skip: names(values.skip),
+    // npm run bench also builds the gateway (~10 s): 9 min here keeps the default command under 10.
+    budgetSeconds: Number(values.budget ?? (scale ? 2700 : 540)),
+    outDir: path.resolve(REPO_ROOT, values.out ?? 'bench/results'),
+    name: values.name,
+    settings: {
+      pods,
+      beforeMaxPods: Number(values['before-max'] ?? (quick ? Math.max(...pods) : 300)),
+      durationSeconds,
+      intervalSeconds: 1,
+      ttlSeconds: 5,
+      callTimeoutSeconds: 5,
+      services: 10,
+      poolSize: 2,
+      resolvers: 10,
+      cannonSeconds: quick ? 3 : 8,
+      cannonWarmupSeconds: quick ? 1 : 2,
+      cannonRounds: quick ? 1 : 2,
+      cannonConnections: 64,
+    },
+    replicas: quick ? { pods: 100, durationSeconds: 8, silentFraction: 0.2, silentAfterSeconds: 1 } : { pods: 1000, durationSeconds: 15, silentFraction: 0.2, silentAfterSeconds: 3 },
+    burst: quick ? { services: 10, instances: 3, requests: 1000, concurrency: 200 } : { services: 20, instances: 5, requests: 5000, concurrency: 500 },
+    throughputIds: 1000,
+    scaleSizes: scaleSizes(quick, factor),
+  };
+}
+
+/** The command line as the user typed it (through npm or not), for the report. */
+export function commandLine(argv: string[]): string {
+  const extra = argv.length ? ` -- ${argv.join(' ')}` : '';
+  return process.env.npm_lifecycle_event === 'bench' ? `npm run bench${extra}` : `node ${path.relative(REPO_ROOT, process.argv[1])} ${argv.join(' ')}`.trim();
+}

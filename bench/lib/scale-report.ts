@@ -1,0 +1,308 @@
+/**
+ * The scale report (`npm run bench -- --scale`): issue 10's acceptance figures measured on one
+ * replica, each next to its target. Every figure comes from a scenario record; the prose is fixed.
+ */
+import { BenchOptions } from './cli';
+import { MachineInfo, Versions } from './machine';
+import { cpuRss, machineTable, num, pct, proc, ratio, table } from './report';
+import { ScenarioRecord } from './scenario';
+import type { RegisterRateRun } from './scenarios/scale';
+import type { ThroughputRun } from './scenarios/throughput';
+import { ProcessUsage, ScalePhase, ScaleResult } from './sim-results';
+
+export interface ScaleReportData {
+  command: string;
+  startedAt: Date;
+  finishedAt: Date;
+  machine: MachineInfo;
+  versions: Versions;
+  idleCheckCpuPercent: number;
+  loadAverage: { start: number[]; end: number[] };
+  options: BenchOptions;
+  records: ScenarioRecord[];
+  rawFile: string;
+}
+
+type Verdict = 'met' | 'NOT met' | 'not measured';
+const verdict = (ok: boolean | undefined): Verdict => (ok === undefined ? 'not measured' : ok ? 'met' : 'NOT met');
+
+function result<T>(d: ScaleReportData, name: string): T | undefined {
+  return d.records.find((r) => r.name === name && r.status === 'ok')?.result as T | undefined;
+}
+
+const phase = (r: ScaleResult | undefined, name: ScalePhase['name']) => r?.phases.find((p) => p.name === name);
+const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+const regrants = (r: ScaleResult) => sum(r.phases.map((p) => p.gateway?.regrants ?? 0));
+const beats404 = (p: ScalePhase) => p.beats.outcomes['404'] ?? 0;
+const keepAliveShare = (p: ScalePhase | undefined) => (p?.etcd && p.renewalsDue > 0 ? p.etcd.leaseKeepAliveMessages / p.renewalsDue : undefined);
+const mb = (x: number) => `${num(Math.round(x))} MB`;
+const usage = (ps: ProcessUsage[], name: string) => cpuRss(proc(ps, name));
+
+/** Largest RSS reading at or beyond `instances` tracked. */
+function rssAt(r: ScaleResult | undefined, instances: number): number | undefined {
+  const at = r?.rss.filter((s) => s.instances >= instances).map((s) => s.rssMb);
+  return at?.length ? Math.max(...at) : undefined;
+}
+
+function targets(d: ScaleReportData): string[] {
+  const rows: Array<[string, string, Verdict]> = [];
+  const rate = result<RegisterRateRun>(d, 'register-rate');
+  if (rate) {
+    const g = rate.gateway.phases[0]?.registrations?.okPerSecond ?? 0;
+    rows.push([`registration rate ≥ raw etcd3 LeaseGrant+Put (concurrency ${rate.raw.concurrency}, same etcd, same run)`, `gateway ${num(g)}/s vs raw ${num(rate.raw.registrationsPerSecond)}/s = **${ratio(g, rate.raw.registrationsPerSecond)}**`, verdict(g >= rate.raw.registrationsPerSecond)]);
+  } else rows.push(['registration rate ≥ raw etcd3', '–', 'not measured']);
+  const tp = result<ThroughputRun>(d, 'throughput');
+  for (const name of ['heartbeat', 'resolve'] as const) {
+    const pair = tp?.pairs.find((p) => p.scenario === name);
+    const r = pair?.bare && pair.gateway ? pair.gateway.requestsPerSecond / pair.bare.requestsPerSecond : undefined;
+    rows.push([`${name} throughput ≥ 0.8 of bare Fastify`, r === undefined ? (pair?.skipped ?? '–') : `${num(pair!.gateway!.requestsPerSecond)} vs ${num(pair!.bare!.requestsPerSecond)} req/s = **${r.toFixed(2)}**`, verdict(r === undefined ? undefined : r >= 0.8)]);
+  }
+  rows.push(['`POST /v1/heartbeats` ≥ 200k instance heartbeats/s', tp?.batchSkipped ?? '–', 'not measured']);
+  const hold = result<ScaleResult>(d, 'hold');
+  const holdPods = d.options.scaleSizes.hold.pods;
+  const rss = rssAt(hold, holdPods);
+  rows.push([`RSS with ${num(holdPods)} instances tracked, heartbeats flowing < 512 MiB`, rss === undefined ? '–' : `**${mb(rss)}**`, verdict(rss === undefined ? undefined : rss < 512 * 1.048576)]);
+  const hp = phase(hold, 'hold');
+  if (hold && hp) {
+    const share = keepAliveShare(hp);
+    rows.push([`${num(holdPods)} instances heartbeating: 0 heartbeats answered 404 in the hold`, `**${num(beats404(hp))}** (${num(hold.cohorts.held.beats404)} over the whole run)`, verdict(beats404(hp) === 0)]);
+    rows.push(['… 0 re-grants', `**${num(hp.gateway?.regrants ?? 0)}** in the hold (${num(regrants(hold))} over the whole run)`, verdict((hp.gateway?.regrants ?? 0) === 0)]);
+    rows.push(['… LeaseKeepAlive messages etcd received ≥ 95 % of renewals due', share === undefined ? '–' : `${num(hp.etcd!.leaseKeepAliveMessages)} / ${num(hp.renewalsDue)} = **${pct(share)}**`, verdict(share === undefined ? undefined : share >= 0.95)]);
+  } else rows.push([`${num(holdPods)} instances heartbeating`, '–', 'not measured']);
+  const storm = result<ScaleResult>(d, 'storm');
+  if (storm) {
+    const lapsed = storm.cohorts.held.beats404;
+    const sp = phase(storm, 'storm');
+    rows.push([
+      `storm: 0 leases of the ${num(storm.params.pods)} heartbeating pods lapse while ${num(storm.params.storm)} register`,
+      `heartbeats answered 404: **${num(lapsed)}**; re-grants during the storm: **${num(sp?.gateway?.regrants ?? 0)}**`,
+      verdict(lapsed === 0 && (sp?.gateway?.regrants ?? 0) === 0),
+    ]);
+  } else rows.push(['storm: 0 leases of heartbeating pods lapse', '–', 'not measured']);
+  const restart = result<ScaleResult>(d, 'restart');
+  if (restart) {
+    const c = restart.cohorts.held;
+    rows.push([
+      `${num(c.pods)} pods starting at once: every pod registered, 0 heartbeats 404, every pod in etcd at the end`,
+      `registered **${num(c.registered)}**, 404 **${num(c.beats404)}**, in etcd **${c.aliveAtEnd === undefined ? '?' : num(c.aliveAtEnd)}** / ${num(c.pods)}`,
+      verdict(c.registered === c.pods && c.beats404 === 0 && c.aliveAtEnd === c.pods),
+    ]);
+  } else rows.push(['pods starting at once', '–', 'not measured']);
+  return [table(['target (issue 10)', 'measured', ''], rows)];
+}
+
+function phaseTable(r: ScaleResult): string {
+  const rows = r.phases.map((p) => {
+    const share = keepAliveShare(p);
+    const peaks = p.gatewayPeaks;
+    return [
+      p.name,
+      `${p.seconds} s`,
+      num(p.instancesAtEnd),
+      p.registrations ? `${num(p.registrations.ok)} / ${num(p.registrations.attempted)}, **${num(p.registrations.okPerSecond)}/s**, p99 ${num(p.registrations.latency.p99)} ms` : '–',
+      p.beats.attempted ? `${num(p.beats.ok)} / ${num(p.beats.attempted)}, p99 ${num(p.beats.latency.p99)} ms` : '–',
+      `**${num(beats404(p))}**`,
+      num(p.renewalsDue),
+      p.etcd ? `${num(p.etcd.leaseKeepAliveMessages)}${share === undefined ? '' : ` (${pct(share)})`}` : '–',
+      p.gateway ? `${num(p.gateway.renewalsConfirmed)} / ${num(p.gateway.renewalsLost)}` : '–',
+      p.gateway ? `**${num(p.gateway.regrants)}**` : '–',
+      p.gateway ? Object.entries(p.gateway.admissionRejections).map(([k, v]) => `${k} ${num(v)}`).join(', ') || '0' : '–',
+      peaks ? `${num(peaks.renewalBacklog)} / ${peaks.renewalOldestDueSeconds.toFixed(1)} s / ${Math.round(peaks.eventLoopDelaySeconds * 1000)} ms` : '–',
+      p.etcd ? `${num(p.etcd.leaseGrant)} / ${num(p.etcd.put)} / ${num(p.etcd.txn)}` : '–',
+      usage(p.processes, 'gateway'),
+      usage(p.processes, 'etcd'),
+      `${p.simulatorCpuPercent} %`,
+    ];
+  });
+  return table(
+    [
+      'phase',
+      'length',
+      'instances at end',
+      'registrations ok / tried, rate',
+      'heartbeats ok / tried',
+      'heartbeats 404',
+      'renewals due',
+      'etcd KeepAlive msgs (of due)',
+      'gateway renewals confirmed / lost',
+      're-grants',
+      'shed (503) by reason',
+      'peak backlog / oldest due / loop delay p99',
+      'etcd LeaseGrant / Put / Txn',
+      'gateway CPU / RSS',
+      'etcd CPU / RSS',
+      'fleet-sim CPU',
+    ],
+    rows,
+  );
+}
+
+function cohortLines(r: ScaleResult): string[] {
+  const lines = Object.entries(r.cohorts).map(
+    ([name, c]) =>
+      `- ${name === 'held' ? 'pods registered first' : 'pods registering in the storm'}: ${num(c.registered)} / ${num(c.pods)} registered, ` +
+      `${num(c.beats404)} heartbeats answered 404, ${num(c.reRegistered)} registered again after a 404, ${c.aliveAtEnd === undefined ? '?' : num(c.aliveAtEnd)} in etcd at the end`,
+  );
+  const rt = r.retries;
+  const retried = Object.entries(rt.retried).map(([k, v]) => `${num(v)} × ${k}`).join(', ');
+  lines.push(
+    retried
+      ? `- registrations refused and retried after Retry-After: ${retried} (Retry-After ${rt.retryAfterSeconds.min}-${rt.retryAfterSeconds.max} s); ${num(rt.succeededAfterRetry)} succeeded on a retry, ${num(rt.gaveUp)} gave up`
+      : '- no registration was refused (no 503/429)',
+  );
+  const outcomes = r.phases.flatMap((p) => Object.entries(p.beats.outcomes).filter(([k]) => k !== '204').map(([k, v]) => `${p.name}: ${k} ${num(v)}`));
+  if (outcomes.length) lines.push(`- heartbeat outcomes other than 204: ${outcomes.join(', ')}`);
+  lines.push(...r.notes.map((n) => `- ${n}`));
+  return lines;
+}
+
+function scaleSection(d: ScaleReportData, name: string, heading: string, intro: string): string[] {
+  const rec = d.records.find((r) => r.name === name);
+  if (!rec) return [];
+  const out = [`## ${heading}`, '', intro, ''];
+  if (rec.status !== 'ok') return [...out, `Not measured: ${rec.status} (${rec.reason}).`, ''];
+  const r = rec.result as ScaleResult;
+  out.push(phaseTable(r), '', ...cohortLines(r), '');
+  out.push(`Scenario took ${rec.seconds} s; load average (1 min) ${rec.loadAverage.start} at its start, ${rec.loadAverage.end} at its end.`, '');
+  return out;
+}
+
+function registerRateSection(d: ScaleReportData): string[] {
+  const rec = d.records.find((r) => r.name === 'register-rate');
+  if (!rec) return [];
+  const out = ['## Registration rate: gateway vs raw etcd3', ''];
+  if (rec.status !== 'ok') return [...out, `Not measured: ${rec.status} (${rec.reason}).`, ''];
+  const { raw, gateway } = rec.result as RegisterRateRun;
+  const g = gateway.phases[0];
+  out.push(
+    `${num(raw.pods)} registrations each, ${raw.concurrency} in flight, on the same fresh etcd in the same run (different key prefixes, raw first). ` +
+      'Raw: one etcd3 client shared by all calls, authenticated and warmed before the clock starts, LeaseGrant then Put with the lease (what a registration costs etcd). ' +
+      'Gateway: `PUT /v1/services/{s}/instances/{id}` over 256 keep-alive sockets, no heartbeats, 503/429 retried after Retry-After.',
+    '',
+  );
+  out.push(
+    table(
+      ['client', 'registrations ok', 'seconds', 'rate', 'latency p50 / p99 ms', 'etcd LeaseGrant / Put / Txn', 'gateway CPU / RSS', 'etcd CPU / RSS', 'fleet-sim CPU'],
+      [
+        ['raw etcd3', `${num(raw.stats.ok)} / ${num(raw.stats.attempted)}`, raw.seconds, `**${num(raw.registrationsPerSecond)}/s**`, `${raw.stats.latency.p50} / ${raw.stats.latency.p99}`, raw.etcd ? `${num(raw.etcd.leaseGrant)} / ${num(raw.etcd.put)} / ${num(raw.etcd.txn)}` : '–', '–', usage(raw.processes, 'etcd'), usage(raw.processes, 'fleet-sim')],
+        g?.registrations
+          ? ['gateway', `${num(g.registrations.ok)} / ${num(g.registrations.attempted)}`, g.seconds, `**${num(g.registrations.okPerSecond)}/s**`, `${g.registrations.latency.p50} / ${g.registrations.latency.p99}`, g.etcd ? `${num(g.etcd.leaseGrant)} / ${num(g.etcd.put)} / ${num(g.etcd.txn)}` : '–', usage(g.processes, 'gateway'), usage(g.processes, 'etcd'), `${g.simulatorCpuPercent} %`]
+          : ['gateway', '–', '–', '–', '–', '–', '–', '–', '–'],
+        ['**gateway / raw**', '', '', `**${ratio(g?.registrations?.okPerSecond ?? 0, raw.registrationsPerSecond)}**`, '', '', '', '', ''],
+      ],
+    ),
+    '',
+  );
+  out.push(...cohortLines(gateway), '');
+  return out;
+}
+
+function throughputSection(d: ScaleReportData): string[] {
+  const rec = d.records.find((r) => r.name === 'throughput');
+  if (!rec) return [];
+  const out = ['## Hot routes vs a bare Fastify handler of the same shape', ''];
+  if (rec.status !== 'ok') return [...out, `Not measured: ${rec.status} (${rec.reason}).`, ''];
+  const tp = rec.result as ThroughputRun;
+  const s = d.options.settings;
+  out.push(
+    `autocannon, ${s.cannonConnections} connections, ${s.cannonRounds} round(s) of ${s.cannonSeconds} s per server after ${s.cannonWarmupSeconds} s warm-up, bare and gateway alternating; the best round of each counts. ` +
+      'The same scenario as in the default report (its tables there show every round).',
+    '',
+  );
+  const rows = tp.pairs.map((p) =>
+    p.bare && p.gateway
+      ? [p.scenario, `${p.gateway.method} ${p.gateway.pathExample}`, num(p.bare.requestsPerSecond), num(p.gateway.requestsPerSecond), `**${ratio(p.gateway.requestsPerSecond, p.bare.requestsPerSecond)}**`, `${p.gateway.latency.p50} / ${p.gateway.latency.p99}`, pct(p.gateway.expectedStatusRate)]
+      : [p.scenario, p.skipped ?? 'not measured', '', '', '', '', ''],
+  );
+  rows.push(['batch', 'POST /v1/heartbeats', '', '', '', '', tp.batchSkipped ?? '']);
+  out.push(table(['route', 'request', 'bare req/s', 'gateway req/s', 'ratio (target ≥ 0.8)', 'gateway p50 / p99 ms', 'expected status'], rows), '');
+  return out;
+}
+
+function rssSection(d: ScaleReportData): string[] {
+  const hold = result<ScaleResult>(d, 'hold');
+  if (!hold?.rss.length) return [];
+  const out = ['## Memory: RSS of one replica per 10k instances tracked', ''];
+  out.push(
+    'Read from /proc at instance-count checkpoints of the hold scenario, with the pods registered so far heartbeating. ' +
+      '*Growth per 10k*: RSS added since the first checkpoint per 10,000 instances added (the process\'s fixed cost left out).',
+    '',
+  );
+  const first = hold.rss[0];
+  out.push(
+    table(
+      ['instances tracked', 'when', 'RSS', 'growth per 10k instances'],
+      hold.rss.map((r) => [num(r.instances), r.when, `**${mb(r.rssMb)}**`, r.instances > first.instances ? mb(((r.rssMb - first.rssMb) / (r.instances - first.instances)) * 10_000) : '–']),
+    ),
+    '',
+  );
+  return out;
+}
+
+export function renderScaleReport(d: ScaleReportData): string {
+  const seconds = Math.round((d.finishedAt.getTime() - d.startedAt.getTime()) / 1000);
+  const m = d.machine;
+  const z = d.options.scaleSizes;
+  const out: string[] = [];
+  out.push(`# Scale benchmark: one gateway replica, up to ${num(z.hold.pods)} instances (${d.startedAt.toISOString().slice(0, 10)}, ${m.cores} cores)`, '');
+  out.push(
+    `Generated by \`${d.command}\` in ${Math.floor(seconds / 60)} min ${seconds % 60} s. Every number below was measured and written by the tool ` +
+      `(raw results: [${d.rawFile}](${d.rawFile})); do not edit by hand, run it again.`,
+    '',
+  );
+  const failed = d.records.filter((r) => r.status === 'failed');
+  const skipped = d.records.filter((r) => r.status === 'skipped');
+  if (failed.length) out.push('**Scenarios that failed to run:**', '', ...failed.map((r) => `- ${r.title}: ${r.reason}`), '');
+  if (skipped.length) out.push('**Scenarios skipped:**', '', ...skipped.map((r) => `- ${r.title}: ${r.reason}`), '');
+  out.push('## Targets', '', ...targets(d), '');
+  out.push('## Machine and load', '', machineTable(m, d.versions, d.options.settings.poolSize), '');
+  out.push(
+    `Before the run the machine was ${d.idleCheckCpuPercent} % busy (100 % = one core, over 3 s); load average (1/5/15 min) ${d.loadAverage.start.join(' / ')} at the start, ` +
+      `${d.loadAverage.end.join(' / ')} at the end. etcd, Redis, the replica and the load generator (fleet-sim, one Node process for up to 100,000 pods) share the same cores ` +
+      'with whatever else runs on the machine: on a shared machine the rates are pessimistic, the counts (404s, re-grants, keys in etcd) are not.',
+    '',
+  );
+  out.push('## How it was run', '', '```', d.command, '```', '');
+  out.push(
+    '`--scale` runs each scenario below on a fresh private etcd (auth on) with one fresh gateway replica from `dist/` (`RATE_LIMIT_REGISTRATIONS_PER_SECOND=0`, admission control at its defaults), ' +
+      'and one `fleet-sim scale` process as the fleet: every pod shares 256 keep-alive sockets to the replica, registers (retrying 503/429 after `Retry-After` plus up to 1 s of jitter, as an SDK does), ' +
+      'then heartbeats on its own schedule (phases spread over the interval); a heartbeat answered 404 makes the pod register again on its next tick. ' +
+      '*Renewals due*: one per heartbeating lease every TTL/3 after its grant, the gateway\'s cadence; *etcd KeepAlive msgs* are the LeaseKeepAlive requests etcd received (its own `/metrics`). ' +
+      '*Re-grants* (`registry_lease_regrants_total`), renewals confirmed/lost, admission rejections and the peak backlog, oldest-due age and event-loop delay are the replica\'s own metrics, polled every 2 s. ' +
+      'Pick scenarios with `--only register-rate,restart,storm,hold,throughput`; `--scale-factor 0.1` rehearses at a tenth of the sizes.',
+    '',
+  );
+  out.push(...throughputSection(d));
+  out.push(...registerRateSection(d));
+  out.push(...rssSection(d));
+  out.push(
+    ...scaleSection(
+      d,
+      'hold',
+      `${num(z.hold.pods)} instances, then heartbeating for ${z.hold.holdSeconds} s`,
+      `${num(z.hold.pods)} pods register at concurrency ${z.hold.concurrency} (TTL ${z.hold.ttlSeconds} s), each heartbeating every ${z.hold.intervalSeconds} s from its registration on; then all heartbeat for ${z.hold.holdSeconds} s.`,
+    ),
+  );
+  out.push(
+    ...scaleSection(
+      d,
+      'storm',
+      `A registration storm beside ${num(z.storm.held)} heartbeating pods`,
+      `${num(z.storm.held)} pods register (concurrency ${z.storm.concurrency}, TTL ${z.storm.ttlSeconds} s, heartbeat every ${z.storm.intervalSeconds} s); then ${num(z.storm.storm)} more register ` +
+        `with ${z.storm.stormConcurrency} in flight (over the same 256 sockets) while the first keep heartbeating; then everyone heartbeats for ${z.storm.holdSeconds} s. ` +
+        'A lapsed lease of a heartbeating pod shows as a heartbeat answered 404 or as a re-grant.',
+    ),
+  );
+  out.push(
+    ...scaleSection(
+      d,
+      'restart',
+      `${num(z.restart.pods)} pods starting at once`,
+      `A cluster-wide restart: all ${num(z.restart.pods)} registrations issued at once (queued on the shared sockets), TTL ${z.restart.ttlSeconds} s, each pod heartbeating every ${z.restart.intervalSeconds} s ` +
+        `from its registration on, then ${z.restart.holdSeconds} s of heartbeats; keys counted in etcd at the end.`,
+    ),
+  );
+  out.push('## Load per scenario', '');
+  out.push(table(['scenario', 'status', 'seconds', 'load average (1 min) start / end'], d.records.map((r) => [r.title, r.status, r.seconds, `${r.loadAverage.start} / ${r.loadAverage.end}`])), '');
+  return out.join('\n');
+}

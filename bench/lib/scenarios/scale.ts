@@ -1,0 +1,135 @@
+/**
+ * The scale set (`--scale`): one replica against fleets of up to 100,000 pods (fleet-sim's `scale`
+ * mode), and the raw etcd3 yardstick for the registration rate. Each runs on a fresh etcd.
+ */
+import { BenchOptions } from '../cli';
+import { BenchContext } from '../bench-context';
+import { Scenario, scenario } from '../scenario';
+import { RawRegisterResult, ScaleResult } from '../sim-results';
+
+/** Planning guesses for a loaded 2-core machine (the issue measured 241-444/s and ~1,170/s). */
+const GATEWAY_REGISTRATIONS_PER_SECOND = 250;
+const RAW_REGISTRATIONS_PER_SECOND = 1000;
+/** Start-up of a replica, the alive check and the fresh etcd. */
+const OVERHEAD_SECONDS = 30;
+
+export interface RegisterRateRun {
+  raw: RawRegisterResult;
+  gateway: ScaleResult;
+}
+
+interface ScaleRunSpec {
+  name: string;
+  label: string;
+  pods: number;
+  storm?: number;
+  ttlSeconds: number;
+  intervalSeconds: number;
+  holdSeconds: number;
+  concurrency: number;
+  stormConcurrency?: number;
+  rssAt?: number[];
+}
+
+/** One replica on the current etcd, one fleet-sim `scale` run against it. */
+async function runScaleSim(ctx: BenchContext, spec: ScaleRunSpec): Promise<ScaleResult> {
+  const prefix = ctx.prefix(spec.name);
+  const { gateways } = await ctx.startGateways(spec.name, prefix, 1);
+  try {
+    const args = ['scale', '--gateway', gateways[0].url, '--pods', String(spec.pods), '--storm', String(spec.storm ?? 0)];
+    args.push('--ttl', String(spec.ttlSeconds), '--interval', String(spec.intervalSeconds), '--hold', String(spec.holdSeconds));
+    args.push('--register-concurrency', String(spec.concurrency), '--storm-concurrency', String(spec.stormConcurrency ?? 512));
+    if (spec.rssAt?.length) args.push('--rss-at', spec.rssAt.join(','));
+    args.push('--prefix', prefix, '--label', spec.label, '--sample-pid', ctx.pids(gateways));
+    return await ctx.sim<ScaleResult>(args, spec.name);
+  } finally {
+    await ctx.stop(gateways);
+  }
+}
+
+const registrationSeconds = (pods: number) => pods / GATEWAY_REGISTRATIONS_PER_SECOND;
+const lapsed = (r: ScaleResult) => Object.values(r.cohorts).reduce((n, c) => n + c.beats404, 0);
+const regrants = (r: ScaleResult) => r.phases.reduce((n, p) => n + (p.gateway?.regrants ?? 0), 0);
+const describeScale = (r: ScaleResult) => `heartbeats answered 404: ${lapsed(r)}, re-grants: ${regrants(r)}`;
+
+export function registerRateScenario(o: BenchOptions): Scenario {
+  const s = o.scaleSizes.registerRate;
+  return scenario<RegisterRateRun>({
+    name: 'register-rate',
+    section: 'scale',
+    sets: ['scale'],
+    title: `registration rate, ${s.pods} registrations at concurrency ${s.concurrency}: raw etcd3 then gateway`,
+    steps: 2,
+    estimateSeconds: s.pods / RAW_REGISTRATIONS_PER_SECOND + registrationSeconds(s.pods) + OVERHEAD_SECONDS,
+    freshEtcd: true,
+    async run(ctx) {
+      ctx.header(`raw etcd3 LeaseGrant+Put, ${s.pods} at concurrency ${s.concurrency}`);
+      const rawPrefix = ctx.prefix('raw-register');
+      const rawArgs = ['raw-register', '--pods', String(s.pods), '--register-concurrency', String(s.concurrency), '--ttl', String(s.ttlSeconds)];
+      rawArgs.push('--prefix', rawPrefix, '--label', 'raw etcd3 register', '--sample-pid', ctx.pids([]));
+      const raw = await ctx.sim<RawRegisterResult>(rawArgs, 'raw-register');
+      ctx.header(`gateway registrations, ${s.pods} at concurrency ${s.concurrency}`);
+      const gateway = await runScaleSim(ctx, { name: 'gateway-register', label: 'gateway register', pods: s.pods, ttlSeconds: s.ttlSeconds, intervalSeconds: 0, holdSeconds: 0, concurrency: s.concurrency });
+      return { raw, gateway };
+    },
+    describe: (r) => `raw ${r.raw.registrationsPerSecond}/s, gateway ${r.gateway.phases[0]?.registrations?.okPerSecond ?? '?'}/s`,
+  });
+}
+
+export function holdScenario(o: BenchOptions): Scenario {
+  const s = o.scaleSizes.hold;
+  return scenario<ScaleResult>({
+    name: 'hold',
+    section: 'scale',
+    sets: ['scale'],
+    title: `${s.pods} instances (TTL ${s.ttlSeconds}), heartbeating every ${s.intervalSeconds} s for ${s.holdSeconds} s`,
+    steps: 1,
+    estimateSeconds: registrationSeconds(s.pods) + s.holdSeconds + OVERHEAD_SECONDS,
+    freshEtcd: true,
+    run: (ctx) =>
+      runScaleSim(ctx, { name: 'hold', label: `hold ${s.pods}`, pods: s.pods, ttlSeconds: s.ttlSeconds, intervalSeconds: s.intervalSeconds, holdSeconds: s.holdSeconds, concurrency: s.concurrency, rssAt: s.rssAt }),
+    describe: describeScale,
+  });
+}
+
+export function stormScenario(o: BenchOptions): Scenario {
+  const s = o.scaleSizes.storm;
+  return scenario<ScaleResult>({
+    name: 'storm',
+    section: 'scale',
+    sets: ['scale'],
+    title: `${s.held} pods heartbeating while ${s.storm} more register (concurrency ${s.stormConcurrency})`,
+    steps: 1,
+    estimateSeconds: registrationSeconds(s.held + s.storm) + s.holdSeconds + OVERHEAD_SECONDS,
+    freshEtcd: true,
+    run: (ctx) =>
+      runScaleSim(ctx, {
+        name: 'storm',
+        label: `storm ${s.held}+${s.storm}`,
+        pods: s.held,
+        storm: s.storm,
+        ttlSeconds: s.ttlSeconds,
+        intervalSeconds: s.intervalSeconds,
+        holdSeconds: s.holdSeconds,
+        concurrency: s.concurrency,
+        stormConcurrency: s.stormConcurrency,
+      }),
+    describe: describeScale,
+  });
+}
+
+export function restartScenario(o: BenchOptions): Scenario {
+  const s = o.scaleSizes.restart;
+  return scenario<ScaleResult>({
+    name: 'restart',
+    section: 'scale',
+    sets: ['scale'],
+    title: `${s.pods} pods starting at once (TTL ${s.ttlSeconds}, heartbeat every ${s.intervalSeconds} s, ${s.holdSeconds} s)`,
+    steps: 1,
+    estimateSeconds: registrationSeconds(s.pods) + s.holdSeconds + OVERHEAD_SECONDS,
+    freshEtcd: true,
+    run: (ctx) =>
+      runScaleSim(ctx, { name: 'restart', label: `restart ${s.pods}`, pods: s.pods, ttlSeconds: s.ttlSeconds, intervalSeconds: s.intervalSeconds, holdSeconds: s.holdSeconds, concurrency: s.pods }),
+    describe: describeScale,
+  });
+}
