@@ -3,6 +3,7 @@
  * at the end of a scenario, how many of the fleet's instance keys still exist.
  */
 import { Etcd3 } from 'etcd3';
+import { prefixRangeEnd } from '@app/registry';
 import { EtcdCounters, diffCounters, fetchEtcdCounters } from '@app/stack';
 import { sleep } from './progress';
 
@@ -62,18 +63,6 @@ export class EtcdCounterProbe {
   }
 }
 
-/** First key after every key that starts with `prefix` (etcd's range_end for a prefix). */
-function prefixEnd(prefix: Buffer): Buffer {
-  const end = Buffer.from(prefix);
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i] < 0xff) {
-      end[i]++;
-      return end.subarray(0, i + 1);
-    }
-  }
-  return Buffer.from([0]);
-}
-
 /**
  * Instance keys under `<prefix>services/` (one Authenticate, made after the counters are read). Read
  * in pages of keys only: 100,000 keys in one answer would pass gRPC's 4 MB message limit.
@@ -83,7 +72,7 @@ export async function countInstanceKeys(target: EtcdTarget, prefix: string): Pro
   try {
     const keys = new Set<string>();
     const start = Buffer.from(`${prefix}services/`);
-    const end = prefixEnd(start);
+    const end = prefixRangeEnd(`${prefix}services/`);
     let from = start;
     for (;;) {
       const page = await client.kv.range({ key: from, range_end: end, keys_only: true, limit: 10_000 });
