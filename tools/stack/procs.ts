@@ -320,7 +320,7 @@ export abstract class LocalServer {
 }
 
 /** Spins (briefly, synchronously) until /proc reports `pid` stopped ('T'), or `timeoutMs` passes. */
-function waitUntilStopped(pid: number, timeoutMs: number): void {
+export function waitUntilStopped(pid: number, timeoutMs: number): void {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     try {

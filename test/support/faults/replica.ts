@@ -2,8 +2,7 @@
  * One gateway replica as a real process (ts-node, like startGatewayProcess, which it reuses), so it
  * can be SIGKILLed, SIGSTOPped and restarted on the same port: pods and resolvers keep its URL.
  */
-import * as fs from 'node:fs';
-import { trackChild } from '../../../tools/stack/procs';
+import { trackChild, waitUntilStopped } from '../../../tools/stack/procs';
 import { GatewayProcess, startGatewayProcess } from '../gateway';
 import { HttpClient, metricValue } from './http';
 import { waitFor } from './wait';
@@ -71,7 +70,7 @@ export class GatewayReplica {
     const pid = this.pid;
     if (!pid) return;
     process.kill(pid, 'SIGSTOP');
-    waitUntilStopped(pid);
+    waitUntilStopped(pid, 2_000);
   }
 
   thaw(): void {
@@ -94,16 +93,4 @@ export class GatewayReplica {
   }
 }
 
-/** A signal is only queued by kill(2): wait until /proc shows the process stopped ('T'). */
-function waitUntilStopped(pid: number, timeoutMs = 2000): void {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('T')) return;
-    } catch {
-      return;
-    }
-  }
-}
 
