@@ -117,7 +117,10 @@ export class KeepAliveStreams implements RenewalTransport {
     const onBroken = (err?: Error) => {
       if (broken || this.closed) return;
       broken = true;
-      if (this.streams[index] === stream) this.streams[index] = undefined;
+      // A stream replaced by replaceConnection() ends here too: its successor is already opening, and a
+      // second reopen would leave two streams on one index.
+      if (this.streams[index] !== stream) return;
+      this.streams[index] = undefined;
       this.hooks.streamsChanged?.();
       this.hooks.streamReset(index, err);
       if (err && isStaleTokenRejection(err)) this.connections[index].invalidateToken(token);
