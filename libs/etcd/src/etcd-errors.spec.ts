@@ -1,9 +1,10 @@
 import { castGrpcError, EtcdInvalidAuthTokenError, EtcdLeaseInvalidError, EtcdPermissionDeniedError, GRPCUnavailableError } from 'etcd3';
-import { InstanceNotFoundError, OverloadedError, RegistryBackendError, RegistryUnavailableError } from '@app/registry';
+import { InstanceNotFoundError, OverloadedError, RegistryBackendError, RegistryUnavailableError, StorageFullError } from '@app/registry';
 import {
   etcdFailure,
   grpcStatusOf,
   isEtcdOverloaded,
+  isEtcdSpaceExhausted,
   isEtcdUnavailable,
   isResponseTooLarge,
   isRevisionCompacted,
@@ -81,7 +82,6 @@ describe('etcdFailure', () => {
   it.each([
     [7, 'PERMISSION_DENIED', 'etcdserver: permission denied'],
     [3, 'INVALID_ARGUMENT', 'etcdserver: request is too large'],
-    [8, 'RESOURCE_EXHAUSTED', 'etcdserver: mvcc: database space exceeded'],
     [16, 'UNAUTHENTICATED', 'etcdserver: invalid auth token'],
     [13, 'INTERNAL', 'something broke'],
   ])('maps %s %s to etcd_error', (code, status, details) => {
@@ -89,6 +89,16 @@ describe('etcdFailure', () => {
     expect(failure).toBeInstanceOf(RegistryBackendError);
     expect((failure as RegistryBackendError).grpcStatus).toBe(status);
     expect(failure?.message).toBe(`etcd error while writing instance a/1: ${status} (${details})`);
+  });
+
+  it("maps a full database (NOSPACE) to registry_read_only with a long Retry-After, naming the cause and the action", () => {
+    const failure = etcdFailure(grpcError(8, 'RESOURCE_EXHAUSTED', 'etcdserver: mvcc: database space exceeded'), 'granting a 6 s lease');
+    expect(failure).toBeInstanceOf(StorageFullError);
+    expect(failure?.code).toBe('registry_read_only');
+    expect((failure as StorageFullError).retryAfterSeconds).toBe(30);
+    expect(failure?.message).toMatch(/NOSPACE alarm\) while granting a 6 s lease/);
+    expect(failure?.message).toMatch(/database space exceeded/);
+    expect(isEtcdSpaceExhausted(grpcError(8, 'RESOURCE_EXHAUSTED', 'etcdserver: too many requests'))).toBe(false);
   });
 
   it("maps etcd's own load shedding to overloaded with Retry-After", () => {

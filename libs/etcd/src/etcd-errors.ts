@@ -21,7 +21,7 @@ import {
   GRPCUnavailableError,
   GRPCUnknownError,
 } from 'etcd3';
-import { OverloadedError, RegistryBackendError, RegistryError, RegistryUnavailableError } from '@app/registry';
+import { OverloadedError, RegistryBackendError, RegistryError, RegistryUnavailableError, StorageFullError } from '@app/registry';
 
 // etcd3's castGrpcError turns a grpc-js error into a class and drops the numeric `code`, but keeps
 // grpc-js's message, which starts with "<code> <STATUS>: ". The message is read first; the class is
@@ -85,6 +85,14 @@ export function isRevisionCompacted(err: unknown): boolean {
   return grpcStatusOf(err) === 'OUT_OF_RANGE' && /compacted/i.test((err as Error).message);
 }
 
+/** etcd's database reached its space quota (alarm NOSPACE): writes are refused until an operator acts. */
+export function isEtcdSpaceExhausted(err: unknown): boolean {
+  return grpcStatusOf(err) === 'RESOURCE_EXHAUSTED' && /database space exceeded/i.test((err as Error).message);
+}
+
+/** How long a client is asked to wait before it retries a write refused under NOSPACE. */
+const NOSPACE_RETRY_AFTER_SECONDS = 30;
+
 /**
  * etcd's own load shedding: "too many requests" (RESOURCE_EXHAUSTED while its apply loop lags
  * commits). Transient, unlike the other RESOURCE_EXHAUSTED causes (oversized answer, full database).
@@ -114,8 +122,9 @@ export function withEtcdAction<E>(err: E, action: string): E {
  * etcd (a RegistryError or a bug passes through unchanged):
  * - UNAVAILABLE, DEADLINE_EXCEEDED: `RegistryUnavailableError` (503 + Retry-After; retrying helps);
  * - etcd's "too many requests": `OverloadedError` (503 + Retry-After);
- * - any other status (an answer over gRPC's size limit, PERMISSION_DENIED, INVALID_ARGUMENT, a full
- *   database, ...): `RegistryBackendError` naming the status and what the gateway was doing. Retrying
+ * - a full database (NOSPACE): `StorageFullError` (503 `registry_read_only` + a long Retry-After: the
+ *   registry is read-only until an operator frees space; renewals and lookups go on);
+ * - any other status (an answer over gRPC's size limit, PERMISSION_DENIED, INVALID_ARGUMENT, ...): `RegistryBackendError` naming the status and what the gateway was doing. Retrying
  *   will not help, so calling it "unavailable" would send operators looking in the wrong place.
  * `action` is used when the error carries none (see withEtcdAction).
  */
@@ -126,6 +135,12 @@ export function etcdFailure(err: unknown, action: string): RegistryError | undef
   if (status === 'UNAVAILABLE' || status === 'DEADLINE_EXCEEDED') return new RegistryUnavailableError('etcd is unavailable; retry later');
   if (isEtcdOverloaded(err)) return new OverloadedError('etcd is overloaded (too many requests); retry later', 1);
   const doing = (err as { [ACTION]?: string })[ACTION] ?? action;
+  if (isEtcdSpaceExhausted(err)) {
+    return new StorageFullError(
+      `etcd's database is full (NOSPACE alarm) while ${doing}: the registry accepts no new writes until an operator frees space; running instances stay registered and lookups go on (${detailOf(err as Error)})`,
+      NOSPACE_RETRY_AFTER_SECONDS,
+    );
+  }
   return new RegistryBackendError(`etcd error while ${doing}: ${status} (${detailOf(err as Error)})`, status);
 }
 

@@ -77,3 +77,20 @@ export class RegistryBackendError extends RegistryError {
     super(message);
   }
 }
+
+/**
+ * etcd's database reached its space quota (alarm NOSPACE): etcd refuses every write that would grow it
+ * until an operator frees space (compact, defragment, disarm the alarm). Renewals and reads still
+ * work, so running instances stay registered and lookups go on; only new writes wait. A 503 with a
+ * long Retry-After: the registry is temporarily read-only, not broken, and a retry loop every second
+ * would only add load.
+ */
+export class StorageFullError extends RegistryError {
+  readonly code = 'registry_read_only';
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message);
+  }
+}

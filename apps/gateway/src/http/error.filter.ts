@@ -1,6 +1,6 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { InstanceNotFoundError, InvalidRequestError, OverloadedError, RateLimitedError, RegistryError, RegistryUnavailableError, UpdateConflictError } from '@app/registry';
+import { InstanceNotFoundError, InvalidRequestError, OverloadedError, RateLimitedError, RegistryError, RegistryUnavailableError, StorageFullError, UpdateConflictError } from '@app/registry';
 import { RegistryBackendError } from '@app/registry';
 
 export interface ErrorBody {
@@ -30,6 +30,7 @@ export class RegistryErrorFilter implements ExceptionFilter {
       if (exception instanceof InstanceNotFoundError) return { status: 404, body };
       if (exception instanceof OverloadedError) return { status: 503, body, retryAfter: exception.retryAfterSeconds };
       if (exception instanceof RegistryUnavailableError) return { status: 503, body, retryAfter: 1 };
+      if (exception instanceof StorageFullError) return { status: 503, body, retryAfter: exception.retryAfterSeconds };
       if (exception instanceof RateLimitedError) return { status: 429, body, retryAfter: exception.retryAfterSeconds };
       if (exception instanceof UpdateConflictError) return { status: 409, body };
       if (exception instanceof RegistryBackendError) return { status: 502, body };
