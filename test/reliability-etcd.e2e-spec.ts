@@ -56,14 +56,18 @@ describe('reliability: etcd faults under a fleet (3 members, 2 replicas)', () =>
       expect(etcd.authenticate).toBeLessThanOrEqual(8);
     });
 
-    // GATEWAY BUG (reported to the lead): a frozen member keeps its TCP connections open, so each pooled
-    // connection stays on it (pick_first) until gRPC keepalive gives up (~15 s); renewals go nowhere,
-    // leases expire after one TTL, and pods vanish from lookups until the connection moves and their
-    // next heartbeat re-grants (100-115 of 120 pods, 4.8-11 s in three runs). Flip to `it` once the gateway leaves a stalled member in time.
-    // The cluster keeps its quorum, so the promise is the leader scenario's: no gap at all.
+    // Was a gateway bug (RELIABILITY.md finding 1): the renewals stayed on the frozen member until gRPC
+    // keepalive gave up (~15 s). The cluster keeps its quorum, so the promise is the leader scenario's: no gap at all.
     it('no live pod goes missing from lookups', () => {
       expect(result).toBeDefined();
       expect(result.report.gaps).toEqual([]);
+    });
+
+    // RELIABILITY.md finding 3: right after the thaw, the replica whose watch sat on the frozen member
+    // took the member's instant progress answer as confirmation and listed deleted pods as current.
+    it('no silent pod, once gone, is listed again in an answer that is not marked stale', () => {
+      expect(result).toBeDefined();
+      expect(result.report.silent.filter((s) => s.resurrected).map((s) => s.pod)).toEqual([]);
     });
   });
 

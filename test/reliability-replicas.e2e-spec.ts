@@ -93,6 +93,8 @@ describe('reliability: Redis and replica faults under a fleet (3 members, 2 repl
     expect(report.heartbeats.notFound).toBe(0);
     for (const gap of report.gaps) expect(gap.toMs - gap.fromMs).toBeLessThanOrEqual(BOUND_REPLICA_FAILOVER_MS);
     for (const s of report.silent) expect(s.goneAfterMs).toBeLessThanOrEqual((TTL * 4) / 3 * 1000 + 3000);
+    // RELIABILITY.md finding 3: the thawed replica must not answer its pre-freeze view as current.
+    expect(report.silent.filter((s) => s.resurrected).map((s) => s.pod)).toEqual([]);
     expect(etcd.range).toBeLessThanOrEqual(FLEET.services * FLEET.podsPerService + 50);
   });
 });

@@ -30,6 +30,7 @@ export class KeepAliveStreams implements RenewalTransport {
   private readonly timers = new Set<NodeJS.Timeout>();
   private closed = false;
   private lastAnswer = 0;
+  private highestRevision = 0;
 
   constructor(
     private readonly connections: EtcdConnection[],
@@ -54,6 +55,11 @@ export class KeepAliveStreams implements RenewalTransport {
   }
 
   /** When etcd last answered a renewal on any stream, epoch ms; 0 = never. */
+  /** The highest revision etcd reported in a keepalive answer (its member's store revision). */
+  get revisionSeen(): number {
+    return this.highestRevision;
+  }
+
   get lastAnswerAt(): number {
     return this.lastAnswer;
   }
@@ -129,6 +135,8 @@ export class KeepAliveStreams implements RenewalTransport {
     stream.on('data', (res) => {
       this.failures[index] = 0;
       this.lastAnswer = Date.now();
+      const revision = Number(res.header?.revision ?? 0);
+      if (revision > this.highestRevision) this.highestRevision = revision;
       this.hooks.renewalAnswered(String(res.ID), Number(res.TTL));
     });
     stream.on('error', (err) => onBroken(err));

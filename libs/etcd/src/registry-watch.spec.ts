@@ -42,7 +42,7 @@ function kv(key: string, modRevision: number, version: number, value = '') {
   return { key: Buffer.from(key), value: Buffer.from(value), mod_revision: String(modRevision), version: String(version), create_revision: '1', lease: '0' };
 }
 
-function setup() {
+function setup(clusterRevision?: () => number) {
   const streams: FakeStream[] = [];
   let token = 'token-1';
   const connection = {
@@ -69,7 +69,7 @@ function setup() {
     { pick: () => connection as unknown as EtcdConnection } as Pick<ConnectionPool, 'pick'>,
     store,
     { events: (e) => delivered.push(e), resync: (r) => resyncs.push(r), stateChanged: (up, reason) => states.push([up, reason]) },
-    { progressIntervalMs: 1_000, silenceTimeoutMs: 3_000, backoffMinMs: 100, backoffMaxMs: 100 },
+    { progressIntervalMs: 1_000, silenceTimeoutMs: 3_000, backoffMinMs: 100, backoffMaxMs: 100, clusterRevision },
   );
   const latest = () => streams[streams.length - 1];
   return { watch, streams, latest, connection, store, delivered, resyncs, states };
@@ -180,6 +180,47 @@ describe('RegistryWatch', () => {
     expect(watch.isUp()).toBe(false);
     expect(streams.length).toBeGreaterThanOrEqual(2);
     expect(latest().writes[0].create_request!.start_revision).toBe(11);
+    watch.close();
+  });
+
+  // RELIABILITY.md finding 3: etcd 3.4 answers a progress request at once with its member's own
+  // revision, also while that member (just thawed) is still catching up with the cluster.
+  it('does not take an answer from a member behind the cluster as confirmation; ordinary lag of less than one interval is current', async () => {
+    let cluster = 10;
+    const { watch, latest } = setup(() => cluster);
+    watch.start();
+    await jest.advanceTimersByTimeAsync(0);
+    latest().respond({ created: true, revision: 10 });
+    const createdAt = watch.confirmedAt;
+    expect(createdAt).toBeGreaterThan(0);
+
+    cluster = 50; // the rest of the cluster moved on (e.g. this member was frozen)
+    await jest.advanceTimersByTimeAsync(1_000); // progress request 1: the floor is what the cluster had reached one interval before (nothing known yet)
+    latest().respond({ watch_id: '-1', revision: 12 });
+    expect(watch.confirmedAt).toBe(Date.now()); // behind by less than an interval: current
+
+    await jest.advanceTimersByTimeAsync(1_000); // progress request 2: floor 50
+    latest().respond({ watch_id: '-1', revision: 12 }); // the member still lags
+    expect(watch.confirmedAt).toBe(Date.now() - 1_000);
+    expect(watch.isUp()).toBe(true); // alive, only not current: no reconnect
+    latest().respond({ revision: 50, events: [{ type: 'Delete', kv: kv('/registry/services/a/1', 49, 0) }] as unknown as IWatchResponse['events'] });
+    expect(watch.confirmedAt).toBe(Date.now()); // caught up
+    watch.close();
+  });
+
+  it('after resuming from an older revision, confirms only once the backlog window (one interval) has passed', async () => {
+    const { watch, latest } = setup(() => 0);
+    watch.start();
+    await jest.advanceTimersByTimeAsync(0);
+    latest().respond({ created: true, revision: 10 });
+    latest().emit('error', new Error('14 UNAVAILABLE'));
+    await jest.advanceTimersByTimeAsync(5_000);
+    latest().respond({ created: true, revision: 30 });
+    latest().respond({ watch_id: '-1', revision: 30 });
+    expect(watch.confirmedAt).toBeLessThan(Date.now() - 4_000); // not confirmed by the resumed stream yet
+    await jest.advanceTimersByTimeAsync(1_000);
+    latest().respond({ watch_id: '-1', revision: 30 });
+    expect(watch.confirmedAt).toBe(Date.now());
     watch.close();
   });
 

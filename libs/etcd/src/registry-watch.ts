@@ -47,6 +47,12 @@ export interface RegistryWatchOptions {
    * revision after it: consumers know every instance before the first event, not only later changes.
    */
   initialSync?: boolean;
+  /**
+   * The highest revision this replica has seen etcd reach elsewhere (the lease engine's keepalive
+   * answers, from whichever member its streams use); 0 = unknown. A progress answer from a member
+   * behind it does not confirm the cache (see confirmedAt).
+   */
+  clusterRevision?: () => number;
   now?: () => number;
 }
 
@@ -58,8 +64,19 @@ type WatchStream = IDuplexStream<IWatchRequest, IWatchResponse>;
  * rebuilds from one (paged) Range instead and tells the listener to replace its state.
  *
  * Health: the stream is asked for a progress notification every `progressIntervalMs`; silence for
- * `silenceTimeoutMs` (a frozen etcd keeps the TCP connection open) counts as a break. `confirmedAt`
- * is when etcd last answered, which is what a cache needs to tell current answers from stale ones.
+ * `silenceTimeoutMs` (a frozen etcd keeps the TCP connection open) counts as a break.
+ *
+ * `confirmedAt` is when etcd last proved that what the watch delivered is current, which is what a
+ * cache needs to tell current answers from stale ones. An answer alone does not prove it: etcd 3.4
+ * answers a progress request at once with its member's own revision, also while that member is
+ * catching up after a stall (a thawed member, a partition healed) and while a resumed watcher has
+ * not sent its backlog yet. Taking such an answer as confirmation let a replica serve instances
+ * deleted meanwhile as `stale: false` (RELIABILITY.md, finding 3). So an answer confirms only when
+ * - its member has reached the revision the rest of the cluster had reached one progress interval
+ *   earlier (`clusterRevision`, sampled when the previous progress request was sent: a member that
+ *   lags by less than that counts as current, so ordinary follower lag never makes answers stale);
+ * - and, after the stream resumed from an older revision, one progress interval has passed since
+ *   its creation (etcd syncs a lagging watcher every 100 ms; the interval is ten of those).
  */
 export class RegistryWatch {
   private stream: WatchStream | undefined;
@@ -67,6 +84,14 @@ export class RegistryWatch {
   private lastRevision = 0;
   private continuity = 0;
   private lastHeardAt = 0;
+  private lastConfirmedAt = 0;
+  /** Answers confirm only from members at or past this revision (see the class comment). */
+  private progressFloor = 0;
+  private nextProgressFloor = 0;
+  /** Answers confirm only from this time on (a resumed stream's backlog window). */
+  private confirmableFrom = 0;
+  /** The next creation starts from a read just made (no backlog window). */
+  private justRead = false;
   private openedAt = 0;
   private failures = 0;
   private needsRebuild = false;
@@ -100,9 +125,9 @@ export class RegistryWatch {
     return this.lastRevision;
   }
 
-  /** When etcd last answered on the open, created stream (epoch ms); 0 while the stream is down. */
+  /** When etcd last confirmed that the delivered changes are current (epoch ms); 0 while the stream is down. */
   get confirmedAt(): number {
-    return this.isUp() ? this.lastHeardAt : 0;
+    return this.isUp() ? this.lastConfirmedAt : 0;
   }
 
   isUp(): boolean {
@@ -180,7 +205,8 @@ export class RegistryWatch {
 
   private onResponse(stream: WatchStream, res: IWatchResponse, connection: EtcdConnection, token: string | undefined): void {
     if (stream !== this.stream) return;
-    this.lastHeardAt = this.now();
+    const now = this.now();
+    this.lastHeardAt = now;
     if (res.compact_revision && res.compact_revision !== '0') {
       // etcd no longer has the revisions we missed: rebuild from one Range, then watch from there.
       this.needsRebuild = true;
@@ -198,14 +224,19 @@ export class RegistryWatch {
     if (res.created) {
       this.created = true;
       this.failures = 0;
-      if (!this.lastRevision) {
+      const resumed = this.lastRevision > 0;
+      if (!resumed) {
         this.lastRevision = Number(res.header.revision);
         this.continuity++;
       }
+      // Right after a read (first creation, initial sync, rebuild) the backlog is milliseconds long.
+      this.confirmableFrom = resumed && !this.justRead ? now + this.options.progressIntervalMs : now;
+      this.justRead = false;
       this.hooks.stateChanged?.(true);
       this.settle();
     }
     if (res.events.length) this.deliver(res);
+    if (now >= this.confirmableFrom && Number(res.header?.revision ?? 0) >= this.progressFloor) this.lastConfirmedAt = now;
   }
 
   private deliver(res: IWatchResponse): void {
@@ -233,6 +264,7 @@ export class RegistryWatch {
   private async rebuild(): Promise<void> {
     const range = await this.store.scanAll({ pageSize: this.options.rebuildPageSize });
     this.needsRebuild = false;
+    this.justRead = true;
     this.lastRevision = Number(range.revision);
     this.continuity++;
     this.hooks.resync(range);
@@ -247,7 +279,11 @@ export class RegistryWatch {
       this.drop(stream, `no answer from etcd for ${silentFor} ms`);
       return;
     }
-    if (this.created) stream.write({ progress_request: {} });
+    if (!this.created) return;
+    // The floor lags one interval behind what the cluster reached (see the class comment).
+    this.progressFloor = this.nextProgressFloor;
+    this.nextProgressFloor = this.options.clusterRevision?.() ?? 0;
+    stream.write({ progress_request: {} });
   }
 
   /** Forgets `stream` (if still current), cancels it and schedules a reopen. */

@@ -180,6 +180,8 @@ export class RegistryRuntime {
         silenceTimeoutMs: options.cache.staleAfterMs,
         // One paged read of every instance first: the directory knows every lease before any event.
         initialSync: true,
+        // A lagging watch member must not confirm the cache (RELIABILITY.md, finding 3).
+        clusterRevision: () => this.engine.revisionSeen,
       },
     );
     this.cache = new RegistryCache(this.store, shared, this.watch, options.cache, {

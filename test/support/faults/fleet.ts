@@ -23,6 +23,15 @@ export interface FleetOptions {
   requestTimeoutMs?: number;
 }
 
+/**
+ * An answer not marked `stale` promises to reflect etcd as of at most CACHE_STALE_AFTER_MS ago (3 s,
+ * the replicas' default here), not "now": a replica whose watch stalls serves its last confirmed view
+ * until then (RELIABILITY.md, finding 3). So a silent pod listed again counts as resurrected only when
+ * the answer came more than that bound (plus the lookup's own latency) after some replica had already
+ * answered without it.
+ */
+const STALE_BOUND_MS = 3_000 + 500;
+
 export interface Gap {
   pod: string;
   fromMs: number;
@@ -46,7 +55,8 @@ export interface FleetReport {
   lookups: { ok: number; stale: number; failed: number; byStatus: Record<string, number> };
   gaps: Gap[];
   worstGapMs: number;
-  silent: Array<{ pod: string; silencedAtMs: number; goneAfterMs?: number; resurrected: boolean }>;
+  /** `trail`: what each lookup said of the pod after it went silent, for a resurrection to be explained. */
+  silent: Array<{ pod: string; silencedAtMs: number; goneAfterMs?: number; resurrected: boolean; trail: string[] }>;
   events: Array<{ atMs: number; what: string }>;
 }
 
@@ -64,6 +74,8 @@ interface PodState {
   silentSince?: number;
   goneAt?: number;
   resurrected: boolean;
+  /** Lookups after the pod went silent: "+ms present|absent stale? revision via" (bounded). */
+  trail?: string[];
   timer?: NodeJS.Timeout;
   busy?: Promise<void>;
 }
@@ -205,6 +217,7 @@ export class FleetDriver {
           silencedAtMs: p.silentSince! - this.startedAt,
           goneAfterMs: p.goneAt === undefined ? undefined : p.goneAt - p.silentSince!,
           resurrected: p.resurrected,
+          trail: p.trail ?? [],
         })),
       events: [...this.events],
     };
@@ -297,20 +310,22 @@ export class FleetDriver {
       this.lookups.ok++;
       const body = JSON.parse(res.body) as { stale: boolean; instances: Array<{ id: string }> };
       if (body.stale) this.lookups.stale++;
-      this.observe(service, new Set(body.instances.map((i) => i.id)), body.stale, url);
+      this.observe(service, new Set(body.instances.map((i) => i.id)), body.stale, url, (body as { revision?: string }).revision);
       return;
     }
     this.lookups.failed++; // no replica answered 200
   }
 
-  private observe(service: string, ids: Set<string>, stale: boolean, via: string): void {
+  private observe(service: string, ids: Set<string>, stale: boolean, via: string, revision?: string): void {
     const now = Date.now();
     for (const pod of this.pods) {
       if (pod.service !== service) continue;
       const present = ids.has(pod.id);
       if (pod.silentSince !== undefined) {
+        pod.trail ??= [];
+        if (pod.trail.length < 200) pod.trail.push(`+${now - this.startedAt} ${present ? 'present' : 'absent'}${stale ? ' stale' : ''} r${revision} ${via}`);
         if (!present && pod.goneAt === undefined) pod.goneAt = now;
-        if (present && pod.goneAt !== undefined && !stale) pod.resurrected = true;
+        if (present && pod.goneAt !== undefined && !stale && now - pod.goneAt > STALE_BOUND_MS) pod.resurrected = true;
         continue;
       }
       if (!pod.seen) {
@@ -349,6 +364,7 @@ export function summarize(r: FleetReport): string {
     `lookups ok ${r.lookups.ok} (stale ${r.lookups.stale}) failed ${r.lookups.failed} ${JSON.stringify(r.lookups.byStatus)}`,
     `gaps ${r.gaps.length}, worst ${r.worstGapMs} ms${worst.length ? `: ${worst.join('; ')}` : ''}`,
     gone.length ? `silent pods gone after max ${Math.max(...gone)} ms, resurrected ${r.silent.filter((s) => s.resurrected).length}` : '',
+    ...r.silent.filter((s) => s.resurrected).map((s) => `resurrected ${s.pod}: ${s.trail.join('; ')}`),
     `events ${r.events.map((e) => `+${e.atMs} ${e.what}`).join(', ')}`,
   ]
     .filter(Boolean)

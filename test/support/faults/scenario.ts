@@ -17,6 +17,8 @@ export interface ScenarioResult {
 
 /** Where scenario summaries are appended (one JSON line each), when RELIABILITY_REPORT names a file. */
 const REPORT_FILE = process.env.RELIABILITY_REPORT;
+/** Where each replica's log goes after a scenario (<name>-<replica>.log), when REPLICA_LOG_DIR names a folder. */
+const LOG_DIR = process.env.REPLICA_LOG_DIR;
 
 export async function runScenario(
   stack: FaultStack,
@@ -41,6 +43,10 @@ export async function runScenario(
   const etcd = Object.fromEntries(Object.keys(after).map((k) => [k, after[k as keyof EtcdCounters] - before[k as keyof EtcdCounters]])) as unknown as EtcdCounters;
   const text = `[${name}]\n${summarize(report)}\netcd (all members): Authenticate ${etcd.authenticate}, Range ${etcd.range}, Txn ${etcd.txn}, LeaseGrant ${etcd.leaseGrant}, keepalive messages ${etcd.leaseKeepAliveMessages}`;
   process.stdout.write(text + '\n');
+  if (LOG_DIR) {
+    fs.mkdirSync(LOG_DIR, { recursive: true });
+    for (const replica of stack.replicas) fs.writeFileSync(path.join(LOG_DIR, `${name}-${replica.name}.log`), replica.output());
+  }
   if (REPORT_FILE) {
     fs.mkdirSync(path.dirname(REPORT_FILE), { recursive: true });
     fs.appendFileSync(REPORT_FILE, JSON.stringify({ name, at: new Date().toISOString(), summary: text, worstGapMs: report.worstGapMs, etcd, report: { ...report, gaps: report.gaps.slice(0, 10) } }) + '\n');

@@ -228,6 +228,7 @@ export function runLeaseEngineWorker(port: MessagePort, data: LeaseEngineWorkerD
     stats[ENGINE_STATS.oldestDueSince] = s.oldestDueSince;
     stats[ENGINE_STATS.liveStreams] = streams.liveCount();
     stats[ENGINE_STATS.lastAnswerAt] = streams.lastAnswerAt;
+    stats[ENGINE_STATS.revisionSeen] = streams.revisionSeen;
     stats[ENGINE_STATS.tracked] = s.tracked;
     stats[ENGINE_STATS.inFlight] = s.inFlight;
     stats[ENGINE_STATS.lastPassAt] = started;

@@ -117,6 +117,11 @@ export class LeaseEngine implements RenewalChannel {
     });
   }
 
+  /** The highest etcd revision the worker's keepalive streams have seen (0 before the first answer). */
+  get revisionSeen(): number {
+    return this.stats[ENGINE_STATS.revisionSeen];
+  }
+
   snapshot(now = Date.now()): LeaseEngineStats {
     const s = this.stats;
     const oldest = s[ENGINE_STATS.oldestDueSince];

@@ -137,5 +137,10 @@ export const ENGINE_STATS = {
   selfPreservation: 12,
   /** Silent pods whose leases self-preservation keeps renewing. */
   preservedLeases: 13,
+  /**
+   * The highest etcd revision reported in keepalive answers. The streams leave a stalled member, so
+   * this follows the cluster even while the watch's member lags (see RegistryWatch.confirmedAt).
+   */
+  revisionSeen: 14,
 } as const;
-export const ENGINE_STATS_LENGTH = 14;
+export const ENGINE_STATS_LENGTH = 15;
