@@ -29,13 +29,16 @@ describe('reliability: etcd faults under a fleet (3 members, 2 replicas)', () =>
 
   describe('one member frozen while it is the member every connection prefers (the first endpoint)', () => {
     let result: ScenarioResult;
+    /** Whether the frozen member was etcd's leader (then etcd 3.4.23 revokes every lease at the thaw, see below). */
+    let frozeLeader = false;
 
     it('lookups stay 200, nobody re-registers, silent pods are removed, every live pod is listed again after the thaw', async () => {
       result = await runScenario(stack, 'freeze-first', FLEET, async (fleet) => {
         await sleep(500);
         // The first in ETCD_ENDPOINTS (grpc's pick_first connects there) on a fresh stack; measured, not assumed.
         const first = await stack.memberServingGateways();
-        fleet.mark(`gateways use ${first.endpoint} (member ${stack.members.indexOf(first)})`);
+        frozeLeader = (await stack.leader()) === first;
+        fleet.mark(`gateways use ${first.endpoint} (member ${stack.members.indexOf(first)}${frozeLeader ? ', the leader' : ''})`);
         fleet.silence(6);
         first.freeze();
         fleet.mark(`froze it`);
@@ -57,10 +60,20 @@ describe('reliability: etcd faults under a fleet (3 members, 2 replicas)', () =>
     });
 
     // Was a gateway bug (RELIABILITY.md finding 1): the renewals stayed on the frozen member until gRPC
-    // keepalive gave up (~15 s). The cluster keeps its quorum, so the promise is the leader scenario's: no gap at all.
-    it('no live pod goes missing from lookups', () => {
+    // keepalive gave up (~15 s). The cluster keeps its quorum, so the promise is the leader scenario's: no
+    // gap at all. Except when the frozen member was the leader: etcd 3.4.23 (Debian's) has etcd-io/etcd#15247
+    // (fixed in 3.4.28 by #16822): a leader stuck for longer than the TTLs still believes it is the primary
+    // lessor when it resumes, and its revocations of every lease "expired in its view" are forwarded to the new
+    // leader and committed. Every live pod vanishes at the thaw; the gateway re-grants each on its pod's next
+    // heartbeat (RELIABILITY.md finding 7). Bound: one TTL.
+    it('no live pod goes missing from lookups (if the frozen member was the leader: none for longer than one TTL)', () => {
       expect(result).toBeDefined();
-      expect(result.report.gaps).toEqual([]);
+      if (!frozeLeader) {
+        expect(result.report.gaps).toEqual([]);
+        return;
+      }
+      for (const gap of result.report.gaps) expect(gap.toMs - gap.fromMs).toBeLessThanOrEqual(TTL * 1000);
+      expect(result.report.reregistrations).toBe(0);
     });
 
     // RELIABILITY.md finding 3: right after the thaw, the replica whose watch sat on the frozen member

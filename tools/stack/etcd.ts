@@ -159,6 +159,12 @@ export class EtcdServer extends LocalServer {
   /** Stop and delete the data dir, its log/pid and the credentials file (for throw-away test servers). */
   async dispose(): Promise<void> {
     await this.stop();
+    // STACK_LOG_DIR keeps the log of a throw-away server (e.g. to explain a failed fault scenario).
+    const keep = process.env.STACK_LOG_DIR;
+    if (keep && fs.existsSync(this.logFile)) {
+      fs.mkdirSync(keep, { recursive: true });
+      fs.copyFileSync(this.logFile, path.join(keep, path.basename(this.logFile)));
+    }
     for (const f of [this.dataDir, this.logFile, this.pidFile, credentialsFile(this.dataDir)]) {
       fs.rmSync(f, { recursive: true, force: true });
     }
