@@ -24,7 +24,7 @@ export interface HttpRequest {
   /**
    * An object is merged over the defaults (JSON content type and length for a body, the token).
    * A flat array `[name, value, name, value, ...]` is sent exactly as written, in order, duplicates
-   * and casing kept, with no defaults added (the token still is, when given).
+   * and casing kept, with no defaults added but Host (and the token, when given).
    */
   headers?: Record<string, string> | string[];
   /** Fails the request when the server is silent this long (default: the client's). */
@@ -85,7 +85,9 @@ export class HttpClient {
     const auth: Record<string, string> = req.token !== undefined ? { authorization: `Bearer ${req.token}` } : {};
     let headers: Record<string, string> | string[];
     if (Array.isArray(req.headers)) {
-      headers = [...req.headers, ...Object.entries(auth).flat()];
+      // node adds no Host to an array of headers, and HTTP/1.1 servers answer 400 without one.
+      const names = req.headers.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
+      headers = [...(names.includes('host') ? [] : ['host', url.host]), ...req.headers, ...Object.entries(auth).flat()];
     } else {
       headers = {
         ...(payload ? { 'content-type': 'application/json' } : {}),
