@@ -106,7 +106,7 @@ export async function startGatewayProcess(env: Record<string, string>): Promise<
 /** `call(url, method, body?)` lives with the one HTTP client; re-exported because many tests import it from here. */
 export { call } from './http';
 
-/** One sample of a Prometheus text page (summed over the label sets that include `labels`). */
+/** metricValue under its older name, still imported by tests being written elsewhere. */
 export const readMetric = metricValue;
 
 /** The gateway user's coordinates on an etcd started by the test. */
