@@ -20,6 +20,7 @@ module.exports = {
       testEnvironment: 'node',
       moduleNameMapper,
       transform,
+      globalTeardown: '<rootDir>/test/support/exit-guard.ts',
     },
     {
       displayName: 'integration',
@@ -30,6 +31,7 @@ module.exports = {
       transform,
       globalSetup: '<rootDir>/test/support/global-setup.ts',
       globalTeardown: '<rootDir>/test/support/global-teardown.ts',
+      setupFilesAfterEnv: ['<rootDir>/test/support/jest-setup.ts'],
     },
   ],
 };

@@ -6,12 +6,13 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { freePort } from '@app/stack';
+import { rawRequest } from './support/http';
 import { useSecuredGateway } from './support/security';
+import { waitFor } from './support/wait';
 
 jest.setTimeout(180_000);
 
 const ROOT = path.resolve(__dirname, '..');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Pod {
   child: ChildProcess;
@@ -33,16 +34,6 @@ function startPod(env: Record<string, string>): Pod {
   return { child, url: `http://127.0.0.1:${env.PORT}`, output: () => output, exited };
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
 describe('example pod', () => {
   const ctx = useSecuredGateway();
   const pods: Pod[] = [];
@@ -51,8 +42,8 @@ describe('example pod', () => {
   });
 
   const lookup = async (service: string): Promise<string[]> => {
-    const res = await fetch(`${ctx.gw.url}/v1/services/${service}`, { headers: { authorization: `Bearer ${ctx.tokens.reader}` } });
-    return ((await res.json()) as { instances: Array<{ id: string }> }).instances.map((i) => i.id);
+    const res = await rawRequest(ctx.gw.url, { method: 'GET', path: `/v1/services/${service}`, token: ctx.tokens.reader });
+    return (res.json as { instances: Array<{ id: string }> }).instances.map((i) => i.id);
   };
 
   it('registers, resolves its peer, answers through it, and deregisters on SIGTERM before exiting', async () => {
@@ -62,13 +53,13 @@ describe('example pod', () => {
     const ledger = startPod({ ...common, SERVICE: 'payments-ledger', PEER_SERVICE: 'payments', PORT: portB, INSTANCE_ID: 'ledger-b' });
     pods.push(payments, ledger);
 
-    await waitFor('both pods registered', async () => ((await lookup('payments')).includes('payments-a') && (await lookup('payments-ledger')).includes('ledger-b') ? true : undefined));
+    await waitFor('both pods registered', async () => ((await lookup('payments')).includes('payments-a') && (await lookup('payments-ledger')).includes('ledger-b')), 60_000, 100);
     // Each pod's watch learns of the other within a poll interval (or at once with blocking queries).
     const viaPeer = await waitFor('payments to reach the ledger, which knows payments', async () => {
-      const res = await fetch(`${payments.url}/peer`);
-      const body = res.status === 200 ? ((await res.json()) as { via: string; peer: { service: string; id: string; peer?: { id: string } } }) : undefined;
+      const res = await rawRequest(payments.url, { method: 'GET', path: '/peer', timeoutMs: 5_000 });
+      const body = res.status === 200 ? (res.json as { via: string; peer: { service: string; id: string; peer?: { id: string } } }) : undefined;
       return body?.peer.peer ? body : undefined;
-    });
+    }, 60_000, 100);
     expect(viaPeer).toEqual({ via: 'payments-a', peer: expect.objectContaining({ service: 'payments-ledger', id: 'ledger-b', peer: expect.objectContaining({ id: 'payments-a' }) }) });
 
     payments.child.kill('SIGTERM');
@@ -76,7 +67,7 @@ describe('example pod', () => {
     // Re-raised after deregistering: the process ends by the signal, as it would without the SDK.
     expect(exit).toEqual({ code: null, signal: 'SIGTERM' });
     expect(payments.output()).toContain('"msg":"deregistered"');
-    await waitFor('payments-a to leave lookups', async () => (!(await lookup('payments')).includes('payments-a') ? true : undefined), 2_000);
+    await waitFor('payments-a to leave lookups', async () => !(await lookup('payments')).includes('payments-a'), 2_000, 100);
     expect(await ctx.gw.metric('registry_deregistrations_total')).toBe(1);
 
     ledger.child.kill('SIGINT');

@@ -9,25 +9,16 @@ import { InstanceRegistration, registerInstance, resolver } from '@app/client';
 import { freePort } from '@app/stack';
 import { etcdAdmin } from './support/etcd-admin';
 import { gatewayEnv, GatewayProcess, startGatewayProcess, usePrivateStack } from './support/gateway';
+import { rawRequest, request } from './support/http';
 import { useSecuredGateway } from './support/security';
 import { sharedStack } from './support/stack';
+import { sleep, waitFor } from './support/wait';
 
 jest.setTimeout(240_000);
 
 const stack = sharedStack();
 const target = { endpoint: stack.etcd.endpoint, username: stack.etcd.username, password: stack.etcd.password };
 const admin = etcdAdmin();
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000, everyMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
 
 /** Every event of a registration, with the time it happened. */
 function recordEvents(handle: InstanceRegistration) {
@@ -87,7 +78,7 @@ describe('SDK registration on a secured gateway', () => {
     const log = recordEvents(handle);
     const created = await ctx.gw.metric('registry_registrations_total', { kind: 'created' });
     // Someone deregisters it behind the pod's back (an operator, another replica).
-    const res = await fetch(`${ctx.gw.url}/v1/services/payments/instances/sdk-pod-404`, { method: 'DELETE', headers: { authorization: `Bearer ${ctx.tokens.admin}` } });
+    const res = await rawRequest(ctx.gw.url, { method: 'DELETE', path: '/v1/services/payments/instances/sdk-pod-404', token: ctx.tokens.admin });
     expect(res.status).toBe(204);
     await waitFor('a re-registration', () => (log.count('reregistered') ? true : undefined), 10_000);
     await waitFor('a heartbeat after it', () => (log.events.at(-1)?.name === 'heartbeat' ? true : undefined), 10_000);
@@ -149,7 +140,7 @@ describe('SDK registration across gateway processes', () => {
     expect(log.count('heartbeat-failed')).toBeGreaterThanOrEqual(1);
     expect(log.count('deregistered')).toBe(0);
     expect(log.count('reregistered')).toBeLessThanOrEqual(1);
-    const metrics = await (await fetch(`${url}/metrics`)).text();
+    const metrics = (await request(url, 'GET', '/metrics')).body;
     expect(metrics).toMatch(/^registry_deregistrations_total 0$/m);
     await handle.close();
     expect(await admin.listKeys(env.ETCD_PREFIX)).toEqual([]);
@@ -187,7 +178,7 @@ describe('SDK registration across gateway processes', () => {
     expect(log.after(killedAt, 'failover')).toMatchObject([{ detail: { from: preferred, to: other } }]);
     await waitFor('a second heartbeat there', () => log.after(moved.at + 1, 'heartbeat')[0], 30_000);
 
-    const metrics = await (await fetch(`${other}/metrics`)).text();
+    const metrics = (await request(other, 'GET', '/metrics')).body;
     expect(metrics).toMatch(/^registry_heartbeats_total\{result="not-found"\} 0$/m);
     expect(log.count('reregistered')).toBe(0);
     expect(await admin.listKeys(envA.ETCD_PREFIX)).toEqual([keyOf(envA.ETCD_PREFIX, 'failover', 'pod-1')]);

@@ -6,32 +6,19 @@
  */
 import { Resolution, resolver, Resolver, ServiceWatch } from '@app/client';
 import { freePort } from '@app/stack';
-import { gatewayEnv, GatewayProcess, GatewayUnderTest, startGateway, startGatewayProcess } from './support/gateway';
+import { call, gatewayEnv, GatewayProcess, GatewayUnderTest, startGateway, startGatewayProcess } from './support/gateway';
+import { request } from './support/http';
 import { sharedStack } from './support/stack';
+import { sleep, waitFor } from './support/wait';
 
 jest.setTimeout(240_000);
 
 const stack = sharedStack();
 const target = { endpoint: stack.etcd.endpoint, username: stack.etcd.username, password: stack.etcd.password };
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 async function register(url: string, service: string, id: string, extra: Record<string, unknown> = {}): Promise<void> {
-  const res = await fetch(`${url}/v1/services/${service}/instances/${id}`, {
-    method: 'PUT',
-    headers: { 'content-type': 'application/json' },
-    // TTL 120 s: these instances must outlive the gateways' outage without heartbeats.
-    body: JSON.stringify({ address: '10.4.0.1', port: 80, ttl: 120, ...extra }),
-  });
+  // TTL 120 s: these instances must outlive the gateways' outage without heartbeats.
+  const res = await call(`${url}/v1/services/${service}/instances/${id}`, 'PUT', { address: '10.4.0.1', port: 80, ttl: 120, ...extra });
   expect(res.status).toBe(201);
 }
 
@@ -65,7 +52,7 @@ describe('resolver against real gateways', () => {
     await register(processGateway.url, 'catalog', 'pod-2', { weight: 100, zone: 'z2' });
     const both = await waitFor('pod-1 and pod-2', () => seen.find((r) => ids(r).length === 2));
     expect(both).toMatchObject({ stale: false, unreachable: false });
-    const offersBlocking = (await fetch(`${processGateway.url}/v1/services/catalog`)).headers.has('x-registry-index');
+    const offersBlocking = 'x-registry-index' in (await request(processGateway.url, 'GET', '/v1/services/catalog')).headers;
     expect(watch.mode).toBe(offersBlocking ? 'blocking' : 'polling');
     console.log(`watch mode against this gateway: ${watch.mode}`);
   });

@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import { Browser, chromium, Page } from 'playwright-core';
 import { useSecuredGateway } from './support/security';
+import { waitFor } from './support/wait';
 
 jest.setTimeout(120_000);
 
@@ -25,10 +26,8 @@ describe('/docs (Swagger UI)', () => {
   async function shownStatus(page: Page, expected: RegExp): Promise<string> {
     const cell = page.locator('#operations-resolve-ResolveController_list .live-responses-table tbody .response .response-col_status').first();
     let shown = '';
-    for (const deadline = Date.now() + 20_000; Date.now() < deadline; await page.waitForTimeout(200)) {
-      shown = (await cell.innerText().catch(() => '')).trim();
-      if (expected.test(shown)) break;
-    }
+    // Not thrown: the caller's expect on the returned text says what was shown instead.
+    await waitFor(`Swagger UI to show ${expected}`, async () => expected.test((shown = (await cell.innerText().catch(() => '')).trim())), 20_000).catch(() => undefined);
     return shown;
   }
 

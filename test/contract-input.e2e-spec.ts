@@ -4,17 +4,16 @@
  * type errors, the order of name validation and authorization, router errors, and CORS.
  * Every refusal is a JSON error naming the field, and nothing is written.
  */
-import * as http from 'node:http';
 import { etcdAdmin } from './support/etcd-admin';
 import { GatewayUnderTest } from './support/gateway';
-import { closeRawAgent, instancePath, rawRequest, RawRequest, RawResponse, startSecuredGateway, useSecuredGateway, validRegistration, writeTokenFile } from './support/security';
+import { instancePath, startSecuredGateway, useSecuredGateway, validRegistration, writeTokenFile } from './support/security';
+import { HttpRequest, HttpResponse, rawRequest } from './support/http';
 
 jest.setTimeout(120_000);
 
 const admin = etcdAdmin();
-afterAll(() => closeRawAgent());
 
-function expectError(res: RawResponse, status: number, error: string, field?: string): void {
+function expectError(res: HttpResponse, status: number, error: string, field?: string): void {
   expect({ status: res.status, error: res.json?.error, field: res.json?.field }).toEqual({ status, error, field });
   expect(res.headers['content-type']).toMatch(/^application\/json/);
   expect(typeof res.json.message).toBe('string');
@@ -22,7 +21,7 @@ function expectError(res: RawResponse, status: number, error: string, field?: st
 
 describe('API contract at the edges', () => {
   const secured = useSecuredGateway();
-  const as = (token: 'admin' | 'agent' | 'reader' | undefined, req: Omit<RawRequest, 'token'>) =>
+  const as = (token: 'admin' | 'agent' | 'reader' | undefined, req: Omit<HttpRequest, 'token'>) =>
     rawRequest(secured.gw.url, { ...req, token: token && secured.tokens[token] });
   const stored = () => admin.listKeys(secured.gw.prefix);
 
@@ -94,21 +93,9 @@ describe('API contract at the edges', () => {
     });
 
     it('answers 415 to a body without a content type', async () => {
-      // rawRequest adds a JSON content type to every body; this request has none at all.
+      // An array of headers is sent exactly as written: no JSON content type is added to this body.
       const body = JSON.stringify(validRegistration);
-      const url = new URL(secured.gw.url);
-      const res = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-        const req = http.request(
-          { host: url.hostname, port: url.port, method: 'PUT', path: instancePath('payments', 'ct'), headers: { authorization: `Bearer ${secured.tokens.admin}`, 'content-length': String(body.length) } },
-          (r) => {
-            let text = '';
-            r.on('data', (d: Buffer) => (text += d.toString()));
-            r.on('end', () => resolve({ status: r.statusCode ?? 0, text }));
-          },
-        );
-        req.on('error', reject);
-        req.end(body);
-      });
+      const res = await as('admin', { method: 'PUT', path: instancePath('payments', 'ct'), body, headers: ['content-length', String(body.length)] });
       expect(res.status).toBe(415);
       expect(JSON.parse(res.text)).toMatchObject({ error: 'unsupported_media_type' });
       expect(await stored()).toEqual([]);

@@ -8,13 +8,13 @@
  */
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import Ajv, { ValidateFunction } from 'ajv';
 import fc from 'fast-check';
 import { etcdAdmin } from './support/etcd-admin';
-import { closeRawAgent, rawRequest, RawResponse, useSecuredGateway } from './support/security';
+import { useSecuredGateway } from './support/security';
+import { HttpResponse, rawRequest } from './support/http';
 
 jest.setTimeout(120_000);
 
@@ -82,34 +82,6 @@ function runRedoclyLint(file: string): Promise<{ code: number; stdout: string; s
       { cwd: REPO_ROOT, env: { ...process.env, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true' }, maxBuffer: 16 * 1024 * 1024 },
       (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
-  });
-}
-
-/**
- * Sends exactly the headers given (rawRequest adds a JSON content type to any body, and a request
- * without one is part of what is generated here).
- */
-const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
-function send(baseUrl: string, method: string, requestPath: string, headers: Record<string, string>, body?: string | Buffer): Promise<RawResponse> {
-  const url = new URL(baseUrl);
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: url.hostname, port: url.port, method, path: requestPath, headers, agent }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (d: Buffer) => chunks.push(d));
-      res.on('error', reject);
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json: unknown;
-        try {
-          json = text ? JSON.parse(text) : undefined;
-        } catch {
-          json = undefined;
-        }
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
-      });
-    });
-    req.on('error', reject);
-    req.end(body);
   });
 }
 
@@ -285,10 +257,6 @@ function requestFor(doc: OpenApiDocument, endpoint: Endpoint): fc.Arbitrary<Gene
 // ---- the tests ------------------------------------------------------------------------------
 describe('the OpenAPI contract', () => {
   const secured = useSecuredGateway({ LOG_LEVEL: 'error' });
-  afterAll(() => {
-    closeRawAgent();
-    agent.destroy();
-  });
   let doc: OpenApiDocument;
 
   beforeAll(async () => {
@@ -356,7 +324,7 @@ describe('the OpenAPI contract', () => {
     const tokens = { admin: secured.tokens.admin, agent: secured.tokens.agent, reader: secured.tokens.reader, garbage: 'not-a-known-token-at-all', none: undefined };
     const seen = new Map<string, number>();
 
-    const check = (req: GeneratedRequest, res: RawResponse): void => {
+    const check = (req: GeneratedRequest, res: HttpResponse): void => {
       const fail = (why: string) => {
         throw new Error(`${req.what} -> ${res.status} ${res.text.slice(0, 300)}: ${why}`);
       };
@@ -386,7 +354,7 @@ describe('the OpenAPI contract', () => {
       fc.asyncProperty(requests, async (req) => {
         const token = tokens[req.auth];
         const headers = token === undefined ? req.headers : { ...req.headers, authorization: `Bearer ${token}` };
-        check(req, await send(secured.gw.url, req.endpoint.method, req.path, headers, req.body));
+        check(req, await rawRequest(secured.gw.url, { method: req.endpoint.method, path: req.path, headers: Object.entries(headers).flat(), body: req.body }));
       }),
       { numRuns: 800 },
     );

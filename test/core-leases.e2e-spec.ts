@@ -5,9 +5,11 @@
  */
 import { Etcd3 } from 'etcd3';
 import { etcdAdmin } from './support/etcd-admin';
-import { closeFleetAgent, forEachLimited, heartbeatPod, Pod, pods, registerPod, request, sleep } from './support/fleet';
+import { forEachLimited, heartbeatPod, Pod, pods, registerPod } from './support/fleet';
 import { GatewayUnderTest, startGateway } from './support/gateway';
 import { sharedStack } from './support/stack';
+import { request } from './support/http';
+import { sleep } from './support/wait';
 
 const stack = sharedStack();
 const target = { endpoint: stack.etcd.endpoint, username: stack.etcd.username, password: stack.etcd.password };
@@ -27,7 +29,6 @@ async function leaseOf(key: string): Promise<string | undefined> {
 
 afterAll(() => {
   root.close();
-  closeFleetAgent();
 });
 
 describe('lease lifecycle', () => {

@@ -5,8 +5,9 @@
  */
 import { EtcdServer, RedisServer, startEtcdCluster, startRedis } from '@app/stack';
 import { etcdAdmin } from './support/etcd-admin';
-import { closeFleetAgent, forEachLimited, heartbeatPod, pods, registerPod, sleep } from './support/fleet';
+import { forEachLimited, heartbeatPod, pods, registerPod } from './support/fleet';
 import { GatewayUnderTest, startGateway } from './support/gateway';
+import { sleep, waitFor } from './support/wait';
 
 describe('one etcd member down (3-member cluster)', () => {
   let members: EtcdServer[];
@@ -18,7 +19,6 @@ describe('one etcd member down (3-member cluster)', () => {
   });
   afterAll(async () => {
     await gateway?.close();
-    closeFleetAgent();
     await Promise.all([...(members ?? []).map((m) => m.dispose()), redis?.stop()]);
   });
 
@@ -35,7 +35,7 @@ describe('one etcd member down (3-member cluster)', () => {
     // Connection 0 prefers the first member: it must move to another one.
     await first.kill();
     // If it was the leader, the others elect a new one first (etcd's /health is true only with a leader).
-    for (let i = 0; i < 50 && !(await survivor.healthy()); i++) await sleep(200);
+    await waitFor('a leader among the surviving members', () => survivor.healthy(), 30_000);
     const admin = etcdAdmin(survivor);
     const expected = fleet.map((p) => `${gateway.prefix}services/${p.service}/${p.id}`).sort();
     for (let round = 0; round < 12; round++) {
@@ -47,12 +47,7 @@ describe('one etcd member down (3-member cluster)', () => {
     }
 
     // Writes work too (a call in flight at the moment of the kill may have failed with 503).
-    let status = 0;
-    for (let attempt = 0; attempt < 10 && status !== 201; attempt++) {
-      status = (await registerPod(gateway.url, { service: 'member-new', id: 'pod-1' }, 5)).status;
-      if (status !== 201) await sleep(500);
-    }
-    expect(status).toBe(201);
+    await waitFor('a registration accepted after the kill', async () => (await registerPod(gateway.url, { service: 'member-new', id: 'pod-1' }, 5)).status === 201, 10_000, 500);
     expect(await gateway.metric('registry_keepalive_streams')).toBe(2);
     // Tokens are replicated through raft: moving to another member needs no new Authenticate.
     expect(await gateway.metric('registry_etcd_auth_requests_total')).toBe(2);

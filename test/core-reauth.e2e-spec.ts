@@ -4,8 +4,9 @@
  * etcd's own Authenticate counter is the ground truth.
  */
 import { diffCounters, fetchEtcdCounters } from '@app/stack';
-import { forEachLimited, heartbeatPod, pods, registerPod, sleep } from './support/fleet';
+import { forEachLimited, heartbeatPod, pods, registerPod } from './support/fleet';
 import { usePrivateStack } from './support/gateway';
+import { sleep, waitFor } from './support/wait';
 
 describe('re-authentication after an etcd restart under load (private etcd)', () => {
   const stack = usePrivateStack();
@@ -33,14 +34,20 @@ describe('re-authentication after an etcd restart under load (private etcd)', ()
     const beforeRestart = diffCounters(before, await fetchEtcdCounters(etcd.metricsUrl));
     await etcd.restart();
     // Keep the load on until registrations succeed again, and a while longer.
-    const healedBy = Date.now() + 30_000;
     let okRounds = 0;
-    while (Date.now() < healedBy && okRounds < 3) {
-      const mark = statuses.length;
-      await sleep(1000);
-      const recent = statuses.slice(mark);
-      okRounds = recent.length > 0 && recent.every((s) => s === 200 || s === 204) ? okRounds + 1 : 0;
-    }
+    // Not thrown here: the load must be stopped first; the expect below reports it.
+    await waitFor(
+      'three 1-second rounds in a row with only 200/204',
+      async () => {
+        const mark = statuses.length;
+        await sleep(1000);
+        const recent = statuses.slice(mark);
+        okRounds = recent.length > 0 && recent.every((s) => s === 200 || s === 204) ? okRounds + 1 : 0;
+        return okRounds >= 3;
+      },
+      30_000,
+      0,
+    ).catch(() => undefined);
     running = false;
     await load;
     expect(okRounds).toBe(3);

@@ -3,8 +3,9 @@
  * one gateway with ETCD_POOL_SIZE=2. etcd's own counters are the ground truth.
  */
 import { diffCounters, fetchEtcdCounters } from '@app/stack';
-import { forEachLimited, heartbeatPod, pods, registerPod, sleep } from './support/fleet';
+import { forEachLimited, heartbeatPod, pods, registerPod } from './support/fleet';
 import { usePrivateStack } from './support/gateway';
+import { sleep } from './support/wait';
 
 describe('2000 pods through one gateway (private etcd)', () => {
   const stack = usePrivateStack();

@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
 import { GatewayConfig, loadGatewayConfig } from '../apps/gateway/src/config/gateway-config';
 import { GatewayUnderTest, startGateway } from './support/gateway';
+import { request } from './support/http';
 import { sharedStack } from './support/stack';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -192,7 +193,7 @@ describe('deployment files', () => {
         if (!probe) continue;
         expect({ kind, port: resolvePort(probe.httpGet!.port) }).toEqual({ kind, port: containerPort() });
         // Kubernetes counts 200-399 as success; the gateway answers these with exactly 200 when up.
-        const res = await fetch(`${gateway.url}${probe.httpGet!.path}`);
+        const res = await request(gateway.url, 'GET', probe.httpGet!.path);
         expect({ kind, path: probe.httpGet!.path, status: res.status }).toEqual({ kind, path: probe.httpGet!.path, status: 200 });
       }
     });

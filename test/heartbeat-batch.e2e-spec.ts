@@ -4,8 +4,9 @@
  * the field, and changes nothing. Real etcd and Redis, authentication on.
  */
 import { etcdAdmin } from './support/etcd-admin';
-import { instancePath, rawRequest, useSecuredGateway, validRegistration } from './support/security';
-import { sleep } from './support/fleet';
+import { instancePath, useSecuredGateway, validRegistration } from './support/security';
+import { rawRequest } from './support/http';
+import { sleep } from './support/wait';
 
 describe('POST /v1/heartbeats', () => {
   const ctx = useSecuredGateway();

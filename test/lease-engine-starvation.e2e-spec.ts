@@ -9,9 +9,10 @@
  * must receive (nearly) every renewal that is due. Counts come from etcd's own /metrics.
  */
 import { diffCounters } from '@app/stack';
-import { forEachLimited, heartbeatPod, Pod, pods, registerPod, sleep } from './support/fleet';
+import { forEachLimited, heartbeatPod, Pod, pods, registerPod } from './support/fleet';
 import { etcdAdmin } from './support/etcd-admin';
 import { call, usePrivateStack } from './support/gateway';
+import { sleep, waitFor } from './support/wait';
 
 /** Spins `msPerTurn` of synchronous work per event-loop turn until `durationMs` has passed. */
 function busyLoop(msPerTurn: number, durationMs: number): Promise<number> {
@@ -102,10 +103,7 @@ describe('lease renewals under a busy HTTP thread', () => {
 
     // Once the loop is idle again (after a full window), the registration succeeds on retry.
     let retried: { status: number } = refused;
-    for (let i = 0; i < 20 && retried.status === 503; i++) {
-      await sleep(500);
-      retried = await registerPod(gw.url, { service: 'shed', id: 'new-1' }, TTL);
-    }
+    await waitFor('the retried registration to be admitted', async () => (retried = await registerPod(gw.url, { service: 'shed', id: 'new-1' }, TTL)).status !== 503, 15_000, 500);
     expect(retried.status).toBe(201);
   });
 });

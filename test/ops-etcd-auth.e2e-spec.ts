@@ -6,9 +6,10 @@
  * authenticates against it.
  */
 import { diffCounters, EtcdServer, startEtcd } from '@app/stack';
-import { closeFleetAgent, forEachLimited, heartbeatPod, Pod, pods, registerPod, sleep } from './support/fleet';
+import { forEachLimited, heartbeatPod, Pod, pods, registerPod } from './support/fleet';
 import { GatewayUnderTest, startGateway } from './support/gateway';
 import { sharedStack } from './support/stack';
+import { sleep, waitFor } from './support/wait';
 
 const POOL_SIZE = 2;
 
@@ -21,7 +22,6 @@ describe('registry_etcd_auth_requests_total across an etcd restart (private etcd
   });
   afterAll(async () => {
     await gateway?.close();
-    closeFleetAgent();
     await etcd?.dispose();
   });
 
@@ -29,13 +29,19 @@ describe('registry_etcd_auth_requests_total across an etcd restart (private etcd
   async function registerAll(fleet: Pod[], timeoutMs = 30_000): Promise<number> {
     let attempts = 0;
     let pending = fleet;
-    for (const deadline = Date.now() + timeoutMs; pending.length; ) {
-      if (Date.now() > deadline) throw new Error(`${pending.length} registrations never succeeded`);
-      const results = await forEachLimited(pending, 8, (p) => registerPod(gateway.url, p, 6));
-      attempts += results.length;
-      pending = pending.filter((_, i) => ![200, 201].includes(results[i].status));
-      if (pending.length) await sleep(250);
-    }
+    await waitFor(
+      'every registration to succeed',
+      async () => {
+        const results = await forEachLimited(pending, 8, (p) => registerPod(gateway.url, p, 6));
+        attempts += results.length;
+        pending = pending.filter((_, i) => ![200, 201].includes(results[i].status));
+        return pending.length === 0;
+      },
+      timeoutMs,
+      250,
+    ).catch((err: Error) => {
+      throw new Error(`${pending.length} registrations never succeeded (${err.message})`);
+    });
     return attempts;
   }
 
@@ -73,10 +79,7 @@ describe('registry_etcd_auth_requests_total across an etcd restart (private etcd
     await registerAll(before); // re-registrations: more etcd calls on every pooled connection
     // Heartbeats and renewals (due every TTL/3 = 2 s) keep flowing over the reopened streams.
     const renewalsBefore = await gateway.metric('registry_lease_renewals_total');
-    for (const deadline = Date.now() + 20_000; (await gateway.metric('registry_lease_renewals_total')) < renewalsBefore + after.length; ) {
-      if (Date.now() > deadline) throw new Error('no lease renewals after the restart');
-      await sleep(500);
-    }
+    await waitFor('lease renewals after the restart', async () => (await gateway.metric('registry_lease_renewals_total')) >= renewalsBefore + after.length, 20_000, 500);
     beating = false;
     await heartbeats;
     // Heartbeats of known instances never waited on etcd, not even while it restarted.

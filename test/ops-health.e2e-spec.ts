@@ -6,9 +6,11 @@
  * plus the instances whose heartbeats the replica answers from memory.
  */
 import { EtcdServer, freePort, RedisServer, startEtcd, startRedis } from '@app/stack';
-import { closeFleetAgent, forEachLimited, heartbeatPod, pods, registerPod, request, sleep } from './support/fleet';
+import { forEachLimited, heartbeatPod, pods, registerPod } from './support/fleet';
 import { GatewayUnderTest, startGateway } from './support/gateway';
 import { sharedStack } from './support/stack';
+import { request } from './support/http';
+import { waitFor } from './support/wait';
 
 type Indicators = Record<string, Record<string, unknown>>;
 interface Probe {
@@ -21,19 +23,31 @@ const probe = async (url: string, path: string): Promise<Probe> => {
   return { status: res.status, body: JSON.parse(res.body) };
 };
 
-/** Probes every `everyMs` until `done` holds; every probe must satisfy `always`. */
+/** Probes every `everyMs` until `done` holds; every probe must satisfy `always` (the first that does not fails at once). */
 async function probeUntil(url: string, done: (p: Probe) => boolean, always: (p: Probe) => void, timeoutMs = 60_000, everyMs = 500): Promise<Probe> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const p = await probe(url, '/health/ready');
-    always(p);
-    if (done(p)) return p;
-    if (Date.now() > deadline) throw new Error(`readiness never reached the expected state; last: ${JSON.stringify(p)}`);
-    await sleep(everyMs);
-  }
+  let last: Probe | undefined;
+  let broken: unknown;
+  await waitFor(
+    'readiness to reach the expected state',
+    async () => {
+      last = await probe(url, '/health/ready');
+      try {
+        always(last);
+      } catch (err) {
+        broken = err; // stops the polling: waitFor would take a throw for "not yet"
+        return true;
+      }
+      return done(last);
+    },
+    timeoutMs,
+    everyMs,
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}; last: ${JSON.stringify(last)}`);
+  });
+  if (broken) throw broken;
+  return last!;
 }
 
-afterAll(() => closeFleetAgent());
 
 describe('readiness with etcd frozen (private etcd)', () => {
   let etcd: EtcdServer;
@@ -85,11 +99,11 @@ describe('readiness with etcd frozen (private etcd)', () => {
     expect(frozen.body.details.serving).toEqual({ status: 'up', answersFrom: ['known-instances', 'cache', 'shared-cache'] });
     expect((await probe(warm.url, '/health/live')).status).toBe(200);
     // The gauges tell the same story (they are refreshed every RENEW_INTERVAL_MS).
-    for (const deadline = Date.now() + 5_000; ; await sleep(200)) {
-      const [connections, streams] = await Promise.all([warm.metric('registry_etcd_connections'), warm.metric('registry_keepalive_streams')]);
-      if (connections === 0 && streams === 0) break;
-      if (Date.now() > deadline) throw new Error(`gauges still show etcd: connections=${connections} streams=${streams}`);
-    }
+    await waitFor(
+      'registry_etcd_connections and registry_keepalive_streams at 0',
+      async () => (await warm.metric('registry_etcd_connections')) === 0 && (await warm.metric('registry_keepalive_streams')) === 0,
+      5_000,
+    );
     // ...and it does answer: heartbeats of known instances are absorbed in memory, lookups come
     // from the last snapshot.
     expect((await forEachLimited(fleet, 3, (p) => heartbeatPod(warm.url, p))).map((r) => r.status)).toEqual([204, 204, 204]);

@@ -4,12 +4,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { EtcdServer, startEtcd } from '@app/stack';
 import { gatewayEnv, GatewayProcess, startGatewayProcess } from './support/gateway';
+import { rawRequest } from './support/http';
 import { sharedStack } from './support/stack';
+import { sleep } from './support/wait';
 
 jest.setTimeout(180_000);
 
@@ -18,14 +19,9 @@ const sharedTarget = { endpoint: stack.etcd.endpoint, username: stack.etcd.usern
 const secret = () => randomBytes(24).toString('base64url');
 
 async function send(url: string, method: string, urlPath: string, init: { headers?: Record<string, string>; body?: unknown } = {}) {
-  const res = await fetch(`${url}${urlPath}`, {
-    method,
-    headers: { ...(init.body === undefined ? {} : { 'content-type': 'application/json' }), ...init.headers },
-    body: init.body === undefined ? undefined : JSON.stringify(init.body),
-  });
-  const text = await res.text();
-  const json = (res.headers.get('content-type') ?? '').includes('application/json');
-  return { status: res.status, body: (json ? JSON.parse(text) : {}) as Record<string, unknown> };
+  const res = await rawRequest(url, { method, path: urlPath, headers: init.headers, body: init.body });
+  const json = String(res.headers['content-type'] ?? '').includes('application/json');
+  return { status: res.status, body: (json ? JSON.parse(res.text) : {}) as Record<string, unknown> };
 }
 
 /** Resolves with the exit code, or rejects if the process is still running after `ms`. */
@@ -34,15 +30,7 @@ function exitWithin(proc: GatewayProcess, ms: number): Promise<number | null> {
 }
 
 /** A request on a fresh TCP connection: resolves with the status, rejects when the connection is refused. */
-function freshConnectionStatus(url: string, urlPath: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(`${url}${urlPath}`, { agent: false }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
-    req.on('error', reject);
-  });
-}
+const freshConnectionStatus = async (url: string, urlPath: string): Promise<number> => (await rawRequest(url, { method: 'GET', path: urlPath, freshConnection: true })).status;
 
 const children: GatewayProcess[] = [];
 async function gatewayProcess(env: Record<string, string>): Promise<GatewayProcess> {
@@ -158,11 +146,11 @@ describe('graceful shutdown (private etcd)', () => {
     const stuckInFlight = send(stuck.url, 'PUT', '/v1/services/ops-shutdown/instances/stuck', { body: { address: '10.0.0.1', port: 8080, ttl: 120 } }).catch(
       (err: Error) => err,
     );
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
     const signalledAt = Date.now();
     gw.child.kill('SIGTERM');
     stuck.child.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
 
     // Not accepting any more: a new connection is refused (or answered 503 while the listener closes).
     await expect(freshConnectionStatus(gw.url, '/health/live').catch(() => 'refused')).resolves.toEqual(expect.stringMatching(/^(refused|503)$/));

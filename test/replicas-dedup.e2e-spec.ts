@@ -8,8 +8,9 @@
  */
 import { diffCounters } from '@app/stack';
 import { etcdAdmin } from './support/etcd-admin';
-import { forEachLimited, heartbeatPod, pods, registerPod, sleep } from './support/fleet';
+import { forEachLimited, heartbeatPod, pods, registerPod } from './support/fleet';
 import { GatewayUnderTest, usePrivateStack } from './support/gateway';
+import { sleep } from './support/wait';
 
 describe('three replicas behind a random load balancer', () => {
   const stack = usePrivateStack();

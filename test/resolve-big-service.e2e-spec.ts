@@ -5,7 +5,6 @@
  * its own; the keys are written straight into etcd (no leases), as the gateway would have written them.
  */
 import { randomBytes } from 'node:crypto';
-import * as http from 'node:http';
 import { Etcd3, IRequestOp } from 'etcd3';
 import Redis from 'ioredis';
 import { DEFAULT_PAGE_SIZE } from '@app/etcd';
@@ -13,6 +12,7 @@ import { encodeRecord, InstanceRecord, KeyLayout, ResolvedInstance } from '@app/
 import { diffCounters } from '@app/stack';
 import { etcdAdmin } from './support/etcd-admin';
 import { call, GatewayUnderTest, startGateway, uniquePrefix } from './support/gateway';
+import { request } from './support/http';
 import { sharedStack } from './support/stack';
 
 jest.setTimeout(180_000);
@@ -78,17 +78,11 @@ async function writeDirectly(client: Etcd3, records: InstanceRecord[]): Promise<
   return { revision, bytes };
 }
 
-// One answer is ~10 MB of JSON: read it with node:http, without fetch's per-call connection handling.
-function getJson(url: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
-  return new Promise((resolve, reject) => {
-    http
-      .get(url, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (d: Buffer) => chunks.push(d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) }));
-      })
-      .on('error', reject);
-  });
+// One answer is ~10 MB of JSON: parsed strictly (a non-JSON answer fails here, not later).
+async function getJson(url: string): Promise<{ status: number; body: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  const { origin, pathname } = new URL(url);
+  const res = await request(origin, 'GET', pathname);
+  return { status: res.status, body: JSON.parse(res.body) };
 }
 
 describe('a service with 50,000 instances', () => {

@@ -5,14 +5,15 @@
  * queries are bounded, released by disconnecting clients and answered on shutdown.
  * Nothing here asserts on elapsed time: every wait is a poll on an outcome or a metric.
  */
-import { call, gatewayEnv, GatewayProcess, GatewayUnderTest, readMetric, startGateway, startGatewayProcess } from './support/gateway';
+import { call, gatewayEnv, GatewayProcess, GatewayUnderTest, startGateway, startGatewayProcess } from './support/gateway';
+import { metricValue, rawRequest, request } from './support/http';
 import { sharedStack } from './support/stack';
+import { sleep, waitFor } from './support/wait';
 
 jest.setTimeout(90_000);
 
 const stack = sharedStack();
 const target = { endpoint: stack.etcd.endpoint, username: stack.etcd.username, password: stack.etcd.password };
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // Unknown services' empty answers expire (and are swept) quickly, so a test can outlive them.
 const NEGATIVE_TTL_MS = 1_000;
 // The CACHE_TTL_MS safety-net re-read is one Range per document per TTL whether or not anyone
@@ -28,21 +29,17 @@ interface Answer {
 }
 
 async function get(url: string, signal?: AbortSignal): Promise<Answer> {
-  const res = await fetch(url, { signal });
-  return { status: res.status, index: res.headers.get('x-registry-index'), retryAfter: res.headers.get('retry-after'), body: await res.json() };
+  const { origin, pathname, search } = new URL(url);
+  // Held up to 10 minutes on purpose: only the answer (or the abort) ends the request.
+  const res = await rawRequest(origin, { method: 'GET', path: pathname + search, signal, timeoutMs: 15 * 60_000 });
+  const header = (name: string) => (res.headers[name] as string | undefined) ?? null;
+  return { status: res.status, index: header('x-registry-index'), retryAfter: header('retry-after'), body: res.json };
 }
 
 const register = (gw: GatewayUnderTest, service: string, id: string, body: Record<string, unknown> = {}) =>
   call(`${gw.url}/v1/services/${service}/instances/${id}`, 'PUT', { address: '10.0.0.1', port: 8080, ttl: 120, ...body });
 const ids = (answer: Answer) => (answer.body.instances as Array<{ id: string }>).map((i) => i.id);
 
-async function waitFor(ok: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await ok())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await sleep(50);
-  }
-}
 const held = (gw: GatewayUnderTest) => gw.metric('registry_blocking_queries_held');
 const outcomes = (gw: GatewayUnderTest, outcome: string) => gw.metric('registry_blocking_queries_total', { outcome });
 
@@ -85,7 +82,7 @@ describe('blocking queries on resolve', () => {
     const index = Number(current.index);
     // Every second query filters: the filter shapes the answer, the service's change wakes it.
     const queries = Array.from({ length: 120 }, (_, i) => get(`${a.url}/v1/services/orders?index=${index}&wait=60s${i % 2 ? '&zone=z2' : ''}`));
-    await waitFor(async () => (await held(a)) === 120);
+    await waitFor('120 queries held on a', async () => (await held(a)) === 120);
     const changedBefore = await outcomes(a, 'changed');
     const before = await stack.etcdCounters();
 
@@ -111,13 +108,11 @@ describe('blocking queries on resolve', () => {
     const current = await get(`${a.url}/v1/services/orders`);
     const timeoutsBefore = await outcomes(a, 'timeout');
     const query = get(`${a.url}/v1/services/orders?index=${current.index}&wait=3s`);
-    await waitFor(async () => (await held(a)) === 1);
+    await waitFor('1 queries held on a', async () => (await held(a)) === 1);
     // A PATCH to the status it already has: etcd gets a new revision, the answer's content stays the
     // same. (A re-registration is a change: it moves the instance's registeredAt.)
-    const patched = await fetch(`${b.url}/v1/services/orders/instances/o1`, {
-      method: 'PATCH',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ status: current.body.instances.find((i: { id: string }) => i.id === 'o1').status }),
+    const patched = await call(`${b.url}/v1/services/orders/instances/o1`, 'PATCH', {
+      status: current.body.instances.find((i: { id: string }) => i.id === 'o1').status,
     });
     expect(patched.status).toBe(200);
     const answer = await query;
@@ -130,7 +125,7 @@ describe('blocking queries on resolve', () => {
   it('wakes a held services-list query when a service appears through the other replica', async () => {
     const list = await get(`${a.url}/v1/services`);
     const query = get(`${a.url}/v1/services?index=${list.index}&wait=60s`);
-    await waitFor(async () => (await held(a)) === 1);
+    await waitFor('1 queries held on a', async () => (await held(a)) === 1);
     expect((await register(b, 'payments', 'p1')).status).toBe(201);
     const answer = await query;
     expect(answer.status).toBe(200);
@@ -146,7 +141,7 @@ describe('blocking queries on resolve', () => {
     expect(empty.body.instances).toEqual([]);
     const changedBefore = await outcomes(a, 'changed');
     const query = get(`${a.url}/v1/services/newcomer?index=${empty.index}&wait=20s`);
-    await waitFor(async () => (await held(a)) === 1);
+    await waitFor('1 queries held on a', async () => (await held(a)) === 1);
     // Past the negative TTL and at least one sweep (every NEGATIVE_TTL_MS): the waited-for empty
     // entry must stay in memory, or the watch's event would not reach it and only the wait would end.
     await sleep(2.5 * NEGATIVE_TTL_MS);
@@ -199,7 +194,7 @@ describe('blocking queries on resolve', () => {
       const leaving = new AbortController();
       const gone = get(url, leaving.signal).catch((err: Error) => err.name);
       const staying = [get(url), get(url)];
-      await waitFor(async () => (await held(c)) === 3);
+      await waitFor('3 queries held on c', async () => (await held(c)) === 3);
 
       const refused = await get(url);
       expect(refused.status).toBe(429);
@@ -212,10 +207,10 @@ describe('blocking queries on resolve', () => {
 
       leaving.abort();
       expect(await gone).toBe('AbortError');
-      await waitFor(async () => (await held(c)) === 2);
+      await waitFor('2 queries held on c', async () => (await held(c)) === 2);
       expect(await outcomes(c, 'disconnected')).toBe(1);
       staying.push(get(url));
-      await waitFor(async () => (await held(c)) === 3);
+      await waitFor('3 queries held on c', async () => (await held(c)) === 3);
 
       // A 10-minute wait: unless shutdown answers the held queries, close() (and this test) would hang.
       await c.close();
@@ -239,7 +234,7 @@ describe('blocking queries on resolve', () => {
       const url = proc.url;
       const current = await get(`${url}/v1/services/orders`);
       const queries = [get(`${url}/v1/services/orders?index=${current.index}&wait=10m`), get(`${url}/v1/services?index=${(await get(`${url}/v1/services`)).index}&wait=10m`)];
-      await waitFor(async () => readMetric(await (await fetch(`${url}/metrics`)).text(), 'registry_blocking_queries_held') === 2);
+      await waitFor('2 queries held on the process', async () => metricValue((await request(url, 'GET', '/metrics')).body, 'registry_blocking_queries_held') === 2);
 
       proc.child.kill('SIGTERM');
       const [service, list] = await Promise.all(queries);

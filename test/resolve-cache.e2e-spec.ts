@@ -4,14 +4,14 @@
  * other test files. Assertions are on counts and behaviour; the only timing bound is a generous
  * "under a second per lookup" while etcd is frozen.
  */
-import * as http from 'node:http';
 import Redis from 'ioredis';
 import { diffCounters, EtcdServer, RedisServer, startEtcd, startRedis } from '@app/stack';
 import { call, GatewayUnderTest, startGateway } from './support/gateway';
+import { HttpClient } from './support/http';
+import { sleep, waitFor } from './support/wait';
 
 jest.setTimeout(120_000);
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const SERVICES = Array.from({ length: 50 }, (_, i) => `svc-${i}`);
 const FREEZE_MS = 15_000;
 const BACKOFF_MIN_MS = 1_000;
@@ -26,27 +26,20 @@ const CACHE_ENV = {
   ETCD_REQUEST_TIMEOUT_MS: '1000',
 };
 
-// Thousands of lookups in flight at once need more sockets than fetch() would pool sensibly.
-const agent = new http.Agent({ keepAlive: true, maxSockets: 1_000 });
+// Thousands of lookups in flight at once: a pool of its own, larger than the shared client's.
+const client = new HttpClient({ maxSockets: 1_000 });
 interface Answer {
   status: number;
   ms: number;
   body: { service: string; revision: string; stale: boolean; instances: Array<{ id: string }> };
 }
-function get(url: string): Promise<Answer> {
+async function get(baseUrl: string, path: string): Promise<Answer> {
   const started = Date.now();
-  return new Promise((resolve, reject) => {
-    http
-      .get(url, { agent }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (d) => (text += d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, ms: Date.now() - started, body: JSON.parse(text) }));
-      })
-      .on('error', reject);
-  });
+  const res = await client.send(baseUrl, { method: 'GET', path });
+  if (res.json === undefined) throw new Error(`${path}: ${res.status} ${res.text}`);
+  return { status: res.status, ms: Date.now() - started, body: res.json };
 }
-const resolve = (gw: GatewayUnderTest, service: string) => get(`${gw.url}/v1/services/${service}`);
+const resolve = (gw: GatewayUnderTest, service: string) => get(gw.url, `/v1/services/${service}`);
 const idsOf = (answer: Answer) => answer.body.instances.map((i) => i.id).join();
 
 describe('resolve cache on private etcd + Redis', () => {
@@ -98,7 +91,7 @@ describe('resolve cache on private etcd + Redis', () => {
   });
 
   afterAll(async () => {
-    agent.destroy();
+    client.close();
     await Promise.all(gateways.map((gw) => gw.close()));
     await Promise.all([etcd?.dispose(), redis?.dispose()]);
   });
@@ -131,7 +124,7 @@ describe('resolve cache on private etcd + Redis', () => {
     };
     // A change after the cold start reaches Redis through the replicas' watches, not through a read.
     expect((await call(`${a.url}/v1/services/svc-49/instances/i3`, 'PUT', { address: '10.0.0.3', port: 80, ttl: 300 })).status).toBe(201);
-    await waitFor(async () => (await fieldsOf()) === 'i1,i2,i3');
+    await waitFor('Redis holds i1,i2,i3', async () => (await fieldsOf()) === 'i1,i2,i3');
 
     const later = await replica();
     const before = await etcd.counters();
@@ -141,7 +134,7 @@ describe('resolve cache on private etcd + Redis', () => {
     expect(await later.metric('registry_cache_requests_total', { tier: 'l2', result: 'hit' })).toBe(SERVICES.length);
 
     expect((await call(`${a.url}/v1/services/svc-49/instances/i3`, 'DELETE')).status).toBe(204);
-    await waitFor(async () => (await fieldsOf()) === 'i1,i2' && idsOf(await resolve(later, 'svc-49')) === 'i1,i2');
+    await waitFor('Redis and the later replica show i1,i2', async () => (await fieldsOf()) === 'i1,i2' && idsOf(await resolve(later, 'svc-49')) === 'i1,i2');
     await close(later);
   });
 
@@ -170,7 +163,7 @@ describe('resolve cache on private etcd + Redis', () => {
       const fresh = await Promise.all(Array.from({ length: 20 }, () => resolve(a, 'newcomer')));
       expect(fresh.every((r) => r.status === 200 && r.body.instances.length === 0)).toBe(true);
       expect((await call(`${a.url}/v1/services/newcomer/instances/n1`, 'PUT', { address: '10.0.0.2', port: 80, ttl: 300 })).status).toBe(201);
-      await waitFor(async () => idsOf(await resolve(a, 'newcomer')) === 'n1');
+      await waitFor('newcomer resolved through a', async () => idsOf(await resolve(a, 'newcomer')) === 'n1');
       expect((await call(`${a.url}/v1/services/svc-1/instances/i1`, 'PATCH', { status: 'DRAINING' })).status).toBe(200);
       expect(idsOf(await resolve(a, 'svc-1'))).toBe('i2');
       expect((await call(`${a.url}/v1/services/svc-1/instances/i1`, 'PATCH', { status: 'UP' })).status).toBe(200);
@@ -183,7 +176,7 @@ describe('resolve cache on private etcd + Redis', () => {
     }
     // Back (empty, no persistence): new lookups are written to L2 again once the client reconnected.
     let probe = 0;
-    await waitFor(async () => {
+    await waitFor('new lookups written to Redis again', async () => {
       const service = `probe-${probe++}`;
       expect((await resolve(a, service)).status).toBe(200);
       return (await redisKeys(`registry-gateway:v1:${prefix}doc:svc:${service}`)).length === 1;
@@ -230,7 +223,7 @@ describe('resolve cache on private etcd + Redis', () => {
     }
 
     // After the thaw the watches confirm again: answers are fresh without anyone waiting on etcd.
-    await waitFor(async () => {
+    await waitFor('fresh answers after the thaw', async () => {
       const answers = await Promise.all(replicas.flatMap((gw) => watched.map((s) => resolve(gw, s))));
       return answers.every((r) => r.status === 200 && !r.body.stale && idsOf(r) === 'i1,i2');
     }, 30_000);
@@ -245,19 +238,11 @@ describe('resolve cache on private etcd + Redis', () => {
 
   it('after an etcd restart the watch re-authenticates (one Authenticate per pooled connection) and keeps applying changes', async () => {
     await etcd.restart();
-    await waitFor(async () => (await call(`${a.url}/v1/services/svc-2/instances/i3`, 'PUT', { address: '10.0.0.3', port: 80, ttl: 300 })).status === 201, 30_000);
+    await waitFor('a registration accepted after the restart', async () => (await call(`${a.url}/v1/services/svc-2/instances/i3`, 'PUT', { address: '10.0.0.3', port: 80, ttl: 300 })).status === 201, 30_000);
     // Both watches are back: the change shows on the other replica too.
-    await waitFor(async () => idsOf(await resolve(b, 'svc-2')) === 'i1,i2,i3', 30_000);
-    await waitFor(async () => idsOf(await resolve(a, 'svc-2')) === 'i1,i2,i3');
+    await waitFor('svc-2 complete through b', async () => idsOf(await resolve(b, 'svc-2')) === 'i1,i2,i3', 30_000);
+    await waitFor('svc-2 complete through a', async () => idsOf(await resolve(a, 'svc-2')) === 'i1,i2,i3');
     // Counters restarted with etcd: everything since the restart. Two replicas, two connections each.
     expect((await etcd.counters()).authenticate).toBeLessThanOrEqual(4);
   });
 });
-
-async function waitFor(ok: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await ok())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await sleep(100);
-  }
-}

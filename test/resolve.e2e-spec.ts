@@ -7,12 +7,12 @@
 import { Etcd3 } from 'etcd3';
 import { call, GatewayUnderTest, startGateway } from './support/gateway';
 import { sharedStack } from './support/stack';
+import { waitFor } from './support/wait';
 
 jest.setTimeout(60_000);
 
 const stack = sharedStack();
 const target = { endpoint: stack.etcd.endpoint, username: stack.etcd.username, password: stack.etcd.password };
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const register = (gw: GatewayUnderTest, service: string, id: string, body: Record<string, unknown> = {}) =>
   call(`${gw.url}/v1/services/${service}/instances/${id}`, 'PUT', { address: '10.0.0.1', port: 8080, ttl: 60, ...body });
@@ -22,11 +22,8 @@ const ids = async (gw: GatewayUnderTest, service: string, query = '') => ((await
 /** Polls until `ok` holds; returns the milliseconds it took (throws after `timeoutMs`). */
 async function within(timeoutMs: number, ok: () => Promise<boolean>): Promise<number> {
   const started = Date.now();
-  for (;;) {
-    if (await ok()) return Date.now() - started;
-    if (Date.now() - started > timeoutMs) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await sleep(50);
-  }
+  await waitFor('the other replica to show the change', ok, timeoutMs, 50);
+  return Date.now() - started;
 }
 
 describe('resolve API', () => {

@@ -8,20 +8,20 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { etcdAdmin } from './support/etcd-admin';
 import { gatewayEnv, GatewayProcess, GatewayUnderTest, startGateway, startGatewayProcess } from './support/gateway';
-import { closeRawAgent, instancePath, rawRequest, RawResponse, useSecuredGateway, validRegistration, writeTokenFile } from './support/security';
+import { instancePath, useSecuredGateway, validRegistration, writeTokenFile } from './support/security';
 import { sharedStack } from './support/stack';
+import { HttpResponse, rawRequest } from './support/http';
 
 jest.setTimeout(120_000);
 
 const admin = etcdAdmin();
-afterAll(() => closeRawAgent());
 
 /** Keys under the gateway's prefix, as "<service>/<id>". */
 async function storedInstances(gw: GatewayUnderTest): Promise<string[]> {
   return (await admin.listKeys(gw.prefix)).map((k) => k.slice(`${gw.prefix}services/`.length));
 }
 
-function expectJsonError(res: RawResponse, status: number, error: string): void {
+function expectJsonError(res: HttpResponse, status: number, error: string): void {
   expect({ status: res.status, error: res.json?.error }).toEqual({ status, error });
   expect(res.headers['content-type']).toMatch(/^application\/json/);
   expect(typeof res.json.message).toBe('string');

@@ -7,7 +7,8 @@
 import fc from 'fast-check';
 import { isValidName } from '@app/registry';
 import { etcdAdmin } from './support/etcd-admin';
-import { closeRawAgent, rawRequest, RawRequest, RawResponse, useSecuredGateway, validRegistration } from './support/security';
+import { useSecuredGateway, validRegistration } from './support/security';
+import { HttpRequest, HttpResponse, rawRequest } from './support/http';
 
 jest.setTimeout(180_000);
 
@@ -94,7 +95,7 @@ const badBody: fc.Arbitrary<unknown> = fc.oneof(
 // ---- requests -------------------------------------------------------------------------------
 type Auth = 'admin' | 'none' | 'garbage' | 'reader';
 interface FuzzCase {
-  req: Omit<RawRequest, 'token'>;
+  req: Omit<HttpRequest, 'token'>;
   auth: Auth;
 }
 const auth = fc.constantFrom<Auth>('admin', 'admin', 'admin', 'admin', 'admin', 'none', 'garbage', 'reader');
@@ -124,16 +125,15 @@ const badBodyCase: fc.Arbitrary<FuzzCase> = fc
   .record({ service: validName, id: validName, body: badBody, auth })
   .map(({ service, id, body, auth }) => ({ req: { method: 'PUT', path: path(service, id, ''), body }, auth }));
 
-function isJsonClientError(res: RawResponse): boolean {
+function isJsonClientError(res: HttpResponse): boolean {
   return res.status >= 400 && res.status < 500 && /^application\/json/.test(String(res.headers['content-type'])) && typeof res.json?.error === 'string';
 }
 
 describe('fuzzing the REST inputs', () => {
   // The per-token rate limit would turn most of these into 429s before validation: off here.
   const secured = useSecuredGateway({ RATE_LIMIT_REGISTRATIONS_PER_SECOND: '0', LOG_LEVEL: 'error' });
-  afterAll(() => closeRawAgent());
   const statuses = new Map<number, number>();
-  const send = async ({ req, auth: who }: FuzzCase): Promise<RawResponse> => {
+  const send = async ({ req, auth: who }: FuzzCase): Promise<HttpResponse> => {
     const token = who === 'admin' ? secured.tokens.admin : who === 'reader' ? secured.tokens.reader : who === 'garbage' ? 'not-a-token' : undefined;
     const res = await rawRequest(secured.gw.url, { ...req, token });
     statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);

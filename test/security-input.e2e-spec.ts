@@ -4,17 +4,18 @@
  * and etcd is unchanged afterwards.
  */
 import { etcdAdmin } from './support/etcd-admin';
-import { closeRawAgent, instancePath, rawRequest, RawRequest, useSecuredGateway, validRegistration } from './support/security';
+import { instancePath, useSecuredGateway, validRegistration } from './support/security';
+import { HttpRequest, rawRequest } from './support/http';
 
 jest.setTimeout(120_000);
 
 const admin = etcdAdmin();
 const metadata = (keys: number, value = 'v') => Object.fromEntries(Array.from({ length: keys }, (_, i) => [`key${i}`, value]));
-const put = (body: unknown, p = instancePath('payments', 'p1')): Omit<RawRequest, 'token'> => ({ method: 'PUT', path: p, body });
+const put = (body: unknown, p = instancePath('payments', 'p1')): Omit<HttpRequest, 'token'> => ({ method: 'PUT', path: p, body });
 const ok = validRegistration;
 
 /** [what, request, status, field named in the error (400 only)] */
-const REJECTED: Array<[string, Omit<RawRequest, 'token'>, number, string?]> = [
+const REJECTED: Array<[string, Omit<HttpRequest, 'token'>, number, string?]> = [
   ['service ../x, encoded', put(ok, '/v1/services/..%2Fx/instances/p1'), 400, 'service'],
   ['service ../x, as written (no route)', put(ok, '/v1/services/../x/instances/p1'), 404],
   ['service a/b as a%2Fb', put(ok, '/v1/services/a%2Fb/instances/p1'), 400, 'service'],
@@ -74,7 +75,6 @@ const REJECTED: Array<[string, Omit<RawRequest, 'token'>, number, string?]> = [
 
 describe('input limits', () => {
   const secured = useSecuredGateway();
-  afterAll(() => closeRawAgent());
 
   // Objects, not rows: jest takes a trailing parameter missing from a row for a `done` callback.
   it.each(REJECTED.map(([what, req, status, field]) => ({ what, req, status, field })))('refuses $what', async ({ req, status, field }) => {

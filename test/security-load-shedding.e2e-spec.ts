@@ -4,14 +4,14 @@
  * accepted (2xx) is in etcd while none it refused is.
  */
 import { etcdAdmin } from './support/etcd-admin';
-import { closeRawAgent, instancePath, rawRequest, useSecuredGateway, validRegistration } from './support/security';
+import { instancePath, useSecuredGateway, validRegistration } from './support/security';
+import { rawRequest } from './support/http';
 
 jest.setTimeout(120_000);
 
 describe('load shedding in front of etcd writes', () => {
   // One write at a time and two waiting: any real burst overflows it.
   const secured = useSecuredGateway({ WRITE_CONCURRENCY: '1', WRITE_QUEUE_CAPACITY: '2' });
-  afterAll(() => closeRawAgent());
 
   it('answers a burst beyond the write queue with 503 + Retry-After and keeps every accepted registration', async () => {
     const ids = Array.from({ length: 300 }, (_, i) => `pod-${i}`);

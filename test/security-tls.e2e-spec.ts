@@ -12,8 +12,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { freePorts, httpGet, SpawnedProcess, spawnTracked, terminate, waitUntil } from '../tools/stack/procs';
 import { GatewayProcess, gatewayEnv, startGateway, startGatewayProcess } from './support/gateway';
-import { closeRawAgent, instancePath, rawRequest, validRegistration } from './support/security';
+import { instancePath, validRegistration } from './support/security';
 import { sharedStack } from './support/stack';
+import { rawRequest } from './support/http';
 
 jest.setTimeout(180_000);
 
@@ -130,7 +131,6 @@ class TlsEtcd {
   });
   afterAll(async () => {
     await etcd?.stop();
-    closeRawAgent();
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 

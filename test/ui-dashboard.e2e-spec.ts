@@ -10,7 +10,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Browser, BrowserContext, chromium, Page } from 'playwright-core';
 import { GatewayUnderTest } from './support/gateway';
-import { closeRawAgent, instancePath, rawRequest, startSecuredGateway, TestTokens, writeTokenFile } from './support/security';
+import { instancePath, startSecuredGateway, TestTokens, writeTokenFile } from './support/security';
+import { rawRequest } from './support/http';
+import { sleep, waitFor } from './support/wait';
 
 jest.setTimeout(180_000);
 
@@ -54,10 +56,8 @@ afterAll(async () => {
   await browser?.close();
   await gw?.close();
   tokens?.remove();
-  closeRawAgent();
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const split = (key: string) => key.split('/') as [string, string];
 
 /** TTL 10 s: leases renew every ~3.3 s, so renewals/s has something to show within the test. */
@@ -72,18 +72,8 @@ async function deregister(service: string, id: string): Promise<void> {
   expect((await rawRequest(gw.url, { method: 'DELETE', path: instancePath(service, id), token: tokens.admin })).status).toBe(204);
 }
 
-/** Retries `check` (jest assertions) until it passes or EVENTUALLY_MS is over, then throws its last failure. */
-async function eventually(check: () => Promise<void>): Promise<void> {
-  const deadline = Date.now() + EVENTUALLY_MS;
-  for (;;) {
-    try {
-      return await check();
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await sleep(250);
-    }
-  }
-}
+/** Retries `check` (jest assertions) until it passes or EVENTUALLY_MS is over, then throws with its last failure. */
+const eventually = (check: () => Promise<void>): Promise<unknown> => waitFor('the dashboard to show it', async () => (await check(), true), EVENTUALLY_MS, 250);
 
 const text = (page: Page, selector: string) => page.locator(selector).innerText();
 const serviceCell = (service: string, col: string) => `#service-rows tr[data-service="${service}"] [data-col="${col}"]`;

@@ -13,7 +13,8 @@ import { loadGatewayConfig } from '../../apps/gateway/src/config/gateway-config'
 import { EtcdServer, startEtcd } from '../../tools/stack/etcd';
 import { freePort } from '../../tools/stack/procs';
 import { RedisServer, startRedis } from '../../tools/stack/redis';
-import { closeFleetAgent } from './fleet';
+import { metricValue, request } from './http';
+import { waitFor } from './wait';
 
 export interface EtcdTarget {
   endpoint: string;
@@ -66,7 +67,7 @@ export async function startGateway(etcd: EtcdTarget, redisUrl: string, overrides
     prefix: config.ETCD_PREFIX,
     app,
     close: () => app.close(),
-    metric: async (name, labels) => readMetric(await (await fetch(`${url}/metrics`)).text(), name, labels),
+    metric: async (name, labels) => metricValue((await request(url, 'GET', '/metrics')).body, name, labels),
   };
 }
 
@@ -92,51 +93,21 @@ export async function startGatewayProcess(env: Record<string, string>): Promise<
   child.stderr!.on('data', (d) => (output += d));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) break;
-    try {
-      if ((await fetch(`${url}/metrics`)).ok) break;
-    } catch {
-      /* not listening yet */
-    }
-    if (Date.now() > deadline) throw new Error(`gateway did not start: ${output}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  // A process that exited stops the wait too: tests of bad configuration assert on its exit.
+  await waitFor('gateway process listening', async () => child.exitCode !== null || (await request(url, 'GET', '/metrics', undefined, 5000)).status === 200, 60_000).catch(
+    (err: Error) => {
+      child.kill('SIGKILL');
+      throw new Error(`gateway did not start: ${err.message}\n${output}`);
+    },
+  );
   return { url, child, output: () => output, exited };
 }
 
-export function readMetric(text: string, name: string, labels: Record<string, string> = {}): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name)) continue;
-    const match = /^([a-zA-Z_:][\w:]*)(\{([^}]*)\})?\s+(\S+)/.exec(line);
-    if (!match || match[1] !== name) continue;
-    const lineLabels = Object.fromEntries([...(match[3] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
-    if (Object.entries(labels).every(([k, v]) => lineLabels[k] === v)) sum += Number(match[4]);
-  }
-  return sum;
-}
+/** `call(url, method, body?)` lives with the one HTTP client; re-exported because many tests import it from here. */
+export { call } from './http';
 
-/** JSON request helper: returns status and parsed body (undefined when empty). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests assert on arbitrary JSON shapes
-type AnyJson = any;
-
-export async function call(url: string, method: string, body?: unknown): Promise<{ status: number; body: AnyJson; headers: Headers }> {
-  const res = await fetch(url, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-  });
-  const text = await res.text();
-  let parsed: unknown;
-  try {
-    parsed = text ? JSON.parse(text) : undefined;
-  } catch {
-    parsed = text;
-  }
-  return { status: res.status, body: parsed, headers: res.headers };
-}
+/** metricValue under its older name, still imported by tests being written elsewhere. */
+export const readMetric = metricValue;
 
 /** The gateway user's coordinates on an etcd started by the test. */
 export function etcdTarget(etcd: EtcdServer): EtcdTarget {
@@ -154,7 +125,6 @@ export function usePrivateStack() {
   });
   afterAll(async () => {
     await Promise.all(state.gateways.map((g) => g.close()));
-    closeFleetAgent();
     await Promise.all([state.etcd?.dispose(), state.redis?.stop()]);
   });
   return {

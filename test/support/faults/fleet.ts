@@ -4,8 +4,9 @@
  * timeout or a 5xx), and resolvers that look every service up every ~200 ms and record, for every
  * pod, every interval during which a lookup did not list it although it was alive.
  */
-import { HttpAnswer, HttpClient } from './http';
-import { sleep } from './wait';
+import { HttpAnswer, HttpClient } from '../http';
+import { forEachLimited } from '../fleet';
+import { sleep, waitFor } from '../wait';
 
 export interface FleetOptions {
   /** Service name prefix; unique per scenario so fleets never see each other. */
@@ -135,11 +136,9 @@ export class FleetDriver {
       this.schedule(pod, this.heartbeatMs * (0.5 + Math.random() * 0.5));
     });
     this.resolverLoop = this.resolveForever();
-    const deadline = Date.now() + 30_000;
-    while (this.pods.some((p) => !p.seen)) {
-      if (Date.now() > deadline) throw new Error(`pods never seen in lookups: ${this.pods.filter((p) => !p.seen).length}`);
-      await sleep(100);
-    }
+    await waitFor('every pod seen in lookups', () => this.pods.every((p) => p.seen), 30_000, 100).catch(() => {
+      throw new Error(`pods never seen in lookups: ${this.pods.filter((p) => !p.seen).length}`);
+    });
     this.mark('all pods visible');
   }
 
@@ -344,15 +343,6 @@ export class FleetDriver {
 }
 
 /** Runs `task` for every item with at most `concurrency` in flight. */
-export async function forEachLimited<T>(items: T[], concurrency: number, task: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(concurrency, items.length) }, async () => {
-      while (next < items.length) await task(items[next++]);
-    }),
-  );
-}
-
 /** A short, readable summary for logs and reports. */
 export function summarize(r: FleetReport): string {
   const worst = r.gaps.slice(0, 3).map((g) => `${g.pod} ${g.toMs - g.fromMs} ms at +${g.fromMs} ms via ${g.via}${g.open ? ' (open)' : ''}`);

@@ -1,11 +1,12 @@
-/** The fault harness: real etcd cluster, Redis and gateway replicas, a fleet driver, one HTTP client, one poller. */
+/** The fault harness: real etcd cluster, Redis and gateway replicas, a fleet driver, the test tree's HTTP client and poller. */
 export { startFaultStack, FaultStack, EtcdCounterTracker } from './stack';
 export type { FaultStackOptions } from './stack';
 export { GatewayReplica } from './replica';
-export { FleetDriver, forEachLimited, summarize } from './fleet';
+export { FleetDriver, summarize } from './fleet';
+export { forEachLimited } from '../fleet';
 export type { FleetOptions, FleetReport, Gap } from './fleet';
-export { HttpClient, metricValue } from './http';
-export type { HttpAnswer } from './http';
-export { waitFor, sleep } from './wait';
+export { HttpClient, metricValue } from '../http';
+export type { HttpAnswer } from '../http';
+export { waitFor, sleep } from '../wait';
 export { runScenario } from './scenario';
 export type { ScenarioResult } from './scenario';

@@ -4,8 +4,8 @@
  */
 import { trackChild, waitUntilStopped } from '../../../tools/stack/procs';
 import { GatewayProcess, startGatewayProcess } from '../gateway';
-import { HttpClient, metricValue } from './http';
-import { waitFor } from './wait';
+import { HttpClient, metricValue } from '../http';
+import { waitFor } from '../wait';
 
 export class GatewayReplica {
   private proc?: GatewayProcess;

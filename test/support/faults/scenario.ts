@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { EtcdCounters } from '../../../tools/stack/metrics';
 import { FleetDriver, FleetOptions, FleetReport, summarize } from './fleet';
 import { FaultStack } from './stack';
-import { waitFor } from './wait';
+import { waitFor } from '../wait';
 
 export interface ScenarioResult {
   report: FleetReport;

@@ -8,9 +8,9 @@ import { EtcdCounters, fetchEtcdCounters } from '../../../tools/stack/metrics';
 import { freePorts, httpGet } from '../../../tools/stack/procs';
 import { RedisServer, startRedis } from '../../../tools/stack/redis';
 import { gatewayEnv, uniquePrefix } from '../gateway';
-import { HttpClient, metricValue } from './http';
+import { HttpClient, metricValue } from '../http';
 import { GatewayReplica } from './replica';
-import { waitFor } from './wait';
+import { sleep, waitFor } from '../wait';
 
 export interface FaultStackOptions {
   replicas?: number;
@@ -65,7 +65,7 @@ export class FaultStack {
   async memberServingGateways(windowMs = 1500): Promise<EtcdServer> {
     const sample = () => Promise.all(this.members.map((m) => fetchEtcdCounters(m.metricsUrl, 1000).then((c) => c.leaseKeepAliveMessages).catch(() => 0)));
     const before = await sample();
-    await new Promise((r) => setTimeout(r, windowMs));
+    await sleep(windowMs);
     const after = await sample();
     let best = 0;
     for (let i = 1; i < this.members.length; i++) if (after[i] - before[i] > after[best] - before[best]) best = i;
@@ -110,7 +110,8 @@ export async function startFaultStack(opts: FaultStackOptions = {}): Promise<Fau
     else process.env.ETCD_QUOTA_BACKEND_BYTES = previousQuota;
   };
   if (opts.etcdQuotaBytes) process.env.ETCD_QUOTA_BACKEND_BYTES = String(opts.etcdQuotaBytes);
-  const http = new HttpClient();
+  // The faults freeze processes: a request must give up in seconds, not hang the scenario.
+  const http = new HttpClient({ timeoutMs: 2000, maxSockets: 32 });
   let members: EtcdServer[] = [];
   let redis: RedisServer | undefined;
   try {

@@ -1,4 +1,4 @@
-/** The one polling helper of the fault harness: outcomes are polled for, never timed. */
+/** The one polling helper of the test tree: outcomes are polled for, never timed. */
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
