@@ -17,6 +17,7 @@
  * engine worker (no etcd: its streams never open) and reports the process's RSS with 100k tracked.
  */
 import { parseArgs } from 'node:util';
+import { getHeapStatistics } from 'node:v8';
 import { RegistryCache, SharedStore } from '@app/cache';
 import { EtcdConnection, InstanceDirectory, InstanceRegistrar, LeaseEngine, RegistryEvent, RegistryStore, RenewalScheduler, StoredRange } from '@app/etcd';
 import { InstanceRegistration, KeyLayout } from '@app/registry';
@@ -27,6 +28,7 @@ const { values: args } = parseArgs({
     services: { type: 'string', default: '10' },
     'watch-first': { type: 'boolean', default: false },
     worker: { type: 'boolean', default: false },
+    churn: { type: 'string', default: '0' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -50,6 +52,7 @@ function settle(): Sample {
   return { heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers, rss: m.rss };
 }
 
+const churnLine: string[] = [];
 const rows: Array<{ step: string; sample: Sample; delta: Sample }> = [];
 let last = settle();
 const base = last;
@@ -163,6 +166,26 @@ async function main(): Promise<void> {
   await new Promise((resolve) => setImmediate(resolve));
   const registered = step(`${N} registered, watch events applied (${WATCH_FIRST ? 'watch before Put answer' : 'watch after Put answer'})`);
 
+  // Request-like garbage for --churn seconds (a ring of recent "requests" survives a few scavenges and
+  // is promoted, as in a busy gateway): how far V8 lets the heap grow beyond what is live.
+  const churnSeconds = Number(args.churn);
+  if (churnSeconds > 0) {
+    const ring: unknown[] = new Array(20_000);
+    let peakTotal = 0;
+    let peakRss = 0;
+    const end = Date.now() + churnSeconds * 1000;
+    for (let n = 0; Date.now() < end; n++) {
+      ring[n % ring.length] = { path: `/v1/services/sim-${n % 10}/instances/pod-${n}/heartbeat`, headers: { a: 'x'.repeat(200 + (n % 50)) }, at: Date.now() };
+      if (n % 10_000 === 0) {
+        const m = process.memoryUsage();
+        peakTotal = Math.max(peakTotal, m.heapTotal);
+        peakRss = Math.max(peakRss, m.rss);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    }
+    churnLine.push(`churn ${churnSeconds} s: peak heapTotal ${MB(peakTotal)} MB, peak RSS ${MB(peakRss)} MB (live heap after it: ${MB(settle().heapUsed)} MB; heap limit ${MB(getHeapStatistics().heap_size_limit)} MB)`);
+  }
+
   // One heartbeat per instance: must not allocate per instance.
   const now = Date.now();
   for (let i = 0; i < N; i++) await registrar.heartbeat(`sim-${i % SERVICES}`, `pod-${i}`);
@@ -190,7 +213,7 @@ async function main(): Promise<void> {
   for (const lease of leases.values()) scheduler.track(slot++, structuredClone(lease.leaseId), lease.ttlMs, now);
   step(`worker side: RenewalScheduler tracking ${scheduler.stats().tracked} leases (normally in the worker heap)`);
 
-  const workerRss: string[] = [];
+  const workerRss: string[] = [...churnLine];
   if (args.worker) {
     // No etcd: the worker's one stream never opens (token requests answer "no auth").
     const noAuth = { currentToken: async () => undefined, invalidateToken: () => undefined } as unknown as EtcdConnection;
