@@ -13,13 +13,20 @@
  * each delta is what the phase left live.
  *
  * --watch-first delivers each watch event before the registrar's Put resolves (the other order of
- * the race between a Put's answer and the watch stream); --worker also starts the real lease
- * engine worker (no etcd: its streams never open) and reports the process's RSS with 100k tracked.
+ * the race between a Put's answer and the watch stream).
+ *
+ * --worker [--worker-limits '{"maxYoungGenerationSizeMb":8}'] measures the lease worker instead: the
+ * BUILT worker (dist/, `npm run build`; under ts-node it would load the compiler too), no etcd
+ * reachable (its streams never open), N leases tracked through its real message protocol; reports
+ * the process's RSS to start it and with the leases tracked.
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { spawnSync } from 'node:child_process';
 import { getHeapStatistics } from 'node:v8';
 import { RegistryCache, SharedStore } from '@app/cache';
-import { EtcdConnection, InstanceDirectory, InstanceRegistrar, LeaseEngine, RegistryEvent, RegistryStore, RenewalScheduler, StoredRange } from '@app/etcd';
+import { InstanceDirectory, InstanceRegistrar, LeaseEngine, RegistryEvent, RegistryStore, RenewalScheduler, StoredRange } from '@app/etcd';
 import { InstanceRegistration, KeyLayout } from '@app/registry';
 
 const { values: args } = parseArgs({
@@ -28,6 +35,7 @@ const { values: args } = parseArgs({
     services: { type: 'string', default: '10' },
     'watch-first': { type: 'boolean', default: false },
     worker: { type: 'boolean', default: false },
+    'worker-limits': { type: 'string' },
     churn: { type: 'string', default: '0' },
     json: { type: 'boolean', default: false },
   },
@@ -214,21 +222,6 @@ async function main(): Promise<void> {
   step(`worker side: RenewalScheduler tracking ${scheduler.stats().tracked} leases (normally in the worker heap)`);
 
   const workerRss: string[] = [...churnLine];
-  if (args.worker) {
-    // No etcd: the worker's one stream never opens (token requests answer "no auth").
-    const noAuth = { currentToken: async () => undefined, invalidateToken: () => undefined } as unknown as EtcdConnection;
-    const realEngine = new LeaseEngine({ connections: [noAuth], endpointsPerConnection: [['127.0.0.1:1']], requestTimeoutMs: 1_000, tickMs: 500 });
-    const before = process.memoryUsage().rss;
-    await realEngine.start();
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    const started = process.memoryUsage().rss;
-    for (const lease of leases.values()) realEngine.table.track(lease.key, lease.leaseId, lease.ttlMs / 1000, '', now);
-    await new Promise((resolve) => setTimeout(resolve, 3_000));
-    const tracked = process.memoryUsage().rss;
-    workerRss.push(`real worker: RSS +${MB(started - before)} MB to start it, +${MB(tracked - started)} MB with ${N} leases tracked (worker heap + this thread's second table)`);
-    await realEngine.close();
-  }
-
   // Exclusive bytes of each structure: what emptying it frees (strings shared with another one stay).
   for (let i = 0; i < slot; i++) scheduler.untrack(i);
   step('RenewalScheduler emptied: its exclusive bytes (negative)');
@@ -253,7 +246,44 @@ async function main(): Promise<void> {
   console.log(lines.join('\n'));
 }
 
-main().then(
+/**
+ * The built lease worker's RSS share, with optional resourceLimits (see --worker). Measured in a plain
+ * `node` child: this process carries ts-node, whose own garbage would blur a few MB of RSS.
+ */
+async function measureWorker(): Promise<void> {
+  const dir = path.resolve(__dirname, '..', '..', 'dist', 'apps', 'gateway', 'libs', 'etcd', 'src', 'lease-engine');
+  if (!fs.existsSync(path.join(dir, 'lease-engine-worker.js'))) throw new Error(`${dir}/lease-engine-worker.js not found: run npm run build first`);
+  const child = `
+    const { Worker } = require('node:worker_threads');
+    const [dir, n, limitsJson] = process.argv.slice(1);
+    const N = Number(n), limits = limitsJson ? JSON.parse(limitsJson) : undefined;
+    const { SEGMENT_SLOTS, ENGINE_STATS_LENGTH, LeaseSlots } = require(dir + '/lease-slots.js');
+    const rss = () => process.memoryUsage().rss / 1048576;
+    const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+    (async () => {
+      const segments = Array.from({ length: Math.ceil(N / SEGMENT_SLOTS) }, () => new SharedArrayBuffer(SEGMENT_SLOTS * 32));
+      const before = rss();
+      const worker = new Worker(dir + '/lease-engine-worker.js', { resourceLimits: limits, workerData: { kind: 'lease-engine', endpointsPerConnection: [['127.0.0.1:1'], ['127.0.0.1:1']], requestTimeoutMs: 1000, tickMs: 500, maxInFlight: 10000, segments, stats: new SharedArrayBuffer(ENGINE_STATS_LENGTH * 8) } });
+      worker.on('message', (m) => m.t === 'token?' && worker.postMessage({ t: 'token', id: m.id }));
+      await sleep(2000);
+      const started = rss(), now = Date.now(), slots = new LeaseSlots(segments);
+      for (let from = 0; from < N; from += 1000) {
+        const ops = [];
+        for (let slot = from; slot < Math.min(N, from + 1000); slot++) { ops.push([0, slot, String(7587889047712300000n + BigInt(slot)), 60000, now]); slots.markHeartbeat(slot, now); }
+        worker.postMessage({ t: 'ops', ops });
+        if (from % 10000 === 0) await sleep(10);
+      }
+      let peak = 0;
+      for (let i = 0; i < 30; i++) { await sleep(500); peak = Math.max(peak, rss()); }
+      const f = (x) => x.toFixed(0);
+      console.log('built lease worker, ' + N + ' leases, resourceLimits ' + (limitsJson || 'default') + ': RSS +' + f(started - before) + ' MB to start it, +' + f(rss() - started) + ' MB with the leases tracked (peak +' + f(peak - started) + ' MB)');
+      process.exit(0);
+    })();`;
+  const run = spawnSync(process.execPath, ['-e', child, dir, String(N), args['worker-limits'] ?? ''], { encoding: 'utf8' });
+  process.stdout.write(run.stdout + run.stderr);
+}
+
+(args.worker ? measureWorker() : main()).then(
   () => process.exit(0),
   (err) => {
     console.error(err);
