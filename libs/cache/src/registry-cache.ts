@@ -7,6 +7,7 @@ import type { RegistryError } from '@app/registry';
 import { ChangeWaiters, WaitOutcome } from './change-waiters';
 import { RefreshBackoff } from './refresh-backoff';
 import { FieldOp, RevisionedMap } from './revisioned-map';
+import { SharedParts } from './shared-parts';
 import { SharedChange, SharedDoc, SharedStore } from './shared-store';
 
 export interface RegistryCacheOptions {
@@ -136,6 +137,8 @@ export class RegistryCache {
   private sweepTimer: NodeJS.Timeout | undefined;
   /** Blocking queries parked on a document (key: its name, `svc:<service>` or `services`). */
   private readonly changes = new ChangeWaiters();
+  /** Tags, metadata, zones and statuses shared by the cached instances (see SharedParts). */
+  private readonly parts = new SharedParts();
 
   constructor(
     private readonly source: RegistrySource,
@@ -236,7 +239,7 @@ export class RegistryCache {
         const event = events[i];
         const record = event.type === 'put' && event.value !== undefined ? decodeRecord(event.value) : undefined;
         // A value that is not an instance record counts as no instance, as it does when read by Range.
-        const op: FieldOp<ResolvedInstance> = record ? { op: 'set', field: event.id, value: toResolved(event.id, record) } : { op: 'del', field: event.id };
+        const op: FieldOp<ResolvedInstance> = record ? { op: 'set', field: event.id, value: toResolved(event.id, record, this.parts) } : { op: 'del', field: event.id };
         const ops = byService.get(event.service) ?? [];
         ops.push(op);
         byService.set(event.service, ops);
@@ -277,7 +280,7 @@ export class RegistryCache {
     for (const item of range.items) {
       const address = this.source.layout.parseInstanceKey(item.key);
       const record = address && docs.has(address.service) ? decodeRecord(item.value) : undefined;
-      if (address && record) docs.get(address.service)!.fields.set(address.id, toResolved(address.id, record));
+      if (address && record) docs.get(address.service)!.fields.set(address.id, toResolved(address.id, record, this.parts));
     }
     for (const [service, doc] of docs) {
       const entry: Entry<ResolvedInstance> = { doc, readAt: now, verifiedAt: now, epoch, negativeUntil: doc.size ? 0 : now + this.options.negativeTtlMs, index: 0 };
@@ -512,9 +515,9 @@ export class RegistryCache {
       negativeTtlMs: this.options.negativeTtlMs,
       get: () => this.services.get(service),
       set: (entry) => this.services.set(service, entry),
-      fetch: async () => toServiceDoc(await this.source.listService(service), this.source.layout),
+      fetch: async () => toServiceDoc(await this.source.listService(service), this.source.layout, this.parts),
       encode: (instance) => JSON.stringify(instance),
-      decode: decodeInstance,
+      decode: (value) => decodeInstance(value, this.parts),
     };
   }
 }
@@ -538,17 +541,17 @@ function sameContent<V>(a: RevisionedMap<V>, b: RevisionedMap<V>, encode: (value
   return true;
 }
 
-function toResolved(id: string, record: NonNullable<ReturnType<typeof decodeRecord>>): ResolvedInstance {
+function toResolved(id: string, record: NonNullable<ReturnType<typeof decodeRecord>>, parts: SharedParts): ResolvedInstance {
   const { address, port, metadata, tags, zone, weight, status, registeredAt } = record;
-  return { id, address, port, metadata, tags, zone, weight, status, registeredAt };
+  return { id, address, port, metadata: parts.object(metadata), tags: parts.object(tags), zone: parts.string(zone), weight, status: parts.string(status), registeredAt };
 }
 
-function toServiceDoc(range: StoredRange, layout: KeyLayout): RevisionedMap<ResolvedInstance> {
+function toServiceDoc(range: StoredRange, layout: KeyLayout, parts: SharedParts): RevisionedMap<ResolvedInstance> {
   const doc = new RevisionedMap<ResolvedInstance>(Number(range.revision));
   for (const item of range.items) {
     const address = layout.parseInstanceKey(item.key);
     const record = address && decodeRecord(item.value);
-    if (address && record) doc.fields.set(address.id, toResolved(address.id, record));
+    if (address && record) doc.fields.set(address.id, toResolved(address.id, record, parts));
   }
   return doc;
 }
@@ -563,7 +566,7 @@ function toCountsDoc(range: StoredRange, layout: KeyLayout): RevisionedMap<numbe
 }
 
 /** An instance as L2 holds it; anything malformed (another version, a hand edit) is skipped. */
-function decodeInstance(value: string): ResolvedInstance | undefined {
+function decodeInstance(value: string, parts: SharedParts): ResolvedInstance | undefined {
   try {
     const parsed = JSON.parse(value) as ResolvedInstance;
     const valid =
@@ -574,7 +577,7 @@ function decodeInstance(value: string): ResolvedInstance | undefined {
       Array.isArray(parsed.tags) &&
       (parsed.registeredAt === undefined || typeof parsed.registeredAt === 'string') &&
       typeof parsed.metadata === 'object';
-    return valid ? parsed : undefined;
+    return valid ? { ...parsed, metadata: parts.object(parsed.metadata), tags: parts.object(parsed.tags), zone: parts.string(parsed.zone), status: parts.string(parsed.status) } : undefined;
   } catch {
     return undefined;
   }

@@ -35,4 +35,57 @@ describe('InstanceDirectory', () => {
     dir.apply([put(5)], 4_000);
     expect(dir.recentlyDeleted(key, 4_000)).toBeUndefined();
   });
+
+  it('holds the values of the instances this replica renews: its own writes at once, and after etcd deleted them', () => {
+    const tracked = new Set<string>();
+    const dir = new InstanceDirectory(layout, { retain: (k) => tracked.has(k) });
+    const registered = encodeRecord(record);
+    const patched = encodeRecord({ ...record, status: 'DRAINING' });
+    expect(dir.written(key, registered, '7', 0)).toBe(key);
+    tracked.add(key);
+    expect(dir.latest(key)).toBe(registered);
+    expect(dir.get(key)).toMatchObject({ leaseId: '7', observedAt: 0 });
+    dir.apply([{ ...put(2), value: patched }], 1_000); // a PATCH through another replica
+    expect(dir.latest(key)).toBe(patched);
+    expect(dir.get(key)?.observedAt).toBe(0); // same lease
+    dir.apply([del(3)], 2_000); // the lease expired
+    expect(dir.get(key)).toBeUndefined();
+    expect(dir.latest(key)).toBe(patched);
+    // Not an outage: a heartbeat on another replica still gets 404 (recentlyDeleted), only the
+    // renewing replica re-grants, and for as long as it renews the instance.
+    expect(dir.recentlyDeleted(key, 2_500)).toBeUndefined();
+    dir.apply([], 2_000 + 301_000);
+    expect(dir.latest(key)).toBe(patched);
+    tracked.delete(key);
+    dir.apply([], 2_000 + 602_000);
+    expect(dir.latest(key)).toBeUndefined();
+  });
+
+  it('forgets the values of deleted instances nobody here renews', () => {
+    const dir = new InstanceDirectory(layout, { retain: () => false });
+    dir.apply([put(1)], 0);
+    dir.apply([del(2)], 1_000);
+    expect(dir.latest(key)).toBeUndefined();
+  });
+
+  it('keeps the values of renewed instances a rebuild no longer finds', () => {
+    const other = layout.instanceKey('a', '2');
+    const dir = new InstanceDirectory(layout, { retain: (k) => k === key });
+    dir.replace({ revision: '5', items: [{ key, value: 'v1', leaseId: '3', modRevision: '4' }, { key: other, value: 'v2', leaseId: '3', modRevision: '4' }] });
+    dir.replace({ revision: '9', items: [] });
+    expect(dir.size).toBe(0);
+    expect(dir.latest(key)).toBe('v1');
+    expect(dir.latest(other)).toBeUndefined();
+  });
+
+  it('reuses the rows of deleted instances and grows past its first arrays', () => {
+    const dir = new InstanceDirectory(layout);
+    const keyOf = (i: number) => layout.instanceKey('a', `i${i}`);
+    for (let i = 0; i < 3_000; i++) dir.written(keyOf(i), `v${i}`, String(1_000 + i), i);
+    dir.apply([{ type: 'delete', service: 'a', id: 'i5', revision: 2, created: false }], 10);
+    dir.written(keyOf(5), 'again', '99', 20);
+    expect(dir.size).toBe(3_000);
+    expect(dir.get(keyOf(2_999))).toMatchObject({ value: 'v2999', leaseId: '3999', observedAt: 2_999 });
+    expect(dir.get(keyOf(5))).toMatchObject({ value: 'again', leaseId: '99', observedAt: 20 });
+  });
 });

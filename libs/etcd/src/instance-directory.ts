@@ -1,6 +1,18 @@
 import { decodeRecord, KeyLayout } from '@app/registry';
+import type { InstanceValues } from './lease-engine/lease-table';
 import type { RegistryEvent } from './registry-watch';
 import type { StoredInstance, StoredRange } from './registry-store';
+
+export interface InstanceDirectoryOptions {
+  /**
+   * Whether this replica renews `key` (its LeaseTable tracks it). The value of such a key is kept for
+   * a while after etcd deleted it: a re-grant after its lease was lost writes it back (latest()).
+   */
+  retain?(key: string): boolean;
+}
+
+/** Longest TTL is 300 s: a deleted value older than that is of no use unless its instance is still tracked. */
+const DELETED_KEEP_MS = 300_000;
 
 /**
  * Every instance in the registry as this replica's watch knows it: key -> lease id and value. Built
@@ -8,20 +20,39 @@ import type { StoredInstance, StoredRange } from './registry-store';
  * heartbeat for an instance another replica registered costs no etcd call here, and a replica that
  * takes over the heartbeats of a dead one reads nothing from etcd.
  *
+ * It is also the one place the replica keeps instance values (InstanceValues): the lease table keeps
+ * none, the registrar reports its own writes here (written()) and a re-grant reads latest().
+ *
+ * Memory (100k instances per replica, bench/results/memory.md): one row per instance in arrays (key,
+ * value, lease as int64, observedAt) plus a Map entry key -> row; no object per instance. A watch event
+ * that repeats the value already held (a registrar's own write coming back) keeps the string held.
+ *
  * Only `current` answers are trusted: before the initial read, or while the watch is down, a missing
  * key may just be one the watch has not delivered yet, and the caller falls back to reading etcd.
  */
-export class InstanceDirectory {
-  private readonly byKey = new Map<string, { leaseId: string; value: string; observedAt: number }>();
-  /** Instances deleted lately (insertion order = deletion order), with what they held: see recentlyDeleted(). */
-  private readonly deleted = new Map<string, { value: string; deletedAt: number; ttlMs: number }>();
+export class InstanceDirectory implements InstanceValues {
+  private readonly rows = new Map<string, number>();
+  private keys: Array<string | undefined> = [];
+  private values: Array<string | undefined> = [];
+  private leases = new BigInt64Array(1024);
+  /** Epoch ms the watch delivered the put that brought the current lease; 0 = from a read. */
+  private observed = new Float64Array(1024);
+  private freeRows: number[] = [];
+  /**
+   * Instances deleted lately (insertion order = deletion order), with what they held: deletions right
+   * after an etcd outage (see recentlyDeleted()) and deletions of instances this replica renews (latest()).
+   */
+  private readonly deleted = new Map<string, { value: string; deletedAt: number; ttlMs: number; outage: boolean }>();
   private synced = false;
   private outageAftermathUntil = 0;
 
-  constructor(private readonly layout: KeyLayout) {}
+  constructor(
+    private readonly layout: KeyLayout,
+    private readonly options: InstanceDirectoryOptions = {},
+  ) {}
 
   get size(): number {
-    return this.byKey.size;
+    return this.rows.size;
   }
 
   /** The initial read (or a rebuild after a compaction) has been applied. */
@@ -34,25 +65,30 @@ export class InstanceDirectory {
    * about then. 0 for what the initial read found (when that lease was last renewed is unknown).
    */
   get(key: string): (StoredInstance & { observedAt: number }) | undefined {
-    const entry = this.byKey.get(key);
-    return entry && { key, value: entry.value, leaseId: entry.leaseId, modRevision: '0', observedAt: entry.observedAt };
+    const row = this.rows.get(key);
+    if (row === undefined) return undefined;
+    return { key, value: this.values[row]!, leaseId: String(this.leases[row]), modRevision: '0', observedAt: this.observed[row] };
   }
 
   /** Replaces everything with one consistent read (the watch resumes right after its revision). */
-  replace(range: StoredRange): void {
-    this.byKey.clear();
+  replace(range: StoredRange, now = Date.now()): void {
+    const retain = this.options.retain;
+    if (retain && this.rows.size) {
+      // A tracked instance whose key is gone (its lease expired while the watch was away) may still be
+      // re-granted: keep its last value as if the watch had delivered the deletion.
+      const present = new Set(range.items.map((item) => item.key));
+      for (const [key, row] of this.rows) if (!present.has(key) && retain(key)) this.remember(key, this.values[row]!, now, false);
+    }
+    this.rows.clear();
+    this.keys = [];
+    this.values = [];
+    this.freeRows = [];
     for (const item of range.items) {
-      if (this.layout.parseInstanceKey(item.key)) this.byKey.set(item.key, { leaseId: item.leaseId, value: item.value, observedAt: 0 });
+      if (this.layout.parseInstanceKey(item.key)) this.set(item.key, item.value, item.leaseId, 0);
     }
     this.synced = true;
   }
 
-  /**
-   * What a key held if it was deleted within its TTL: after an etcd outage every lease expired at once
-   * and a pod's next heartbeat may land on any replica, not only the one that tracked it. Such a
-   * heartbeat re-grants (exactly like a heartbeat after a TTL-0 answer), instead of a 404 that would
-   * make the pod register again.
-   */
   /**
    * The watch came back after etcd was unreachable: deletions delivered until `until` are likely
    * leases that expired because nobody could renew them, not pods that went silent. Only those are
@@ -62,9 +98,27 @@ export class InstanceDirectory {
     this.outageAftermathUntil = now + windowMs;
   }
 
+  /**
+   * What a key held if it was deleted within its TTL: after an etcd outage every lease expired at once
+   * and a pod's next heartbeat may land on any replica, not only the one that tracked it. Such a
+   * heartbeat re-grants (exactly like a heartbeat after a TTL-0 answer), instead of a 404 that would
+   * make the pod register again.
+   */
   recentlyDeleted(key: string, now = Date.now()): { value: string } | undefined {
     const entry = this.deleted.get(key);
-    return entry && now - entry.deletedAt <= entry.ttlMs ? { value: entry.value } : undefined;
+    return entry && entry.outage && now - entry.deletedAt <= entry.ttlMs ? { value: entry.value } : undefined;
+  }
+
+  /** InstanceValues: the registrar wrote `value` under `leaseId`; the watch's copy of it will not be kept twice. */
+  written(key: string, value: string, leaseId: string, now: number): string {
+    this.deleted.delete(key);
+    return this.set(key, value, leaseId, now);
+  }
+
+  /** InstanceValues: the latest value of `key`, also when etcd deleted it lately (see DELETED_KEEP_MS). */
+  latest(key: string): string | undefined {
+    const row = this.rows.get(key);
+    return row === undefined ? this.deleted.get(key)?.value : this.values[row];
   }
 
   apply(events: readonly RegistryEvent[], now = Date.now()): void {
@@ -72,27 +126,82 @@ export class InstanceDirectory {
     for (const event of events) {
       const key = this.layout.instanceKey(event.service, event.id);
       if (event.type === 'delete') {
-        const gone = this.byKey.get(key);
-        const record = gone && decodeRecord(gone.value);
+        const row = this.rows.get(key);
         this.deleted.delete(key);
-        if (gone && record && now <= this.outageAftermathUntil) this.deleted.set(key, { value: gone.value, deletedAt: now, ttlMs: record.ttl * 1000 });
-        this.byKey.delete(key);
+        if (row === undefined) continue;
+        const value = this.values[row]!;
+        const outage = now <= this.outageAftermathUntil;
+        if (outage || this.options.retain?.(key)) this.remember(key, value, now, outage);
+        this.rows.delete(key);
+        this.keys[row] = this.values[row] = undefined;
+        this.freeRows.push(row);
       } else if (event.value !== undefined && event.leaseId !== undefined) {
         this.deleted.delete(key);
-        // A put that keeps the lease (a PATCH, a re-registration with the same TTL) says nothing new
-        // about when the lease was renewed: keep the earlier observation.
-        const previous = this.byKey.get(key);
-        const observedAt = previous && previous.leaseId === event.leaseId ? previous.observedAt : now;
-        this.byKey.set(key, { leaseId: event.leaseId, value: event.value, observedAt });
+        this.set(key, event.value, event.leaseId, now);
       }
     }
   }
 
-  private pruneDeleted(now: number): void {
-    // Longest TTL is 300 s: anything older is of no use, and the map stays bounded by deletions per 5 min.
-    for (const [key, entry] of this.deleted) {
-      if (now - entry.deletedAt <= 300_000) break;
-      this.deleted.delete(key);
+  /** Upserts a row; returns the key string the directory holds (the first one it saw). */
+  private set(key: string, value: string, leaseId: string, now: number): string {
+    const lease = toLease(leaseId);
+    let row = this.rows.get(key);
+    if (row === undefined) {
+      // Keys are built by concatenation (KeyLayout.instanceKey): a rope of 3-4 string objects, twice
+      // the bytes of the flat string. Held for as long as the instance lives, so flatten it once.
+      key = Buffer.from(key).toString();
+      row = this.freeRows.pop() ?? this.keys.length;
+      if (row >= this.leases.length) this.grow();
+      this.rows.set(key, row);
+      this.keys[row] = key;
+      this.values[row] = value;
+      this.leases[row] = lease;
+      this.observed[row] = now;
+      return key;
     }
+    // A put that keeps the lease (a PATCH, a re-registration with the same TTL, our own write coming
+    // back through the watch) says nothing new about when the lease was renewed: keep the earlier observation.
+    if (this.leases[row] !== lease) {
+      this.leases[row] = lease;
+      this.observed[row] = now;
+    }
+    // An equal value (our own write coming back) keeps the string already held: one copy, not two.
+    if (this.values[row] !== value) this.values[row] = value;
+    return this.keys[row]!;
+  }
+
+  private remember(key: string, value: string, now: number, outage: boolean): void {
+    const record = outage ? decodeRecord(value) : undefined;
+    if (outage && !record) return;
+    this.deleted.set(key, { value, deletedAt: now, ttlMs: (record?.ttl ?? 0) * 1000, outage });
+  }
+
+  private grow(): void {
+    const leases = new BigInt64Array(this.leases.length * 2);
+    leases.set(this.leases);
+    this.leases = leases;
+    const observed = new Float64Array(this.observed.length * 2);
+    observed.set(this.observed);
+    this.observed = observed;
+  }
+
+  private pruneDeleted(now: number): void {
+    const kept: Array<[string, { value: string; deletedAt: number; ttlMs: number; outage: boolean }]> = [];
+    for (const [key, entry] of this.deleted) {
+      if (now - entry.deletedAt <= DELETED_KEEP_MS) break;
+      this.deleted.delete(key);
+      // Still renewed here (e.g. re-grants rate-limited through a long outage): its value stays.
+      if (this.options.retain?.(key)) kept.push([key, { ...entry, deletedAt: now, outage: false }]);
+    }
+    for (const [key, entry] of kept) this.deleted.set(key, entry);
+  }
+}
+
+/** etcd's lease id (int64, decimal) as stored; anything else counts as no lease. */
+function toLease(leaseId: string): bigint {
+  try {
+    return BigInt(leaseId);
+  } catch {
+    return 0n;
   }
 }

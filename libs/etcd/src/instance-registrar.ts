@@ -170,8 +170,8 @@ export class InstanceRegistrar {
    * Changes an instance's status (and, when given, replaces its metadata) in place: same key, same
    * lease, so the pod's heartbeats keep renewing it. A compare-and-swap on mod_revision keeps a
    * concurrent re-registration from being overwritten by the copy read here; conflicts are retried
-   * a few times, then reported. The multiplexer's payload follows, so a later re-grant writes the
-   * patched record, not the registered one.
+   * a few times, then reported. The directory learns the value at once (LeaseTable.written), so a
+   * later re-grant writes the patched record, not the registered one.
    */
   async updateInstance(
     service: string,
@@ -195,8 +195,7 @@ export class InstanceRegistrar {
           throw err;
         }
         if (result.written) {
-          const tracked = this.leases.get(key);
-          if (tracked) tracked.payload = value;
+          this.leases.written(key, value, current.leaseId, this.now());
           return { record: updated, revision: result.revision };
         }
         if (attempt >= 3) throw new UpdateConflictError(service, id);
@@ -205,15 +204,15 @@ export class InstanceRegistrar {
   }
 
   /**
-   * Keeps the payloads of tracked instances equal to what etcd holds, so that a re-grant on this
-   * replica writes back a PATCH (or re-registration) made through another replica, not a stale copy.
+   * Follows leases replaced through another replica. (Values need nothing here: a re-grant reads the
+   * directory, which the same watch events keep equal to what etcd holds, PATCHes through another
+   * replica included.)
    */
   observeWrites(events: readonly RegistryEvent[]): void {
     for (const event of events) {
       if (event.type !== 'put' || event.value === undefined) continue;
       const tracked = this.leases.get(this.layout.instanceKey(event.service, event.id));
       if (!tracked) continue;
-      tracked.payload = event.value;
       // Re-registered through another replica under a new lease (e.g. another TTL): renew that one
       // from now on; it was granted just now.
       if (event.leaseId && event.leaseId !== '0' && event.leaseId !== tracked.leaseId) this.leases.replaceLease(tracked.key, event.leaseId, this.now());
@@ -231,8 +230,12 @@ export class InstanceRegistrar {
     this.regranting.add(lost.key);
     const ttlSeconds = lost.ttlMs / 1000;
     void this.write(async () => {
+      // The latest value this replica knows (a PATCH through another replica included), read when the
+      // write runs: the lease table keeps no copy of it (InstanceDirectory does).
+      const value = this.leases.latestValue(lost.key);
+      if (value === undefined) throw new Error('its value is not known on this replica');
       const leaseId = await this.store.grantLease(ttlSeconds);
-      const { written, current } = await this.store.putIfAbsent(lost.key, lost.payload, leaseId);
+      const { written, current } = await this.store.putIfAbsent(lost.key, value, leaseId);
       if (written) {
         this.leases.replaceLease(lost.key, leaseId, this.now());
         this.hooks.regranted?.('ok');
@@ -240,7 +243,6 @@ export class InstanceRegistrar {
         this.revokeQuietly(leaseId);
         if (current && current.leaseId !== '0') {
           this.leases.replaceLease(lost.key, current.leaseId, this.now() - ttlSeconds * 1000);
-          lost.payload = current.value;
         }
         this.hooks.regranted?.('adopted');
       }

@@ -1,6 +1,7 @@
 import { EtcdLeaseInvalidError } from 'etcd3';
 import { decodeRecord, encodeRecord, InstanceNotFoundError, InstanceRecord, KeyLayout, UpdateConflictError } from '@app/registry';
 import { InstanceRegistrar } from './instance-registrar';
+import { InstanceDirectory } from './instance-directory';
 import { InlineRenewal } from './lease-engine/inline-renewal';
 import { RegistryStore, StoredInstance } from './registry-store';
 
@@ -48,20 +49,24 @@ class FakeStore {
 
 function setup() {
   const store = new FakeStore();
-  const leases = new InlineRenewal({ send: () => 0, streamCount: 1 }).table;
+  // Wired as RegistryRuntime wires them: the directory holds the values, the lease table none.
+  const wired: { leases?: InlineRenewal['table'] } = {};
+  const directory = new InstanceDirectory(layout, { retain: (k) => wired.leases!.has(k) });
+  const leases = (wired.leases = new InlineRenewal({ send: () => 0, streamCount: 1 }, { values: directory }).table);
   const registrar = new InstanceRegistrar(store as unknown as RegistryStore, leases, { writeConcurrency: 4, writeQueueCapacity: 4, regrantsPerSecond: 1 });
-  return { store, leases, registrar };
+  return { store, leases, registrar, directory };
 }
 
 describe('InstanceRegistrar.updateInstance', () => {
-  it('rewrites status and metadata under the same lease and updates the payload a re-grant would write', async () => {
-    const { store, leases, registrar } = setup();
+  it('rewrites status and metadata under the same lease and updates the value a re-grant would write', async () => {
+    const { store, leases, registrar, directory } = setup();
     leases.track(key, '77', 30, store.current!.value, 0);
     const { record: updated, revision } = await registrar.updateInstance('orders', 'o1', { status: 'DRAINING', metadata: { version: '2' } });
     expect(updated).toMatchObject({ status: 'DRAINING', metadata: { version: '2' }, tags: ['a'], registeredAt: record.registeredAt });
     expect(revision).toBe('6');
     expect(store.puts).toEqual([{ leaseId: '77', modRevision: '5' }]);
-    expect(decodeRecord(leases.get(key)!.payload)).toMatchObject({ status: 'DRAINING', metadata: { version: '2' } });
+    expect(decodeRecord(directory.latest(key)!)).toMatchObject({ status: 'DRAINING', metadata: { version: '2' } });
+    expect(decodeRecord(leases.latestValue(key)!)).toMatchObject({ status: 'DRAINING' });
   });
 
   it('keeps the metadata when the patch has none', async () => {
@@ -89,16 +94,3 @@ describe('InstanceRegistrar.updateInstance', () => {
   });
 });
 
-describe('InstanceRegistrar.observeWrites', () => {
-  it('keeps the re-grant payload of a tracked instance equal to the value written through another replica', () => {
-    const { store, leases, registrar } = setup();
-    leases.track(key, '77', 30, store.current!.value, 0);
-    const patched = encodeRecord({ ...record, status: 'DOWN' });
-    registrar.observeWrites([
-      { type: 'put', service: 'orders', id: 'o1', value: patched, revision: 9, created: false },
-      { type: 'put', service: 'orders', id: 'untracked', value: '{}', revision: 9, created: true },
-    ]);
-    expect(leases.get(key)?.payload).toBe(patched);
-    expect(leases.get(layout.instanceKey('orders', 'untracked'))).toBeUndefined();
-  });
-});

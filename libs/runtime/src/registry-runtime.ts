@@ -113,6 +113,8 @@ export class RegistryRuntime {
       observer: observer.etcd,
     });
     this.store = new RegistryStore(this.pool, new KeyLayout(options.etcd.prefix));
+    // The one copy of every instance's value: the lease table keeps none and re-grants read it here.
+    this.directory = new InstanceDirectory(this.store.layout, { retain: (key) => this.leases.has(key) });
     this.engine = new LeaseEngine(
       {
         connections: this.pool.connections,
@@ -125,12 +127,12 @@ export class RegistryRuntime {
       },
       {
         leaseLost: (lease) => this.registrar.regrant(lease),
+        values: this.directory,
         silentInstanceDropped: () => observer.instanceExpired?.(),
         log: (level, message) => log(level, 'LeaseEngine', message),
       },
     );
     this.leases = this.engine.table;
-    this.directory = new InstanceDirectory(this.store.layout);
     this.shedder = new LoadShedder({
       maxEventLoopDelayMs: options.admissionMaxEventLoopDelayMs,
       renewalLagMs: () => this.engine.snapshot().oldestDueMs,

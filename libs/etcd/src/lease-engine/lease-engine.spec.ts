@@ -140,7 +140,7 @@ describe('lease engine (table + renewal scheduler, one thread)', () => {
     expect(lost).toEqual([]);
     expect(engine.scheduler.stats().lost).toBe(1);
     expect(table.heartbeat('a', s(4))).toBe('lease-lost');
-    expect(lost.map((l) => [l.key, l.payload])).toEqual([['a', 'value-a']]);
+    expect(lost.map((l) => [l.key, l.leaseId, l.ttlMs])).toEqual([['a', '101', s(TTL)]]);
     table.replaceLease('a', '102', s(4) + 5);
     expect(table.heartbeat('a', s(5))).toBe('accepted');
     table.heartbeat('a', s(8));
