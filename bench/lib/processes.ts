@@ -98,7 +98,10 @@ export function startBareServer(resolveBodyFile: string | undefined, logFile: st
  */
 export async function runFleetSim<T>(args: string[], env: Record<string, string>, jsonFile: string): Promise<T> {
   fs.rmSync(jsonFile, { force: true });
-  const child = spawn(process.execPath, [...TS_NODE, path.join(REPO_ROOT, 'apps', 'fleet-sim', 'src', 'main.ts'), ...args, '--json', jsonFile], {
+  // FLEET_SIM_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") reaches the load generator only,
+  // where NODE_OPTIONS would also slow down the replica under test.
+  const nodeArgs = (process.env.FLEET_SIM_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, ...TS_NODE, path.join(REPO_ROOT, 'apps', 'fleet-sim', 'src', 'main.ts'), ...args, '--json', jsonFile], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'inherit', 'pipe'],

@@ -35,6 +35,23 @@ const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 const regrants = (r: ScaleResult) => sum(r.phases.map((p) => p.gateway?.regrants ?? 0));
 const beats404 = (p: ScalePhase) => p.beats.outcomes['404'] ?? 0;
 const keepAliveShare = (p: ScalePhase | undefined) => (p?.etcd && p.renewalsDue > 0 ? p.etcd.leaseKeepAliveMessages / p.renewalsDue : undefined);
+const keepAliveShareOfReceived = (p: ScalePhase) => (p.etcd && p.renewalsDueByHeartbeats ? p.etcd.leaseKeepAliveMessages / p.renewalsDueByHeartbeats : undefined);
+/** Whether the generator delivered its schedule: ticks due, calls made, written to a socket, answered. */
+function beatSchedule(p: ScalePhase): string {
+  const s = p.beatSchedule;
+  if (!s || !s.scheduled) return '–';
+  return `${num(s.scheduled)} / ${num(s.sent)} / ${num(s.written)} / ${num(s.answered)} (sent ${pct(s.sent / s.scheduled)})`;
+}
+function renewalsDueCell(p: ScalePhase): string {
+  return p.renewalsDueByHeartbeats === undefined ? num(p.renewalsDue) : `${num(p.renewalsDue)} / ${num(p.renewalsDueByHeartbeats)}`;
+}
+function keepAliveCell(p: ScalePhase): string {
+  if (!p.etcd) return '–';
+  const share = keepAliveShare(p);
+  const received = keepAliveShareOfReceived(p);
+  const shares = [share, received].filter((x): x is number => x !== undefined).map(pct);
+  return `${num(p.etcd.leaseKeepAliveMessages)}${shares.length ? ` (${shares.join(' / ')})` : ''}`;
+}
 const mb = (x: number) => `${num(Math.round(x))} MB`;
 const usage = (ps: ProcessUsage[], name: string) => cpuRss(proc(ps, name));
 
@@ -93,17 +110,17 @@ function targets(d: ScaleReportData): string[] {
 
 function phaseTable(r: ScaleResult): string {
   const rows = r.phases.map((p) => {
-    const share = keepAliveShare(p);
     const peaks = p.gatewayPeaks;
     return [
       p.name,
       `${p.seconds} s`,
       num(p.instancesAtEnd),
       p.registrations ? `${num(p.registrations.ok)} / ${num(p.registrations.attempted)}, **${num(p.registrations.okPerSecond)}/s**, p99 ${num(p.registrations.latency.p99)} ms` : '–',
+      beatSchedule(p),
       p.beats.attempted ? `${num(p.beats.ok)} / ${num(p.beats.attempted)}, p99 ${num(p.beats.latency.p99)} ms` : '–',
       `**${num(beats404(p))}**`,
-      num(p.renewalsDue),
-      p.etcd ? `${num(p.etcd.leaseKeepAliveMessages)}${share === undefined ? '' : ` (${pct(share)})`}` : '–',
+      renewalsDueCell(p),
+      keepAliveCell(p),
       p.gateway ? `${num(p.gateway.renewalsConfirmed)} / ${num(p.gateway.renewalsLost)}` : '–',
       p.gateway ? `**${num(p.gateway.regrants)}**` : '–',
       p.gateway ? Object.entries(p.gateway.admissionRejections).map(([k, v]) => `${k} ${num(v)}`).join(', ') || '0' : '–',
@@ -120,10 +137,11 @@ function phaseTable(r: ScaleResult): string {
       'length',
       'instances at end',
       'registrations ok / tried, rate',
-      'heartbeats ok / tried',
+      'heartbeats scheduled / sent / written / answered',
+      'heartbeats ok / tried, p99 from the tick',
       'heartbeats 404',
-      'renewals due',
-      'etcd KeepAlive msgs (of due)',
+      'renewals due (schedule / heartbeats received)',
+      'etcd KeepAlive msgs (of due: schedule / received)',
       'gateway renewals confirmed / lost',
       're-grants',
       'shed (503) by reason',
@@ -267,7 +285,10 @@ export function renderScaleReport(d: ScaleReportData): string {
     '`--scale` runs each scenario below on a fresh private etcd (auth on) with one fresh gateway replica from `dist/` (`RATE_LIMIT_REGISTRATIONS_PER_SECOND=0`, admission control at its defaults), ' +
       'and one `fleet-sim scale` process as the fleet: every pod shares 256 keep-alive sockets to the replica, registers (retrying 503/429 after `Retry-After` plus up to 1 s of jitter, as an SDK does), ' +
       'then heartbeats on its own schedule (phases spread over the interval); a heartbeat answered 404 makes the pod register again on its next tick. ' +
-      '*Renewals due*: one per heartbeating lease every TTL/3 after its grant, the gateway\'s cadence; *etcd KeepAlive msgs* are the LeaseKeepAlive requests etcd received (its own `/metrics`). ' +
+      'Heartbeats go out over their own pool of raw keep-alive sockets (pre-encoded requests, one in flight per socket) driven by one timing wheel for the whole fleet; ' +
+      '*heartbeats scheduled / sent / written / answered*: ticks that came due, ticks that became a call (a tick that comes while the pod\'s last call is unanswered is *missed*), calls written to a socket, calls answered; heartbeat latency counts from the tick. ' +
+      '*Renewals due*, by the schedule (the figure the targets use): one per registered lease every TTL/3 after its grant, the gateway\'s cadence; ' +
+      'by heartbeats received: one per lease per TTL/3 window (from its grant) in which its pod\'s heartbeat was answered 2xx. *etcd KeepAlive msgs* are the LeaseKeepAlive requests etcd received (its own `/metrics`). ' +
       '*Re-grants* (`registry_lease_regrants_total`), renewals confirmed/lost, admission rejections and the peak backlog, oldest-due age and event-loop delay are the replica\'s own metrics, polled every 2 s. ' +
       'Pick scenarios with `--only register-rate,restart,storm,hold,throughput`; `--scale-factor 0.1` rehearses at a tenth of the sizes.',
     '',

@@ -135,6 +135,18 @@ export interface ScaleParams {
   label: string;
 }
 
+/** The fleet's heartbeat schedule in a phase: did the generator deliver it? */
+export interface BeatSchedule {
+  /** Ticks that came due (every registered pod, every interval). */
+  scheduled: number;
+  /** Ticks that became a call (the rest: the pod's previous call was still unanswered, "missed"). */
+  sent: number;
+  /** Heartbeat requests written to a socket (a call may wait for a free socket first). */
+  written: number;
+  /** Calls answered (any status) or failed (timeout, network error). */
+  answered: number;
+}
+
 export interface ScalePhase {
   name: 'register' | 'storm' | 'hold';
   seconds: number;
@@ -142,8 +154,18 @@ export interface ScalePhase {
   registrations?: OpStats;
   /** Heartbeats of every registered pod during the phase. */
   beats: OpStats;
-  /** Renewals the gateway owed etcd in the phase (a third of the TTL after each grant, per heartbeating pod). */
+  /** Heartbeat ticks scheduled / sent / written / answered (absent in results of older builds). */
+  beatSchedule?: BeatSchedule;
+  /**
+   * Renewals the gateway owed etcd in the phase by the schedule: one per registered pod every third of
+   * the TTL after its grant, whether or not its heartbeats were sent. The issue's target uses this one.
+   */
   renewalsDue: number;
+  /**
+   * Renewals due by the heartbeats actually answered 2xx: one per lease per TTL/3 window (from its
+   * grant) with such a heartbeat, due at the window's end (HeartbeatWindows).
+   */
+  renewalsDueByHeartbeats?: number;
   instancesAtEnd: number;
   etcd?: EtcdCounters;
   gateway?: GatewayCounters;

@@ -19,9 +19,10 @@ import { SimPod } from './fleets/fleet-driver';
 import { GatewayDriver } from './fleets/gateway-driver';
 import { GatewayCounters, GatewayProbe, diffGatewayCounters } from './gateway-probe';
 import { ProcessSampler, readProcess } from './process-sampler';
-import { progressBar, sleep, sleepUntil } from './progress';
-import { renewalsDue } from './renewals-due';
-import { CohortOutcome, ScaleParams, ScalePhase, ScaleResult } from './results';
+import { progressBar, sleep } from './progress';
+import { HeartbeatWindows, renewalsDue } from './renewals-due';
+import { BeatSchedule, CohortOutcome, ScaleParams, ScalePhase, ScaleResult } from './results';
+import { TimingWheel } from './timing-wheel';
 import { OpRecorder, OpStats, round } from './stats';
 
 export interface ScaleDeps {
@@ -36,11 +37,15 @@ export interface ScaleDeps {
 
 type Cohort = 'held' | 'storm';
 
+/** Resolution of the heartbeat schedule: 100k pods at 20 s is ~50 due per tick. */
+const WHEEL_TICK_MS = 10;
+
 export async function runScale(p: ScaleParams, deps: ScaleDeps): Promise<ScaleResult> {
   const notes: string[] = [];
   const driver = new GatewayDriver([p.gateway], p.ttlSeconds, p.callTimeoutSeconds * 1000, 'sticky', {
     registerDeadlineMs: p.registerDeadlineSeconds * 1000,
     maxSockets: p.sockets,
+    rawHeartbeats: true,
   });
   const pods = makePods(p.pods + p.storm, p.services, p.prefix);
   const cohortOf = (pod: SimPod): Cohort => (pod.index < p.pods ? 'held' : 'storm');
@@ -58,38 +63,56 @@ export async function runScale(p: ScaleParams, deps: ScaleDeps): Promise<ScaleRe
     if (sample) rss.push({ instances: registeredCount, rssMb: round(sample.rssMb, 0), when });
   };
 
+  // Heartbeats: one timing wheel for the whole fleet and a callback per answer, not a sleeping
+  // promise chain per pod (see bench/results/load-generator.md for what that cost at 100k pods).
   let phaseBeats = new OpRecorder();
+  let phaseSchedule: BeatSchedule = { scheduled: 0, sent: 0, written: 0, answered: 0 };
   let stopAt = Infinity;
   let inFlight = 0;
   const intervalMs = p.intervalSeconds * 1000;
-  const beatLoop = async (pod: SimPod): Promise<void> => {
-    const cohort = cohorts[cohortOf(pod)];
-    let tick = Date.now() + Math.random() * intervalMs; // pods are not in lockstep
-    let n = 1;
-    for (;;) {
-      await sleepUntil(tick);
-      if (Date.now() >= stopAt) return;
-      const rec = phaseBeats;
-      inFlight++;
-      const t = performance.now();
-      const r = await driver.beat(pod, n++);
+  const wheel = new TimingWheel(WHEEL_TICK_MS);
+  const nextTick = new Float64Array(pods.length);
+  const beatNo = new Uint32Array(pods.length);
+  const outstanding = new Uint8Array(pods.length);
+  const windows = new HeartbeatWindows(pods.length, p.ttlSeconds);
+  const fire = (i: number): void => {
+    const tick = nextTick[i];
+    if (tick >= stopAt) return;
+    nextTick[i] = tick + intervalMs;
+    wheel.schedule(i, tick + intervalMs);
+    const n = ++beatNo[i];
+    const rec = phaseBeats;
+    const schedule = phaseSchedule;
+    schedule.scheduled++;
+    // A pod's heartbeat loop is sequential: a tick that comes while its last call is unanswered never happens.
+    if (outstanding[i]) return rec.recordMissed();
+    outstanding[i] = 1;
+    inFlight++;
+    schedule.sent++;
+    const pod = pods[i];
+    driver.beatRaw(pod, n, (r) => {
+      const now = Date.now();
+      outstanding[i] = 0;
       inFlight--;
-      rec.record(r.ok, r.outcome, performance.now() - t);
+      schedule.answered++;
+      // From the tick, not from the send: time spent waiting for a socket counts.
+      rec.record(r.ok, r.outcome, now - tick);
       if (r.outcome === '404') {
-        cohort.beats404++;
-        grantedAt[pod.index] = undefined;
+        cohorts[cohortOf(pod)].beats404++;
+        grantedAt[i] = undefined;
       } else if (r.outcome === 're-registered') {
-        cohort.reRegistered++;
-        grantedAt[pod.index] = Date.now();
+        cohorts[cohortOf(pod)].reRegistered++;
+        grantedAt[i] = now;
+        windows.granted(i);
+      } else if (r.ok && grantedAt[i] !== undefined) {
+        windows.heartbeat(i, grantedAt[i]!, now);
       }
-      tick += intervalMs;
-      // A pod's heartbeat loop is sequential: ticks that passed during a slow call never happened.
-      while (tick < Date.now()) {
-        rec.recordMissed();
-        tick += intervalMs;
-        n++;
-      }
-    }
+    });
+  };
+  const wheelTimer = setInterval(() => wheel.due(Date.now(), fire), WHEEL_TICK_MS);
+  const startBeating = (pod: SimPod): void => {
+    nextTick[pod.index] = Date.now() + Math.random() * intervalMs; // pods are not in lockstep
+    wheel.schedule(pod.index, nextTick[pod.index]);
   };
 
   const register = async (group: SimPod[], concurrency: number, label: string): Promise<OpStats> => {
@@ -103,13 +126,14 @@ export async function runScale(p: ScaleParams, deps: ScaleDeps): Promise<ScaleRe
       rec.record(r.ok, r.outcome, performance.now() - t);
       if (r.ok) {
         grantedAt[pod.index] = Date.now();
+        windows.granted(pod.index);
         cohorts[cohortOf(pod)].registered++;
         registeredCount++;
         while (rssAt.length && registeredCount >= rssAt[0]) {
           rssAt.shift();
           noteRss('registering');
         }
-        if (intervalMs > 0) void beatLoop(pod);
+        if (intervalMs > 0) startBeating(pod);
       }
       bar.increment(1, { detail: rec.failedCount ? `(${rec.failedCount} failed)` : '' });
     });
@@ -124,6 +148,9 @@ export async function runScale(p: ScaleParams, deps: ScaleDeps): Promise<ScaleRe
     deps.gatewayProbe.takePeaks();
     const beats = new OpRecorder();
     phaseBeats = beats;
+    const schedule: BeatSchedule = { scheduled: 0, sent: 0, written: 0, answered: 0 };
+    phaseSchedule = schedule;
+    const written0 = driver.heartbeatsWritten;
     const cpu0 = process.cpuUsage();
     const t0 = deps.sampler.sampleNow();
     const registrations = await body();
@@ -132,12 +159,15 @@ export async function runScale(p: ScaleParams, deps: ScaleDeps): Promise<ScaleRe
     const c1 = await deps.probe?.read();
     const g1 = await deps.gatewayProbe.read().catch(() => undefined);
     const seconds = (t1 - t0) / 1000;
+    schedule.written = driver.heartbeatsWritten - written0;
     phases.push({
       name,
       seconds: round(seconds),
       registrations,
       beats: beats.summarize(seconds),
+      beatSchedule: schedule,
       renewalsDue: intervalMs > 0 ? renewalsDue(grantedAt, p.ttlSeconds, t0, t1) : 0,
+      renewalsDueByHeartbeats: intervalMs > 0 ? windows.dueIn(t0, t1) : 0,
       instancesAtEnd: registeredCount,
       etcd: c0 && c1 ? EtcdCounterProbe.diff(c0, c1) : undefined,
       gateway: g0 && g1 ? diffGatewayCounters(g0, g1) : undefined,
@@ -172,6 +202,7 @@ export async function runScale(p: ScaleParams, deps: ScaleDeps): Promise<ScaleRe
     noteRss('end of hold');
   }
   stopAt = Date.now();
+  clearInterval(wheelTimer);
   deps.gatewayProbe.stop();
   for (let waited = 0; inFlight > 0 && waited < 30_000; waited += 100) await sleep(100);
   if (inFlight > 0) notes.push(`${inFlight} heartbeats were still unanswered 30 s after the end`);

@@ -87,7 +87,9 @@ function scaleRows(r: ScaleResult): string[][] {
   for (const ph of r.phases) {
     if (ph.registrations) rows.push([`${ph.name}: registrations`, `${ops(ph.registrations)} (${outcomes(ph.registrations)})`]);
     rows.push([`${ph.name}: heartbeats`, ph.beats.attempted ? `${ops(ph.beats)} (${outcomes(ph.beats)})` : 'none']);
-    rows.push([`${ph.name}: renewals`, `due ${ph.renewalsDue}, etcd KeepAlive msgs ${ph.etcd?.leaseKeepAliveMessages ?? '?'}, gateway confirmed ${ph.gateway?.renewalsConfirmed ?? '?'}, re-grants ${ph.gateway?.regrants ?? '?'}`]);
+    const bs = ph.beatSchedule;
+    if (bs?.scheduled) rows.push([`${ph.name}: beat schedule`, `scheduled ${bs.scheduled}, sent ${bs.sent}, written ${bs.written}, answered ${bs.answered}`]);
+    rows.push([`${ph.name}: renewals`, `due ${ph.renewalsDue} by schedule, ${ph.renewalsDueByHeartbeats ?? '?'} by heartbeats received, etcd KeepAlive msgs ${ph.etcd?.leaseKeepAliveMessages ?? '?'}, gateway confirmed ${ph.gateway?.renewalsConfirmed ?? '?'}, re-grants ${ph.gateway?.regrants ?? '?'}`]);
     if (ph.etcd) rows.push([`${ph.name}: etcd`, etcdLine(ph.etcd)]);
     if (ph.processes.length) rows.push([`${ph.name}: processes`, procLine(ph.processes)]);
   }
