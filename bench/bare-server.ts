@@ -18,6 +18,10 @@ async function main(): Promise<void> {
     await reply.code(204).send();
   });
   app.get('/v1/services/:service', async () => resolveBody);
+  // POST /v1/heartbeats: one outcome per ref, in order (every ref known, as after the bench's pre-registration).
+  app.post<{ Body: { instances: Array<{ service: string; id: string }> } }>('/v1/heartbeats', { bodyLimit: 320 * 1024 }, async (req) => ({
+    results: req.body.instances.map(({ service, id }) => ({ service, id, result: 'accepted' })),
+  }));
   app.get('/health', async () => ({ status: 'ok' }));
 
   await app.listen({ port: Number(process.env.PORT ?? 0), host: process.env.HOST ?? '127.0.0.1' });

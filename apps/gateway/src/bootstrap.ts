@@ -4,15 +4,19 @@ import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify
 import { LogController } from 'fastify';
 import { SwaggerModule } from '@nestjs/swagger';
 import { HEARTBEAT_BATCH_LIMITS, REGISTRATION_LIMITS } from '@app/registry';
+import { InstanceRegistrar } from '@app/etcd';
 import { AppModule } from './app.module';
+import { ApiAccess } from './auth/request-auth';
 import { GatewayConfig } from './config/gateway-config';
 import { registerBodyParsers } from './http/body-parsers';
 import { corsOptions } from './http/cors';
 import { answerFrameworkError, MAX_PATH_SEGMENT_LENGTH } from './http/error.filter';
+import { serveHotRoutesOutsideNest } from './http/fast-routes/fast-routes';
 import { buildOpenApiDocument } from './http/openapi';
 import { bodyValidationPipe } from './http/validation';
 import { createPinoLogger, PinoNestLogger } from './logging/pino-logger';
 import { GatewayMetrics } from './metrics/gateway-metrics';
+import { ResolveService } from './resolve/resolve.service';
 
 /** Builds the gateway application (used by main.ts and by integration tests); does not listen. */
 export async function createGatewayApp(config: GatewayConfig): Promise<NestFastifyApplication> {
@@ -38,13 +42,17 @@ export async function createGatewayApp(config: GatewayConfig): Promise<NestFasti
     // registerBodyParsers() installs the only parsers: JSON, and a 415 for any other non-empty body.
     bodyParser: false,
   });
-  app.useGlobalPipes(bodyValidationPipe());
+  const bodyPipe = bodyValidationPipe();
+  app.useGlobalPipes(bodyPipe);
   // SIGTERM/SIGINT: stop accepting, finish in-flight requests, close streams (leases are kept), then
   // exit 0; health/graceful-shutdown.ts bounds it by SHUTDOWN_GRACE_MS.
   app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });
 
   const metrics = app.get(GatewayMetrics);
   const fastify = app.getHttpAdapter().getInstance();
+  // Before Nest registers its routes (app.init()/listen()): heartbeat, resolve and batch heartbeat
+  // are swapped onto handlers outside Nest's per-request pipeline (http/fast-routes).
+  serveHotRoutesOutsideNest(fastify, { registrar: app.get(InstanceRegistrar), resolver: app.get(ResolveService), access: app.get(ApiAccess), bodyPipe });
   registerBodyParsers(fastify, REGISTRATION_LIMITS.bodyMaxBytes, { '/v1/heartbeats': HEARTBEAT_BATCH_LIMITS.bodyMaxBytes });
   const cors = corsOptions(config.CORS_ORIGINS);
   if (cors) app.enableCors(cors);

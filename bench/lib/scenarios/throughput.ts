@@ -5,6 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import autocannon from 'autocannon';
 import { retryDelayMs } from '../../../apps/fleet-sim/src/fleets/gateway-driver';
 import { BenchOptions } from '../cli';
 import { BenchContext } from '../bench-context';
@@ -18,9 +19,35 @@ const BATCH_ROUTE = '/v1/heartbeats';
 
 export interface ThroughputRun {
   pairs: ThroughputPair[];
+  /** `POST /v1/heartbeats`, bare vs gateway, when this build has the route. */
+  batch?: BatchPair;
   /** Why `POST /v1/heartbeats` was not measured (absent from this build), if it was not. */
   batchSkipped?: string;
 }
+
+/** One autocannon round of `POST /v1/heartbeats`, each request carrying `refsPerRequest` instance refs. */
+export interface BatchRound {
+  requestsPerSecond: number;
+  /** requestsPerSecond x refsPerRequest: the issue's figure (target >= 200,000 on one replica). */
+  instanceHeartbeatsPerSecond: number;
+  /** Answers other than 200, and connection errors/timeouts. */
+  non200: number;
+  errors: number;
+  latency: { p50: number; p99: number };
+}
+
+export interface BatchPair {
+  refsPerRequest: number;
+  connections: number;
+  rounds: { bare: BatchRound[]; gateway: BatchRound[] };
+  bare: BatchRound;
+  gateway: BatchRound;
+  /** Outcomes the gateway gave the same body once after its rounds (all `accepted` when every ref is live). */
+  gatewayOutcomes: Record<string, number>;
+}
+
+/** Batch requests in flight: each carries 1000 refs (~45 KB), a few connections keep both servers busy. */
+const BATCH_CONNECTIONS = 16;
 
 function instancesIn(resolveBody: string): number {
   try {
@@ -65,11 +92,47 @@ function keepAlive(gatewayUrl: string, service: string): NodeJS.Timeout {
 async function batchRouteMissing(gatewayUrl: string): Promise<string | undefined> {
   try {
     const doc = (await (await fetch(`${gatewayUrl}/openapi.json`)).json()) as { paths?: Record<string, Record<string, unknown>> };
-    if (doc.paths?.[BATCH_ROUTE]?.post) return 'measured only by a later build: the bench has no request shape for it yet';
+    if (doc.paths?.[BATCH_ROUTE]?.post) return undefined;
     return `not in this build (GET /openapi.json lists no POST ${BATCH_ROUTE})`;
   } catch (err) {
     return `GET /openapi.json failed: ${(err as Error).message}`;
   }
+}
+
+/** The heartbeat scenario's instances (fleet-sim's pod-0..ids-1 of `service`), up to the batch limit, as one body. */
+function batchBody(service: string, ids: number): string {
+  const instances = Array.from({ length: Math.min(ids, 1000) }, (_, i) => ({ service, id: `pod-${i}` }));
+  return JSON.stringify({ instances });
+}
+
+/**
+ * autocannon in the bench process rather than fleet-sim's cannon (which knows heartbeat and resolve
+ * only): one prebuilt request, so the load generator does not rebuild a 45 KB body per send.
+ */
+function batchRound(url: string, body: string, refs: number, seconds: number, warmupSeconds: number): Promise<BatchRound> {
+  const run = (duration: number) =>
+    new Promise<autocannon.Result>((resolve, reject) => {
+      autocannon(
+        { url, connections: BATCH_CONNECTIONS, duration, timeout: 10, requests: [{ method: 'POST', path: BATCH_ROUTE, headers: { 'content-type': 'application/json' }, body }] },
+        (err, result: autocannon.Result) => (err ? reject(err) : resolve(result)),
+      );
+    });
+  return (async () => {
+    if (warmupSeconds > 0) await run(warmupSeconds);
+    const r = await run(seconds);
+    const ok = r.statusCodeStats?.['200']?.count ?? 0;
+    const total = Object.values(r.statusCodeStats ?? {}).reduce((a, c) => a + (c.count ?? 0), 0);
+    const requestsPerSecond = Math.round(ok / r.duration);
+    return { requestsPerSecond, instanceHeartbeatsPerSecond: requestsPerSecond * refs, non200: total - ok, errors: r.errors + r.timeouts, latency: { p50: r.latency.p50, p99: r.latency.p99 } };
+  })();
+}
+
+async function batchOutcomes(url: string, body: string): Promise<Record<string, number>> {
+  const res = await fetch(url + BATCH_ROUTE, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+  const counts: Record<string, number> = {};
+  if (res.status !== 200) return { [`status ${res.status}`]: 1 };
+  for (const { result } of ((await res.json()) as { results: Array<{ result: string }> }).results) counts[result] = (counts[result] ?? 0) + 1;
+  return counts;
 }
 
 async function runThroughput(ctx: BenchContext, o: BenchOptions): Promise<ThroughputRun> {
@@ -107,6 +170,21 @@ async function runThroughput(ctx: BenchContext, o: BenchOptions): Promise<Throug
     };
     const hbArgs = ['--service', 'hb', '--ids', String(o.throughputIds)];
     const heartbeat = await compare('heartbeat', hbArgs, (round) => [...hbArgs, ...(round === 1 ? ['--preregister', '--ttl', '30'] : [])]);
+    // Right after the heartbeat pair, while its pre-registered instances are still live (TTL 30).
+    let batch: BatchPair | undefined;
+    if (!batchSkipped) {
+      const body = batchBody('hb', o.throughputIds);
+      const refs = Math.min(o.throughputIds, 1000);
+      const rounds: BatchPair['rounds'] = { bare: [], gateway: [] };
+      for (let round = 1; round <= s.cannonRounds; round++) {
+        ctx.header(`batch heartbeat throughput, bare, round ${round}/${s.cannonRounds}`);
+        rounds.bare.push(await batchRound(bareServer.url, body, refs, s.cannonSeconds, s.cannonWarmupSeconds));
+        ctx.header(`batch heartbeat throughput, gateway, round ${round}/${s.cannonRounds}`);
+        rounds.gateway.push(await batchRound(gateway.url, body, refs, s.cannonSeconds, s.cannonWarmupSeconds));
+      }
+      const best = (rs: BatchRound[]) => rs.reduce((a, b) => (b.requestsPerSecond > a.requestsPerSecond ? b : a));
+      batch = { refsPerRequest: refs, connections: BATCH_CONNECTIONS, rounds, bare: best(rounds.bare), gateway: best(rounds.gateway), gatewayOutcomes: await batchOutcomes(gateway.url, body) };
+    }
     let resolve: ThroughputPair = { scenario: 'resolve' };
     if (captured.skipped) {
       resolve.skipped = captured.skipped;
@@ -117,7 +195,7 @@ async function runThroughput(ctx: BenchContext, o: BenchOptions): Promise<Throug
         gateway: instancesIn(await (await fetch(`${gateway.url}/v1/services/catalog`)).text()),
       };
     }
-    return { pairs: [heartbeat, resolve], batchSkipped };
+    return { pairs: [heartbeat, resolve], batch, batchSkipped };
   } finally {
     clearInterval(timer);
     await ctx.stop([bare, ...gateways]);
@@ -132,9 +210,15 @@ export function throughputScenario(o: BenchOptions): Scenario {
     section: 'throughput',
     sets: ['default', 'scale'],
     title: 'throughput vs bare Fastify',
-    steps: 4 * o.settings.cannonRounds,
-    estimateSeconds: 15 + 4 * o.settings.cannonRounds * (o.settings.cannonSeconds + o.settings.cannonWarmupSeconds + 4),
+    steps: 6 * o.settings.cannonRounds,
+    estimateSeconds: 15 + 6 * o.settings.cannonRounds * (o.settings.cannonSeconds + o.settings.cannonWarmupSeconds + 4),
     run: (ctx) => runThroughput(ctx, o),
-    describe: (r) => r.pairs.map((p) => `${p.scenario} gateway/bare ${ratio(p)}`).join(', '),
+    describe: (r) =>
+      [
+        ...r.pairs.map((p) => `${p.scenario} gateway/bare ${ratio(p)}`),
+        r.batch
+          ? `batch ${r.batch.gateway.instanceHeartbeatsPerSecond} vs bare ${r.batch.bare.instanceHeartbeatsPerSecond} instance heartbeats/s = ${(r.batch.gateway.requestsPerSecond / r.batch.bare.requestsPerSecond).toFixed(2)} (outcomes ${JSON.stringify(r.batch.gatewayOutcomes)})`
+          : `batch: ${r.batchSkipped}`,
+      ].join(', '),
   });
 }

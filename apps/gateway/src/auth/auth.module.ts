@@ -6,24 +6,27 @@ import { GatewayMetrics } from '../metrics/gateway-metrics';
 import { ApiAuthGuard } from './api-auth.guard';
 import { loadApiTokens } from './api-tokens';
 import { RegistrationRateLimiter } from './registration-rate-limiter';
+import { ApiAccess, RequestAuthorizer } from './request-auth';
 
 /**
- * API authentication and authorization for every route (a global guard). The token file is read and
- * validated here, while the module graph is built: a missing or bad file fails createGatewayApp()
- * before anything connects to etcd, with a message that names AUTH_TOKENS_FILE and never a token.
+ * API authentication and authorization for every route: a global guard for Nest's routes, and
+ * ApiAccess for the hot routes served outside Nest (http/fast-routes); both use the one
+ * RequestAuthorizer. The token file is read and validated here, while the module graph is built: a
+ * missing or bad file fails createGatewayApp() before anything connects to etcd, with a message that
+ * names AUTH_TOKENS_FILE and never a token.
  */
 @Module({})
 export class AuthModule {
   static forRoot(config: GatewayConfig): DynamicModule {
     const tokens = loadApiTokens(config);
-    const guard = {
-      provide: APP_GUARD,
+    const access = {
+      provide: ApiAccess,
       inject: [GatewayMetrics],
-      useFactory: (metrics: GatewayMetrics): CanActivate => {
+      useFactory: (metrics: GatewayMetrics): ApiAccess => {
         const logger = new Logger('Auth');
         if (!tokens) {
           logger.warn('authentication is DISABLED (AUTH_DISABLED=true): anyone who reaches this gateway may register, deregister and read');
-          return { canActivate: () => true };
+          return new ApiAccess(undefined);
         }
         logger.log(`${tokens.size} API token(s) loaded from AUTH_TOKENS_FILE`);
         const denials = new Counter({
@@ -33,9 +36,14 @@ export class AuthModule {
           registers: [metrics.registry],
         });
         const limiter = new RegistrationRateLimiter(config.RATE_LIMIT_REGISTRATIONS_PER_SECOND, config.RATE_LIMIT_REGISTRATIONS_BURST);
-        return new ApiAuthGuard(tokens, limiter, denials);
+        return new ApiAccess(new RequestAuthorizer(tokens, limiter, denials));
       },
     };
-    return { module: AuthModule, providers: [guard] };
+    const guard = {
+      provide: APP_GUARD,
+      inject: [ApiAccess],
+      useFactory: ({ authorizer }: ApiAccess): CanActivate => (authorizer ? new ApiAuthGuard(authorizer) : { canActivate: () => true }),
+    };
+    return { module: AuthModule, providers: [access, guard], exports: [ApiAccess] };
   }
 }

@@ -3,6 +3,7 @@ import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, 
 import { FastifyReply } from 'fastify';
 import { InstanceRegistrar } from '@app/etcd';
 import { REGISTRATION_LIMITS } from '@app/registry';
+import { servedOutsideNest } from './fast-routes/served-outside-nest';
 import { ApiErrorResponses, ApiNameParams, BODY_ERRORS, RegistrationResponseDto } from './api-responses';
 import { RegisterInstanceDto } from './register-instance.dto';
 import { ParseNamePipe } from './validation';
@@ -39,14 +40,14 @@ export class InstancesController {
     return { service, id, revision: result.revision, leaseId: result.leaseId, instance };
   }
 
-  /** Hot path: answered from memory, never waits on etcd for a known instance. */
+  /** Hot path: served by http/fast-routes (answered from memory, never waits on etcd for a known instance). */
   @Put(':id/heartbeat')
   @HttpCode(204)
   @ApiOperation({ summary: 'Heartbeat: keep the instance registered (takes no body; answered from memory)' })
   @ApiNoContentResponse({ description: 'Heartbeat accepted' })
   @ApiErrorResponses(...BODY_ERRORS, [404, 'Unknown instance: register again'], [503, 'Instance unknown to this replica and etcd unavailable; retry after `Retry-After`'])
-  async heartbeat(@Param('service', new ParseNamePipe('service')) service: string, @Param('id', new ParseNamePipe('id')) id: string): Promise<void> {
-    await this.registrar.heartbeat(service, id);
+  heartbeat(@Param('service', new ParseNamePipe('service')) _service: string, @Param('id', new ParseNamePipe('id')) _id: string): Promise<void> {
+    return servedOutsideNest();
   }
 
   @Delete(':id')

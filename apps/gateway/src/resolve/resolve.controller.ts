@@ -3,13 +3,12 @@ import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { FastifyReply } from 'fastify';
 import { InstanceFilter } from '@app/cache';
 import { ApiErrorResponses, ApiNameParams } from '../http/api-responses';
+import { servedOutsideNest } from '../http/fast-routes/served-outside-nest';
 import { ParseNamePipe } from '../http/validation';
 import { BlockingQuery, ParseBlockingQueryPipe, ParseResolveQueryPipe } from './resolve-query.pipe';
-import { ApiBlockingQuery, ApiResolveFilters, REGISTRY_INDEX_HEADER, ResolveResponseDto, ServiceListResponseDto } from './resolve.dto';
+import { ApiBlockingQuery, ApiResolveFilters, INDEX_HEADER_NAME, REGISTRY_INDEX_HEADER, ResolveResponseDto, ServiceListResponseDto } from './resolve.dto';
 import { ResolveAnswer, ResolveService, ServiceListAnswer } from './resolve.service';
-
-/** Response header of both GET routes: the index a blocking query passes back as `?index=`. */
-const INDEX_HEADER_NAME = 'x-registry-index';
+import { untilClientGone } from './until-client-gone';
 
 @ApiTags('resolve')
 @Controller('v1/services')
@@ -27,7 +26,7 @@ export class ResolveController {
     return answer;
   }
 
-  /** Hot path: answered from memory; etcd is read only on a miss, through one shared read. */
+  /** Hot path: served by http/fast-routes (answered from memory; etcd is read only on a miss, through one shared read). */
   @Get(':service')
   @ApiOperation({ summary: 'Resolve a service: its UP instances, or those matching the filters' })
   @ApiNameParams('service')
@@ -38,23 +37,11 @@ export class ResolveController {
     [429, 'This replica already holds MAX_BLOCKING_QUERIES blocking queries; retry after `Retry-After`'],
     [503, 'etcd is unreachable and the service has never been cached; retry after `Retry-After`'],
   )
-  async resolve(
-    @Param('service', new ParseNamePipe('service')) service: string,
-    @Query(new ParseResolveQueryPipe()) filter: InstanceFilter,
-    @Query(new ParseBlockingQueryPipe()) blocking: BlockingQuery | undefined,
-    @Res({ passthrough: true }) reply: FastifyReply,
+  resolve(
+    @Param('service', new ParseNamePipe('service')) _service: string,
+    @Query(new ParseResolveQueryPipe()) _filter: InstanceFilter,
+    @Query(new ParseBlockingQueryPipe()) _blocking: BlockingQuery | undefined,
   ): Promise<ResolveAnswer> {
-    const { index, answer } = await this.resolver.resolveBlocking(service, filter, blocking, blocking && untilClientGone(reply));
-    void reply.header(INDEX_HEADER_NAME, index);
-    return answer;
+    return servedOutsideNest();
   }
-}
-
-/** Aborts when the connection closes before the answer is sent: a client that gave up frees its slot at once. */
-function untilClientGone(reply: FastifyReply): AbortSignal {
-  const gone = new AbortController();
-  reply.raw.once('close', () => {
-    if (!reply.raw.writableFinished) gone.abort();
-  });
-  return gone.signal;
 }

@@ -36,6 +36,9 @@ export class ServiceListResponseDto {
   @ApiProperty({ type: [ServiceCountDto] }) services: ServiceCountDto[];
 }
 
+/** Response header of both GET routes: the index a blocking query passes back as `?index=`. */
+export const INDEX_HEADER_NAME = 'x-registry-index';
+
 /** On the 200s of both lookups: the revision to pass as `index` to wait for the next change. */
 export const REGISTRY_INDEX_HEADER: Record<string, HeaderObject> = {
   'X-Registry-Index': { description: 'etcd revision of the answer; send it back as `index` to wait for a change', schema: { type: 'string', pattern: '^[0-9]+$' } },

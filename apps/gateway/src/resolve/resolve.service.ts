@@ -1,10 +1,11 @@
 import { Inject, Injectable, OnModuleDestroy } from '@nestjs/common';
-import { filterInstances, InstanceFilter, RegistryCache, WaitOutcome } from '@app/cache';
+import { filterInstances, InstanceFilter, RegistryCache, ServiceView, WaitOutcome } from '@app/cache';
 import { InstanceRegistrar, RegistryWatch } from '@app/etcd';
 import { InstanceRecord, InstanceStatus, RateLimitedError, ResolvedInstance } from '@app/registry';
 import { GATEWAY_CONFIG, GatewayConfig } from '../config/gateway-config';
 import { RegistryRuntimeProvider } from '../etcd/registry-runtime.provider';
 import { BlockingQueryOutcome, GatewayMetrics } from '../metrics/gateway-metrics';
+import { EncodedAnswerCache } from './encoded-answers';
 import { BlockingQuery } from './resolve-query.pipe';
 
 export interface ResolveAnswer {
@@ -34,6 +35,17 @@ const BLOCKING_RETRY_AFTER_SECONDS = 5;
 
 const OUTCOME_LABELS: Record<WaitOutcome, BlockingQueryOutcome> = { changed: 'changed', timeout: 'timeout', aborted: 'disconnected', closed: 'shutdown' };
 
+/**
+ * Encoded resolve answers kept (see EncodedAnswerCache): far more than the services x filters a
+ * replica serves in practice, and a bound on what a client cycling through queries can pin.
+ */
+const ENCODED_ANSWERS_KEPT = 2_000;
+const ENCODED_ANSWER_BYTES = 32 * 1024 * 1024;
+
+function answerOf(view: ServiceView, filter: InstanceFilter): ResolveAnswer {
+  return { service: view.service, revision: String(view.revision), stale: view.stale, instances: filterInstances(view.instances, filter) };
+}
+
 /** How long a PATCH waits for its own change to come back through the watch (read-your-writes). */
 const OWN_WRITE_WAIT_MS = 1_000;
 
@@ -46,6 +58,7 @@ export class ResolveService implements OnModuleDestroy {
   private readonly watch: RegistryWatch;
   private readonly cache: RegistryCache;
   private readonly registrar: InstanceRegistrar;
+  private readonly encodedAnswers = new EncodedAnswerCache(ENCODED_ANSWERS_KEPT, ENCODED_ANSWER_BYTES);
   private heldQueries = 0;
   private allAnswered: (() => void) | undefined;
 
@@ -84,15 +97,28 @@ export class ResolveService implements OnModuleDestroy {
    * `query.index` (see holdUntilChanged). Filters apply to the answer, not to what wakes it.
    */
   async resolveBlocking(service: string, filter: InstanceFilter, query: BlockingQuery | undefined, signal?: AbortSignal): Promise<IndexedAnswer<ResolveAnswer>> {
-    const view = await this.holdUntilChanged(
+    const view = await this.serviceView(service, query, signal);
+    return { index: String(view.index), answer: answerOf(view, filter) };
+  }
+
+  /**
+   * resolveBlocking() as the JSON bytes of its answer (the hot route, http/fast-routes): encoded once
+   * per content version and filter, then reused until the service changes (see EncodedAnswerCache).
+   */
+  async resolveEncoded(service: string, filter: InstanceFilter, query: BlockingQuery | undefined, signal?: AbortSignal): Promise<IndexedAnswer<Buffer>> {
+    const view = await this.serviceView(service, query, signal);
+    // The filter as parsed (its fields in a fixed order): the same query always gives the same key.
+    const key = `${service}\n${JSON.stringify(filter)}`;
+    const body = this.encodedAnswers.get(key, [view.instances, view.revision, view.stale], () => JSON.stringify(answerOf(view, filter)));
+    return { index: String(view.index), answer: body };
+  }
+
+  private serviceView(service: string, query: BlockingQuery | undefined, signal: AbortSignal | undefined): Promise<ServiceView> {
+    return this.holdUntilChanged(
       () => this.cache.resolve(service),
       (timeoutMs) => this.cache.waitForServiceChange(service, timeoutMs, signal),
       query,
     );
-    return {
-      index: String(view.index),
-      answer: { service, revision: String(view.revision), stale: view.stale, instances: filterInstances(view.instances, filter) },
-    };
   }
 
   /** listServices() as a blocking query: wakes when a service appears, disappears or its instance count changes. */

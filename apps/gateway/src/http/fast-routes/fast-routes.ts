@@ -1,0 +1,143 @@
+import { ValidationPipe } from '@nestjs/common';
+import { FastifyInstance, FastifyReply, FastifyRequest, RouteHandlerMethod, RouteOptions } from 'fastify';
+import { InstanceRegistrar } from '@app/etcd';
+import { InstanceNotFoundError, RegistryUnavailableError } from '@app/registry';
+import { AccessRule, ruleFor } from '../../auth/access-policy';
+import { ApiToken } from '../../auth/api-tokens';
+import { ApiAccess, checkNameParams, NameParams } from '../../auth/request-auth';
+import { INDEX_HEADER_NAME } from '../../resolve/resolve.dto';
+import { parseBlockingQuery, parseResolveQuery } from '../../resolve/resolve-query.pipe';
+import { ResolveService } from '../../resolve/resolve.service';
+import { untilClientGone } from '../../resolve/until-client-gone';
+import { sendError } from '../error.filter';
+import { BatchOutcome, HeartbeatBatchDto, InstanceOutcomeDto } from '../heartbeat-batch.dto';
+import { InstanceRef, plainBatchRefs } from './batch-body';
+
+export interface FastRouteDeps {
+  registrar: InstanceRegistrar;
+  resolver: ResolveService;
+  access: ApiAccess;
+  /** The app's global body pipe: the batch route's body goes through it unless plainly valid. */
+  bodyPipe: ValidationPipe;
+}
+
+export const HEARTBEAT_ROUTE = '/v1/services/:service/instances/:id/heartbeat';
+export const RESOLVE_ROUTE = '/v1/services/:service';
+export const BATCH_ROUTE = '/v1/heartbeats';
+
+const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
+
+type Request = FastifyRequest<{ Params: NameParams; Querystring: Record<string, unknown> }>;
+
+/**
+ * The hot routes, served outside Nest's per-request pipeline (guard, interceptors, pipes, filter and
+ * the route's async plumbing cost more than the work itself; see bench/results/hot-routes.md).
+ *
+ * Their Nest controllers stay declared, because their decorators are the OpenAPI document; when Nest
+ * registers such a route on Fastify, an onRoute hook swaps in the handler from here, so one route
+ * serves each path. What Nest ran is run here with the same functions: the names and auth checks
+ * (auth/request-auth.ts, as ApiAuthGuard), the query parsers of the pipes, the global body pipe, and
+ * describeError/sendError of the error filter. Fastify-level hooks (request id, CORS, the duration
+ * histogram, body parsers and their limits) apply to every route anyway.
+ */
+export function serveHotRoutesOutsideNest(fastify: FastifyInstance, deps: FastRouteDeps): void {
+  const handlers = new Map<string, RouteHandlerMethod>([
+    [`PUT ${HEARTBEAT_ROUTE}`, heartbeatHandler(deps)],
+    [`GET ${RESOLVE_ROUTE}`, resolveHandler(deps)],
+    // Fastify adds HEAD for every GET with the GET's handler: swapped as well, so HEAD answers as GET.
+    [`HEAD ${RESOLVE_ROUTE}`, resolveHandler(deps)],
+    [`POST ${BATCH_ROUTE}`, batchHandler(deps)],
+  ]);
+  const swapped = new Set<string>();
+  fastify.addHook('onRoute', (route: RouteOptions) => {
+    const key = `${String(route.method)} ${route.url}`;
+    const handler = handlers.get(key);
+    if (!handler) return;
+    route.handler = handler;
+    swapped.add(key);
+  });
+  // A renamed controller route would silently fall back to Nest's handler (the declaration's stub).
+  fastify.addHook('onReady', async () => {
+    const missing = [...handlers.keys()].filter((key) => !swapped.has(key));
+    if (missing.length) throw new Error(`hot routes without a Nest declaration to serve: ${missing.join(', ')}`);
+  });
+}
+
+/**
+ * Nest's Fastify adapter answers a route whose path parameter is empty (`/v1/services//instances/x`)
+ * with its not-found handler; so do these routes.
+ */
+function hasEmptyParam(params: NameParams): boolean {
+  return params.service === '' || params.id === '';
+}
+
+/** The checks ApiAuthGuard makes for a Nest route: names (400), then, unless AUTH_DISABLED, token, access, budget. */
+function check(request: Request, rule: AccessRule, access: ApiAccess): ApiToken | undefined {
+  checkNameParams(request.params);
+  return access.authorizer?.authorize(rule, request.params.service, request.headers.authorization);
+}
+
+function heartbeatHandler({ registrar, access }: FastRouteDeps): RouteHandlerMethod {
+  const rule = ruleFor('PUT', HEARTBEAT_ROUTE);
+  return async function heartbeat(request: Request, reply: FastifyReply) {
+    if (hasEmptyParam(request.params)) return reply.callNotFound();
+    try {
+      check(request, rule, access);
+      await registrar.heartbeat(request.params.service!, request.params.id!);
+      return reply.code(204).send();
+    } catch (err) {
+      return sendError(request, reply, err);
+    }
+  } as RouteHandlerMethod;
+}
+
+/** The answer's JSON bytes come from ResolveService.resolveEncoded: encoded once per content version and filter. */
+function resolveHandler({ resolver, access }: FastRouteDeps): RouteHandlerMethod {
+  const rule = ruleFor('GET', RESOLVE_ROUTE);
+  return async function resolve(request: Request, reply: FastifyReply) {
+    if (hasEmptyParam(request.params)) return reply.callNotFound();
+    try {
+      check(request, rule, access);
+      const filter = parseResolveQuery(request.query);
+      const blocking = parseBlockingQuery(request.query);
+      const { index, answer } = await resolver.resolveEncoded(request.params.service!, filter, blocking, blocking && untilClientGone(reply));
+      return reply.header(INDEX_HEADER_NAME, index).header('content-type', JSON_CONTENT_TYPE).send(answer);
+    } catch (err) {
+      return sendError(request, reply, err);
+    }
+  } as RouteHandlerMethod;
+}
+
+/**
+ * `POST /v1/heartbeats`: each ref is exactly a `PUT .../heartbeat` (answered from memory for a known
+ * instance); one outcome per ref, in request order.
+ */
+function batchHandler({ registrar, access, bodyPipe }: FastRouteDeps): RouteHandlerMethod {
+  const rule = ruleFor('POST', BATCH_ROUTE);
+  const outcome = async (service: string, id: string): Promise<BatchOutcome> => {
+    try {
+      await registrar.heartbeat(service, id);
+      return 'accepted';
+    } catch (err) {
+      if (err instanceof InstanceNotFoundError) return 'not_found';
+      if (err instanceof RegistryUnavailableError) return 'unavailable';
+      throw err;
+    }
+  };
+  return async function heartbeatBatch(request: Request, reply: FastifyReply) {
+    try {
+      const token = check(request, rule, access);
+      const refs = plainBatchRefs(request.body) ?? ((await bodyPipe.transform(request.body, { type: 'body', metatype: HeartbeatBatchDto })) as HeartbeatBatchDto).instances;
+      const results = await Promise.all(
+        refs.map(async ({ service, id }: InstanceRef): Promise<InstanceOutcomeDto> => {
+          // An agent token may heartbeat only the services its globs cover (the route itself is open to agents).
+          if (token && token.role === 'agent' && !token.coversService(service)) return { service, id, result: 'forbidden' };
+          return { service, id, result: await outcome(service, id) };
+        }),
+      );
+      return reply.code(200).send({ results });
+    } catch (err) {
+      return sendError(request, reply, err);
+    }
+  } as RouteHandlerMethod;
+}
