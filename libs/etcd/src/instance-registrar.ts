@@ -14,6 +14,7 @@ import {
 } from '@app/registry';
 import { etcdFailure } from './etcd-errors';
 import { HeartbeatOutcome, LeaseTable, TrackedLease } from './lease-engine/lease-table';
+import { PutBatcher, PutBatcherStats } from './put-batcher';
 import { RegistryStore, StoredInstance } from './registry-store';
 import type { RegistryEvent } from './registry-watch';
 
@@ -21,6 +22,12 @@ export interface InstanceRegistrarOptions {
   /** etcd writes (register, deregister, re-grant) running at once, and waiting beyond that. */
   writeConcurrency: number;
   writeQueueCapacity: number;
+  /**
+   * Puts of concurrent registrations sent as one etcd Txn (PutBatcher): at most this many per Txn
+   * (<= etcd's --max-txn-ops, 128 by default; 1 = one Put per registration) and this many key+value
+   * bytes (< etcd's --max-request-bytes).
+   */
+  putBatch?: { maxSize: number; maxBytes: number };
   /** Re-grants after lease loss, per second: an etcd outage must not end in a grant storm. */
   regrantsPerSecond: number;
   /**
@@ -40,6 +47,9 @@ export interface InstanceRegistrarOptions {
   };
   now?: () => number;
 }
+
+/** etcd's defaults allow 128 operations and 1.5 MiB per request; these stay well inside both. */
+export const DEFAULT_PUT_BATCH = { maxSize: 100, maxBytes: 512 * 1024 };
 
 export interface RegistrarHooks {
   registered?(created: boolean): void;
@@ -69,6 +79,7 @@ export class InstanceRegistrar {
   private readonly regrantBudget: TokenBucket;
   private readonly regranting = new Set<string>();
   private readonly now: () => number;
+  private readonly puts: PutBatcher;
 
   constructor(
     private readonly store: RegistryStore,
@@ -79,6 +90,15 @@ export class InstanceRegistrar {
     this.now = options.now ?? Date.now;
     this.writes = new BoundedQueue(options.writeConcurrency, options.writeQueueCapacity);
     this.regrantBudget = new TokenBucket(options.regrantsPerSecond, options.regrantsPerSecond, this.now());
+    this.puts = new PutBatcher(
+      { putMany: (items) => store.putMany(items), put: (item) => store.put(item.key, item.value, item.leaseId) },
+      { maxBatchSize: options.putBatch?.maxSize ?? DEFAULT_PUT_BATCH.maxSize, maxBatchBytes: options.putBatch?.maxBytes ?? DEFAULT_PUT_BATCH.maxBytes },
+    );
+  }
+
+  /** Registration puts sent and the etcd requests they took (Txns and single Puts). */
+  get putBatchStats(): Readonly<PutBatcherStats> {
+    return this.puts.stats;
   }
 
   get layout(): KeyLayout {
@@ -106,12 +126,12 @@ export class InstanceRegistrar {
       let leaseId = reusable ?? (await this.store.grantLease(registration.ttl));
       let written;
       try {
-        written = await this.store.put(key, value, leaseId);
+        written = await this.puts.put({ key, value, leaseId });
       } catch (err) {
         // The reused lease expired meanwhile (e.g. during an etcd outage): take a fresh one.
         if (!(err instanceof EtcdLeaseInvalidError) || !reusable) throw err;
         leaseId = await this.store.grantLease(registration.ttl);
-        written = await this.store.put(key, value, leaseId);
+        written = await this.puts.put({ key, value, leaseId });
       }
       const now = this.now();
       this.leases.track(key, leaseId, registration.ttl, value, now);
