@@ -29,6 +29,11 @@ export interface PutBatcherOptions {
   maxBatchSize: number;
   /** Key + value bytes per Txn at most: etcd refuses requests over --max-request-bytes (1.5 MiB by default). */
   maxBatchBytes: number;
+  /**
+   * Errors that would fail every single Put just the same (default: etcd unreachable): the batch
+   * fails at once instead of being re-sent item by item.
+   */
+  failsWholeBatch?: (err: unknown) => boolean;
   /** Runs `flush` once the current turn's callers have queued their puts; setImmediate by default. */
   schedule?: (flush: () => void) => void;
 }
@@ -58,8 +63,8 @@ interface Waiting {
  *
  * A Txn is all-or-nothing: if it fails for a reason that concerns single items (a lease that expired
  * meanwhile, a value etcd refuses), its items are re-sent one by one so that each caller gets its own
- * outcome and one bad item never fails its neighbours. Only "etcd is unreachable" fails the whole
- * batch at once (single puts would fail the same way, later).
+ * outcome and one bad item never fails its neighbours. Only "etcd is unreachable" (or what
+ * `failsWholeBatch` names) fails the whole batch at once: single puts would fail the same way, later.
  *
  * One key appears at most once per Txn (etcd refuses duplicate keys in a Txn): a second put of a key
  * already waiting starts a new batch.
@@ -70,6 +75,7 @@ export class PutBatcher {
   private waitingBytes = 0;
   private scheduled = false;
   private readonly schedule: (flush: () => void) => void;
+  private readonly failsWholeBatch: (err: unknown) => boolean;
   private readonly counters: PutBatcherStats = { requests: 0, puts: 0, fallbacks: 0 };
 
   constructor(
@@ -78,6 +84,7 @@ export class PutBatcher {
   ) {
     if (!Number.isInteger(options.maxBatchSize) || options.maxBatchSize < 1) throw new Error(`batch size must be a positive integer: ${options.maxBatchSize}`);
     this.schedule = options.schedule ?? ((flush) => setImmediate(flush));
+    this.failsWholeBatch = options.failsWholeBatch ?? isEtcdUnavailable;
   }
 
   get stats(): Readonly<PutBatcherStats> {
@@ -119,7 +126,7 @@ export class PutBatcher {
     this.sink.putMany(batch.map((w) => w.item)).then(
       (outcomes) => batch.forEach((w, i) => w.resolve(outcomes[i])),
       (err) => {
-        if (isEtcdUnavailable(err)) {
+        if (this.failsWholeBatch(err)) {
           for (const w of batch) w.reject(err);
           return;
         }
