@@ -12,3 +12,4 @@ export * from './registry-store';
 export * from './instance-registrar';
 export * from './registry-watch';
 export * from './instance-directory';
+export * from './put-batcher';

@@ -12,8 +12,9 @@ import {
   RegistryUnavailableError,
   UpdateConflictError,
 } from '@app/registry';
-import { etcdFailure } from './etcd-errors';
+import { etcdFailure, isEtcdUnavailable } from './etcd-errors';
 import { HeartbeatOutcome, LeaseTable, TrackedLease } from './lease-engine/lease-table';
+import { PutBatcher, PutBatcherStats } from './put-batcher';
 import { RegistryStore, StoredInstance } from './registry-store';
 import type { RegistryEvent } from './registry-watch';
 
@@ -21,6 +22,12 @@ export interface InstanceRegistrarOptions {
   /** etcd writes (register, deregister, re-grant) running at once, and waiting beyond that. */
   writeConcurrency: number;
   writeQueueCapacity: number;
+  /**
+   * Puts of concurrent registrations sent as one etcd Txn (PutBatcher): at most this many per Txn
+   * (<= etcd's --max-txn-ops, 128 by default; 1 = one Put per registration) and this many key+value
+   * bytes (< etcd's --max-request-bytes).
+   */
+  putBatch?: { maxSize: number; maxBytes: number };
   /** Re-grants after lease loss, per second: an etcd outage must not end in a grant storm. */
   regrantsPerSecond: number;
   /**
@@ -40,6 +47,9 @@ export interface InstanceRegistrarOptions {
   };
   now?: () => number;
 }
+
+/** etcd's defaults allow 128 operations and 1.5 MiB per request; these stay well inside both. */
+export const DEFAULT_PUT_BATCH = { maxSize: 100, maxBytes: 512 * 1024 };
 
 export interface RegistrarHooks {
   registered?(created: boolean): void;
@@ -69,6 +79,9 @@ export class InstanceRegistrar {
   private readonly regrantBudget: TokenBucket;
   private readonly regranting = new Set<string>();
   private readonly now: () => number;
+  private readonly puts: PutBatcher;
+  /** Slots of the batched registration Puts: one per Txn, same bounds as the write queue. */
+  private readonly batchWrites: BoundedQueue;
 
   constructor(
     private readonly store: RegistryStore,
@@ -79,6 +92,24 @@ export class InstanceRegistrar {
     this.now = options.now ?? Date.now;
     this.writes = new BoundedQueue(options.writeConcurrency, options.writeQueueCapacity);
     this.regrantBudget = new TokenBucket(options.regrantsPerSecond, options.regrantsPerSecond, this.now());
+    this.batchWrites = new BoundedQueue(options.writeConcurrency, options.writeQueueCapacity);
+    this.puts = new PutBatcher(
+      {
+        putMany: (items) => this.batchWrites.run(() => store.putMany(items)),
+        put: (item) => this.batchWrites.run(() => store.put(item.key, item.value, item.leaseId)),
+      },
+      {
+        maxBatchSize: options.putBatch?.maxSize ?? DEFAULT_PUT_BATCH.maxSize,
+        maxBatchBytes: options.putBatch?.maxBytes ?? DEFAULT_PUT_BATCH.maxBytes,
+        // A full queue refuses single Puts just the same: fail the batch at once (503), no fallback.
+        failsWholeBatch: (err) => err instanceof QueueFullError || isEtcdUnavailable(err),
+      },
+    );
+  }
+
+  /** Registration puts sent and the etcd requests they took (Txns and single Puts). */
+  get putBatchStats(): Readonly<PutBatcherStats> {
+    return this.puts.stats;
   }
 
   get layout(): KeyLayout {
@@ -86,7 +117,7 @@ export class InstanceRegistrar {
   }
 
   get writeQueueDepth(): number {
-    return this.writes.depth;
+    return this.writes.depth + this.batchWrites.depth;
   }
 
   /** Idempotent upsert. Re-registering with the same TTL keeps the instance's lease. */
@@ -100,26 +131,31 @@ export class InstanceRegistrar {
     const key = this.layout.instanceKey(service, id);
     const record: InstanceRecord = { ...registration, service, id, registeredAt: new Date(this.now()).toISOString() };
     const value = encodeRecord(record);
-    return this.write(async () => {
-      const tracked = this.leases.get(key);
-      const reusable = tracked && !this.leases.isLost(tracked) && tracked.ttlMs === registration.ttl * 1000 ? tracked.leaseId : undefined;
-      let leaseId = reusable ?? (await this.store.grantLease(registration.ttl));
-      let written;
+    // Only the LeaseGrant holds a write slot. The Put goes through the batcher, whose Txns take slots
+    // of their own queue (one per Txn), so a registration whose lease is granted does not wait behind
+    // grants queued after it, and the write slots bound etcd requests, not registrations in flight.
+    const tracked = this.leases.get(key);
+    const reusable = tracked && !this.leases.isLost(tracked) && tracked.ttlMs === registration.ttl * 1000 ? tracked.leaseId : undefined;
+    let leaseId = reusable ?? (await this.write(() => this.store.grantLease(registration.ttl)));
+    let written;
+    try {
+      written = await this.putBatched(key, value, leaseId);
+    } catch (err) {
+      // The reused lease expired meanwhile (e.g. during an etcd outage): take a fresh one.
+      if (!(err instanceof EtcdLeaseInvalidError) || !reusable) throw this.writeFailed(err, reusable ? undefined : leaseId);
+      leaseId = await this.write(() => this.store.grantLease(registration.ttl));
       try {
-        written = await this.store.put(key, value, leaseId);
-      } catch (err) {
-        // The reused lease expired meanwhile (e.g. during an etcd outage): take a fresh one.
-        if (!(err instanceof EtcdLeaseInvalidError) || !reusable) throw err;
-        leaseId = await this.store.grantLease(registration.ttl);
-        written = await this.store.put(key, value, leaseId);
+        written = await this.putBatched(key, value, leaseId);
+      } catch (retryErr) {
+        throw this.writeFailed(retryErr, leaseId);
       }
-      const now = this.now();
-      this.leases.track(key, leaseId, registration.ttl, value, now);
-      const replacedLease = written.previous?.leaseId;
-      if (replacedLease && replacedLease !== '0' && replacedLease !== leaseId) this.revokeQuietly(replacedLease);
-      this.hooks.registered?.(!written.previous);
-      return { record, leaseId, revision: written.revision, created: !written.previous };
-    });
+    }
+    const now = this.now();
+    this.leases.track(key, leaseId, registration.ttl, value, now);
+    const replacedLease = written.previous?.leaseId;
+    if (replacedLease && replacedLease !== '0' && replacedLease !== leaseId) this.revokeQuietly(replacedLease);
+    this.hooks.registered?.(!written.previous);
+    return { record, leaseId, revision: written.revision, created: !written.previous };
   }
 
   /** Marks the instance alive. Only an instance unknown to this replica costs an etcd read. */
@@ -292,6 +328,21 @@ export class InstanceRegistrar {
   private revokeQuietly(leaseId: string): void {
     // Best effort: an orphaned lease without keys costs etcd nothing and expires by itself.
     this.store.revokeLease(leaseId).catch(() => undefined);
+  }
+
+  private putBatched(key: string, value: string, leaseId: string): Promise<{ revision: string; previous?: StoredInstance }> {
+    return this.puts.put({ key, value, leaseId });
+  }
+
+  /**
+   * The error a registration's failed Put means for the client (typed like every other write). A lease
+   * granted for it is revoked when the Put surely did not happen; after a timeout it may have, and the
+   * lease then keeps the key until its TTL (or the pod's heartbeats) decide.
+   */
+  private writeFailed(err: unknown, grantedLease: string | undefined): unknown {
+    if (grantedLease && !isEtcdUnavailable(err)) this.revokeQuietly(grantedLease);
+    if (err instanceof QueueFullError) return new OverloadedError(`too many etcd writes in progress (${err.capacity} queued); retry later`, 1);
+    return etcdFailure(err, 'handling an instance write or lookup') ?? err;
   }
 
   private async write<T>(task: () => Promise<T>): Promise<T> {

@@ -66,6 +66,25 @@ export class RegistryStore {
     });
   }
 
+  /**
+   * Writes every item in ONE Txn (no compare: the puts always apply) and returns, per item in order,
+   * what it replaced. Atomic: one item etcd refuses (an expired lease) fails them all; PutBatcher
+   * then writes them one by one. Keys must be distinct (etcd refuses duplicates in one Txn).
+   */
+  putMany(items: readonly { key: string; value: string; leaseId: string }[]): Promise<Array<{ revision: string; previous?: StoredInstance }>> {
+    return this.call(`writing ${items.length} instances in one transaction`, async () => {
+      const res = await this.pool.pick().kv.txn({
+        compare: [],
+        success: items.map((item) => ({ request_put: { key: Buffer.from(item.key), value: Buffer.from(item.value), lease: item.leaseId, prev_kv: true } })),
+      });
+      const revision = String(res.header.revision);
+      return items.map((_, i) => {
+        const prev = res.responses[i]?.response_put?.prev_kv;
+        return { revision, previous: prev ? toStored(prev) : undefined };
+      });
+    });
+  }
+
   /** Writes `key` only if it does not exist; otherwise returns the instance that is there. */
   putIfAbsent(key: string, value: string, leaseId: string): Promise<{ written: boolean; current?: StoredInstance }> {
     return this.call(`re-writing ${this.describe(key)}`, async () => {

@@ -39,6 +39,8 @@ export interface RegistryRuntimeOptions {
   writeConcurrency: number;
   writeQueueCapacity: number;
   regrantsPerSecond: number;
+  /** Registration Puts per etcd Txn and bytes per Txn at most (see InstanceRegistrar); absent = the registrar's defaults. */
+  putBatch?: { maxSize: number; maxBytes: number };
   cache: {
     ttlMs: number;
     staleAfterMs: number;
@@ -145,6 +147,7 @@ export class RegistryRuntime {
         writeConcurrency: options.writeConcurrency,
         writeQueueCapacity: options.writeQueueCapacity,
         regrantsPerSecond: options.regrantsPerSecond,
+        putBatch: options.putBatch,
         shedRegistrations: () => this.shedder.shouldShed(),
         directory: {
           current: () => this.directory.isSynced && this.watch.isUp(),

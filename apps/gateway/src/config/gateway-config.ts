@@ -45,6 +45,10 @@ const schema = z.object({
   WRITE_CONCURRENCY: int(1, 10_000).default(64),
   WRITE_QUEUE_CAPACITY: int(0, 1_000_000).default(5_000),
   REGRANTS_PER_SECOND: int(1, 100_000).default(200),
+  // The Puts of concurrent registrations go to etcd as one Txn: at most this many per Txn (keep it at or
+  // below etcd's --max-txn-ops, 128 by default; 1 = one Put per registration) and this many key+value bytes.
+  WRITE_BATCH_MAX_PUTS: int(1, 10_000).default(100),
+  WRITE_BATCH_MAX_BYTES: int(1_024, 64 * 1024 * 1024).default(512 * 1024),
   SHUTDOWN_GRACE_MS: int(0, 120_000).default(10_000),
   AUTH_TOKENS_FILE: z.string().optional(),
   AUTH_DISABLED: bool.default(false),

@@ -40,6 +40,7 @@ export class RegistryRuntimeProvider implements OnModuleInit, OnApplicationShutd
         writeConcurrency: config.WRITE_CONCURRENCY,
         writeQueueCapacity: config.WRITE_QUEUE_CAPACITY,
         regrantsPerSecond: config.REGRANTS_PER_SECOND,
+        putBatch: { maxSize: config.WRITE_BATCH_MAX_PUTS, maxBytes: config.WRITE_BATCH_MAX_BYTES },
         cache: {
           ttlMs: config.CACHE_TTL_MS,
           staleAfterMs: config.CACHE_STALE_AFTER_MS,

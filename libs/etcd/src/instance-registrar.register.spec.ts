@@ -1,0 +1,145 @@
+import { EtcdLeaseInvalidError } from 'etcd3';
+import { KeyLayout, OverloadedError } from '@app/registry';
+import { InstanceRegistrar } from './instance-registrar';
+import { InlineRenewal } from './lease-engine/inline-renewal';
+import { BatchedPut } from './put-batcher';
+import { RegistryStore, StoredInstance } from './registry-store';
+
+const layout = new KeyLayout('/registry/');
+const registration = { address: '10.0.0.1', port: 80, ttl: 30, metadata: {}, tags: [], weight: 100, status: 'UP' as const };
+
+/** The RegistryStore calls register makes, over keys and leases held in memory; grants resolve when the test says. */
+class FakeStore {
+  readonly layout = layout;
+  readonly kv = new Map<string, StoredInstance>();
+  readonly liveLeases = new Set<string>();
+  readonly revoked: string[] = [];
+  readonly txns: BatchedPut[][] = [];
+  readonly singles: BatchedPut[] = [];
+  private nextLease = 100;
+  private revision = 1;
+  /** Grants waiting for `releaseGrants()`, when `holdGrants` is set. */
+  holdGrants = false;
+  private readonly heldGrants: Array<() => void> = [];
+
+  async grantLease(): Promise<string> {
+    if (this.holdGrants) await new Promise<void>((r) => this.heldGrants.push(r));
+    const id = String(this.nextLease++);
+    this.liveLeases.add(id);
+    return id;
+  }
+
+  releaseGrants(): void {
+    for (const release of this.heldGrants.splice(0)) release();
+  }
+
+  get grantsWaiting(): number {
+    return this.heldGrants.length;
+  }
+
+  async revokeLease(id: string): Promise<void> {
+    this.revoked.push(id);
+    this.liveLeases.delete(id);
+  }
+
+  async putMany(items: readonly BatchedPut[]): Promise<Array<{ revision: string; previous?: StoredInstance }>> {
+    this.txns.push([...items]);
+    const bad = items.find((i) => !this.liveLeases.has(i.leaseId));
+    if (bad) throw new EtcdLeaseInvalidError(bad.leaseId);
+    this.revision++;
+    return items.map((i) => this.apply(i));
+  }
+
+  async put(key: string, value: string, leaseId: string): Promise<{ revision: string; previous?: StoredInstance }> {
+    this.singles.push({ key, value, leaseId });
+    if (!this.liveLeases.has(leaseId)) throw new EtcdLeaseInvalidError(leaseId);
+    this.revision++;
+    return this.apply({ key, value, leaseId });
+  }
+
+  private apply(item: BatchedPut): { revision: string; previous?: StoredInstance } {
+    const previous = this.kv.get(item.key);
+    this.kv.set(item.key, { key: item.key, value: item.value, leaseId: item.leaseId, modRevision: String(this.revision) });
+    return { revision: String(this.revision), previous };
+  }
+}
+
+function setup(options: { writeConcurrency?: number; writeQueueCapacity?: number } = {}) {
+  const store = new FakeStore();
+  const leases = new InlineRenewal({ send: () => 0, streamCount: 1 }).table;
+  const registrar = new InstanceRegistrar(store as unknown as RegistryStore, leases, {
+    writeConcurrency: options.writeConcurrency ?? 4,
+    writeQueueCapacity: options.writeQueueCapacity ?? 100,
+    regrantsPerSecond: 1,
+  });
+  return { store, leases, registrar };
+}
+
+const flushTurns = async (n = 3) => {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+};
+
+describe('InstanceRegistrar.register (batched puts)', () => {
+  it('holds a write slot only for the LeaseGrant: with one slot, grants queue, and a put in flight does not block the next grant', async () => {
+    const { store, registrar } = setup({ writeConcurrency: 1 });
+    store.holdGrants = true;
+    const results = ['a', 'b', 'c'].map((id) => registrar.register('orders', id, registration));
+    await flushTurns();
+    // One slot: one grant in flight, the others queued for the slot.
+    expect(store.grantsWaiting).toBe(1);
+    expect(registrar.writeQueueDepth).toBe(2);
+    store.holdGrants = false;
+    store.releaseGrants();
+    const done = await Promise.all(results);
+    expect(done.map((r) => r.created)).toEqual([true, true, true]);
+    expect(new Set(done.map((r) => r.leaseId)).size).toBe(3);
+    expect(store.kv.size).toBe(3);
+
+    // A put that never completes keeps its registration waiting, not the write slot.
+    store.put = () => new Promise<never>(() => undefined);
+    void registrar.register('orders', 'd', registration);
+    await flushTurns();
+    let granted = 0;
+    const grant = store.grantLease.bind(store);
+    store.grantLease = () => (granted++, grant());
+    void registrar.register('orders', 'e', registration);
+    await flushTurns();
+    expect(granted).toBe(1);
+  });
+
+  it('sends the puts of registrations granted in the same turn as one Txn and answers created / replaced per item', async () => {
+    const { store, registrar } = setup();
+    await registrar.register('orders', 'a', registration);
+    const [again, fresh] = await Promise.all([registrar.register('orders', 'a', { ...registration, ttl: 60 }), registrar.register('orders', 'b', registration)]);
+    expect(store.txns).toHaveLength(1);
+    expect(again.created).toBe(false);
+    expect(fresh.created).toBe(true);
+    // A new TTL took a new lease; the replaced one is revoked.
+    expect(store.revoked).toEqual(['100']);
+  });
+
+  it('re-grants when the reused lease is gone, without failing the registration batched with it', async () => {
+    const { store, registrar } = setup();
+    const first = await registrar.register('orders', 'a', registration);
+    await registrar.register('orders', 'b', registration);
+    store.liveLeases.delete(first.leaseId); // expired behind the gateway's back
+    const [a, b] = await Promise.all([registrar.register('orders', 'a', registration), registrar.register('orders', 'b', registration)]);
+    expect(a.leaseId).not.toBe(first.leaseId);
+    expect(store.kv.get(layout.instanceKey('orders', 'a'))?.leaseId).toBe(a.leaseId);
+    expect(b.created).toBe(false);
+    expect(store.txns.length).toBeGreaterThanOrEqual(1);
+  });
+
+  it('answers 503 (OverloadedError) when the batched puts queue is full, and revokes the lease granted for nothing', async () => {
+    const { store, registrar } = setup({ writeConcurrency: 1, writeQueueCapacity: 0 });
+    // Occupy the only Txn slot with a put that never completes.
+    const blocked = new Promise<never>(() => undefined);
+    const realPut = store.put.bind(store);
+    let calls = 0;
+    store.put = (key, value, leaseId) => (calls++ === 0 ? blocked : realPut(key, value, leaseId));
+    void registrar.register('orders', 'a', registration);
+    await flushTurns();
+    await expect(registrar.register('orders', 'b', registration)).rejects.toBeInstanceOf(OverloadedError);
+    expect(store.revoked).toEqual(['101']);
+  });
+});
