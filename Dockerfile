@@ -14,6 +14,10 @@ RUN npm run build && npm prune --omit=dev
 FROM node:20-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production
+# A heap limit sized for 100k instances (live heap ~100 MB there): without one V8 grows the heap to
+# several times what is live before it collects, and RSS follows (bench/results/memory.md). deploy/k8s
+# sets the same; raise it with the container's memory limit.
+ENV NODE_OPTIONS=--max-old-space-size=768
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./

@@ -11,7 +11,9 @@ import { createGatewayApp } from '../apps/gateway/src/bootstrap';
 import { loadGatewayConfig } from '../apps/gateway/src/config/gateway-config';
 import { gatewayEnv, readMetric } from './support/gateway';
 import { writeTokenFile, TestTokens } from './support/security';
+import { rawRequest } from './support/http';
 import { sharedStack } from './support/stack';
+import { waitFor } from './support/wait';
 
 interface Answer {
   status: number;
@@ -50,12 +52,8 @@ describe('hot routes outside Nest', () => {
   });
 
   async function send(method: string, path: string, token?: string, body?: unknown, headers: Record<string, string> = {}): Promise<Answer> {
-    const res = await fetch(url + path, {
-      method,
-      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    return { status: res.status, headers: res.headers, text: await res.text() };
+    const res = await rawRequest(url, { method, path, token, body, headers });
+    return { status: res.status, headers: new Headers(res.headers as Record<string, string>), text: res.text };
   }
 
   const register = (service: string, id: string, extra: Record<string, unknown> = {}) =>
@@ -121,12 +119,9 @@ describe('hot routes outside Nest', () => {
     expect(JSON.parse(first.text)).toMatchObject({ service: 'enc', stale: false, instances: [{ id: 'a', zone: 'z1' }] });
 
     expect((await register('enc', 'b', { zone: 'z2' })).status).toBe(201);
-    let ids: string[] = [];
-    for (let i = 0; i < 100 && ids.length < 2; i++) {
-      ids = JSON.parse((await send('GET', '/v1/services/enc', tokens.reader)).text).instances.map((x: { id: string }) => x.id);
-      if (ids.length < 2) await new Promise((r) => setTimeout(r, 100));
-    }
-    expect(ids).toEqual(['a', 'b']);
+    const listed = async () => JSON.parse((await send('GET', '/v1/services/enc', tokens.reader)).text).instances.map((x: { id: string }) => x.id) as string[];
+    await waitFor('b listed', async () => (await listed()).length === 2, 10_000, 100);
+    expect(await listed()).toEqual(['a', 'b']);
     const zone = await send('GET', '/v1/services/enc?zone=z2', tokens.reader);
     expect(JSON.parse(zone.text).instances.map((x: { id: string }) => x.id)).toEqual(['b']);
     // The filtered answer did not replace the unfiltered one, nor the other way round.

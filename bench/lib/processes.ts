@@ -83,7 +83,9 @@ export interface GatewayEnv {
 export function startGateway(env: GatewayEnv, logFile: string): Promise<ServerProcess> {
   if (!fs.existsSync(GATEWAY_MAIN)) throw new Error(`${GATEWAY_MAIN} not found: run \`npm run build\` first`);
   // The per-token registration rate limit would measure itself, not the gateway: off here.
-  return startServer([GATEWAY_MAIN], { ...env, AUTH_DISABLED: 'true', LOG_LEVEL: 'warn', RATE_LIMIT_REGISTRATIONS_PER_SECOND: '0' }, logFile, '/metrics');
+  // The heap limit deploy/k8s sets: Node's default (a quarter of the machine, 4 GB here) lets V8 grow
+  // the heap to ~4x what is live before it collects, which is what RSS then shows (bench/results/memory.md).
+  return startServer(['--max-old-space-size=768', GATEWAY_MAIN], { ...env, AUTH_DISABLED: 'true', LOG_LEVEL: 'warn', RATE_LIMIT_REGISTRATIONS_PER_SECOND: '0' }, logFile, '/metrics');
 }
 
 /** The bare Fastify server (bench/bare-server.ts): same routes and response shapes, nothing behind them. */
