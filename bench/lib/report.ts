@@ -5,7 +5,7 @@
 import { EtcdCounters } from '@app/stack';
 import { MachineInfo, Versions } from './machine';
 import { ScenarioRecord } from './scenario';
-import type { ThroughputRun } from './scenarios/throughput';
+import type { BatchPair, ThroughputRun } from './scenarios/throughput';
 import { BurstResult, Design, FleetRun, ProcessUsage, ThroughputPair } from './sim-results';
 
 export interface BenchSettings {
@@ -42,6 +42,8 @@ export interface BenchData {
   throughput: ThroughputPair[];
   /** Why the batch heartbeat route was not measured. */
   batchSkipped?: string;
+  /** The batch heartbeat route, bare vs gateway, when measured. */
+  batch?: BatchPair;
   chartFile: string;
   rawFile: string;
   failures: string[];
@@ -51,7 +53,7 @@ export interface BenchData {
   scenarios: Array<Pick<ScenarioRecord, 'title' | 'status' | 'seconds' | 'loadAverage'>>;
 }
 
-type SectionData = Pick<BenchData, 'fleet' | 'replicas' | 'burst' | 'throughput' | 'batchSkipped' | 'failures' | 'skipped' | 'scenarios'>;
+type SectionData = Pick<BenchData, 'fleet' | 'replicas' | 'burst' | 'throughput' | 'batchSkipped' | 'batch' | 'failures' | 'skipped' | 'scenarios'>;
 
 /** The report's sections from the scenario records: each record lands in the section its scenario names. */
 export function sectionsFromRecords(records: ScenarioRecord[]): SectionData {
@@ -63,6 +65,7 @@ export function sectionsFromRecords(records: ScenarioRecord[]): SectionData {
     burst: ok('burst')[0] as BenchData['burst'],
     throughput: throughput?.pairs ?? [],
     batchSkipped: throughput?.batchSkipped,
+    batch: throughput?.batch,
     failures: records.filter((r) => r.status === 'failed').map((r) => `${r.title}: ${r.reason}`),
     skipped: records.filter((r) => r.status === 'skipped').map((r) => r.title),
     scenarios: records.map((r) => ({ title: r.title, status: r.status, seconds: r.seconds, loadAverage: r.loadAverage })),
@@ -262,6 +265,14 @@ function throughputSection(d: BenchData): string[] {
   const header = ['scenario', 'server', 'request', 'req/s', 'latency p50 / p99 ms', 'expected status', 'errors', 'bytes/resp', 'server CPU / RSS', 'autocannon (fleet-sim) CPU', 'other load', 'etcd during the run'];
   out.push(table(header, rows), '');
   if (d.batchSkipped) notes.push(`- batch heartbeats (\`POST /v1/heartbeats\`): ${d.batchSkipped}.`);
+  if (d.batch) {
+    const b = d.batch;
+    notes.push(
+      `- batch heartbeats (\`POST /v1/heartbeats\`, ${b.refsPerRequest} instance refs per request, ${b.connections} connections, best of ${b.rounds.gateway.length} round(s)): ` +
+        `gateway **${num(b.gateway.instanceHeartbeatsPerSecond)}** instance heartbeats/s (${num(b.gateway.requestsPerSecond)} req/s, p50/p99 ${b.gateway.latency.p50}/${b.gateway.latency.p99} ms), ` +
+        `bare Fastify ${num(b.bare.instanceHeartbeatsPerSecond)}/s: ratio **${ratio(b.gateway.requestsPerSecond, b.bare.requestsPerSecond)}**; target ≥ 200,000 on one replica; outcomes of one more request ${JSON.stringify(b.gatewayOutcomes)}.`,
+    );
+  }
   if (notes.length) out.push(...notes, '');
   out.push(
     '*other load*: CPU the machine spent beyond the sampled processes (server, load generator, etcd, Redis) during the run, with the busiest other processes named. ' +
