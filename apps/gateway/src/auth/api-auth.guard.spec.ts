@@ -1,30 +1,23 @@
 import { ExecutionContext, ForbiddenException, UnauthorizedException } from '@nestjs/common';
-import { Counter, Registry } from 'prom-client';
 import { InvalidRequestError, RateLimitedError } from '@app/registry';
 import { ApiAuthGuard, bearerToken } from './api-auth.guard';
 import { describeError } from '../http/error.filter';
-import { ApiTokens } from './api-tokens';
-import { RegistrationRateLimiter } from './registration-rate-limiter';
-import { RequestAuthorizer } from './request-auth';
+import { testAuthorizer } from './request-auth.fixture';
 
 const AGENT = 'agent-token-0123456789';
 const READER = 'reader-token-0123456789';
 const INSTANCE = '/v1/services/:service/instances/:id';
 
 function setup(burst = 100) {
-  const tokens = ApiTokens.parse(
-    JSON.stringify({
-      tokens: [
-        { name: 'payments-agent', token: AGENT, role: 'agent', services: ['payments*'] },
-        { name: 'dashboards', token: READER, role: 'reader' },
-      ],
-    }),
-    'test',
+  const { authorizer, deniedByReason } = testAuthorizer(
+    [
+      { name: 'payments-agent', token: AGENT, role: 'agent', services: ['payments*'] },
+      { name: 'dashboards', token: READER, role: 'reader' },
+    ],
+    burst,
   );
-  const registry = new Registry();
-  const denials = new Counter({ name: 'denied', help: 'x', labelNames: ['reason'] as const, registers: [registry] });
-  const guard = new ApiAuthGuard(new RequestAuthorizer(tokens, new RegistrationRateLimiter(1, burst, () => 0), denials));
-  const denied = async (reason: string) => (await denials.get()).values.find((v) => v.labels.reason === reason)?.value ?? 0;
+  const guard = new ApiAuthGuard(authorizer);
+  const denied = async (reason: string) => (await deniedByReason())[reason] ?? 0;
   return { guard, denied };
 }
 

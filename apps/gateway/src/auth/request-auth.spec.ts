@@ -1,11 +1,9 @@
 import { ForbiddenException } from '@nestjs/common';
-import { Counter, Registry } from 'prom-client';
 import { InvalidRequestError, RateLimitedError } from '@app/registry';
 import { describeError } from '../http/error.filter';
 import { ruleFor } from './access-policy';
-import { ApiTokens } from './api-tokens';
-import { RegistrationRateLimiter } from './registration-rate-limiter';
-import { checkNameParams, RequestAuthorizer, TokenRequiredError } from './request-auth';
+import { checkNameParams, TokenRequiredError } from './request-auth';
+import { testAuthorizer } from './request-auth.fixture';
 
 const AGENT = 'agent-token-0123456789';
 const ADMIN = 'admin-token-0123456789';
@@ -14,19 +12,13 @@ const RESOLVE = ruleFor('GET', '/v1/services/:service');
 const REGISTER = ruleFor('PUT', '/v1/services/:service/instances/:id');
 
 function setup(burst = 100) {
-  const tokens = ApiTokens.parse(
-    JSON.stringify({
-      tokens: [
-        { name: 'payments-agent', token: AGENT, role: 'agent', services: ['payments*'] },
-        { name: 'ops', token: ADMIN, role: 'admin' },
-      ],
-    }),
-    'test',
+  const { authorizer, deniedByReason: denied } = testAuthorizer(
+    [
+      { name: 'payments-agent', token: AGENT, role: 'agent', services: ['payments*'] },
+      { name: 'ops', token: ADMIN, role: 'admin' },
+    ],
+    burst,
   );
-  const registry = new Registry();
-  const denials = new Counter({ name: 'denied', help: 'x', labelNames: ['reason'] as const, registers: [registry] });
-  const authorizer = new RequestAuthorizer(tokens, new RegistrationRateLimiter(1, burst, () => 0), denials);
-  const denied = async () => Object.fromEntries((await denials.get()).values.map((v) => [v.labels.reason, v.value]));
   return { authorizer, denied };
 }
 
