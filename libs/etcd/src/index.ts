@@ -13,3 +13,4 @@ export * from './instance-registrar';
 export * from './registry-watch';
 export * from './instance-directory';
 export * from './put-batcher';
+export * from './lease-grants/lease-granter';

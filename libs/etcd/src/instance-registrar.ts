@@ -14,6 +14,7 @@ import {
 } from '@app/registry';
 import { etcdFailure, isEtcdUnavailable } from './etcd-errors';
 import { HeartbeatOutcome, LeaseTable, TrackedLease } from './lease-engine/lease-table';
+import type { LeaseGranter } from './lease-grants/lease-granter';
 import { PutBatcher, PutBatcherStats } from './put-batcher';
 import { RegistryStore, StoredInstance } from './registry-store';
 import type { RegistryEvent } from './registry-watch';
@@ -45,6 +46,11 @@ export interface InstanceRegistrarOptions {
     /** What a key held if it was deleted within its TTL (see InstanceDirectory.recentlyDeleted). */
     recentlyDeleted?(key: string): { value: string } | undefined;
   };
+  /**
+   * Where new leases come from (register, re-grants); absent = the store, on this thread. The runtime
+   * passes a WorkerLeaseGranter, which makes the LeaseGrant calls on a worker thread.
+   */
+  granter?: LeaseGranter;
   now?: () => number;
 }
 
@@ -82,6 +88,7 @@ export class InstanceRegistrar {
   private readonly puts: PutBatcher;
   /** Slots of the batched registration Puts: one per Txn, same bounds as the write queue. */
   private readonly batchWrites: BoundedQueue;
+  private readonly granter: LeaseGranter;
 
   constructor(
     private readonly store: RegistryStore,
@@ -90,6 +97,7 @@ export class InstanceRegistrar {
     private readonly hooks: RegistrarHooks = {},
   ) {
     this.now = options.now ?? Date.now;
+    this.granter = options.granter ?? { grant: (ttlSeconds) => store.grantLease(ttlSeconds) };
     this.writes = new BoundedQueue(options.writeConcurrency, options.writeQueueCapacity);
     this.regrantBudget = new TokenBucket(options.regrantsPerSecond, options.regrantsPerSecond, this.now());
     this.batchWrites = new BoundedQueue(options.writeConcurrency, options.writeQueueCapacity);
@@ -136,14 +144,14 @@ export class InstanceRegistrar {
     // grants queued after it, and the write slots bound etcd requests, not registrations in flight.
     const tracked = this.leases.get(key);
     const reusable = tracked && !this.leases.isLost(tracked) && tracked.ttlMs === registration.ttl * 1000 ? tracked.leaseId : undefined;
-    let leaseId = reusable ?? (await this.write(() => this.store.grantLease(registration.ttl)));
+    let leaseId = reusable ?? (await this.write(() => this.granter.grant(registration.ttl)));
     let written;
     try {
       written = await this.putBatched(key, value, leaseId);
     } catch (err) {
       // The reused lease expired meanwhile (e.g. during an etcd outage): take a fresh one.
       if (!(err instanceof EtcdLeaseInvalidError) || !reusable) throw this.writeFailed(err, reusable ? undefined : leaseId);
-      leaseId = await this.write(() => this.store.grantLease(registration.ttl));
+      leaseId = await this.write(() => this.granter.grant(registration.ttl));
       try {
         written = await this.putBatched(key, value, leaseId);
       } catch (retryErr) {
@@ -270,7 +278,7 @@ export class InstanceRegistrar {
       // write runs: the lease table keeps no copy of it (InstanceDirectory does).
       const value = this.leases.latestValue(lost.key);
       if (value === undefined) throw new Error('its value is not known on this replica');
-      const leaseId = await this.store.grantLease(ttlSeconds);
+      const leaseId = await this.granter.grant(ttlSeconds);
       const { written, current } = await this.store.putIfAbsent(lost.key, value, leaseId);
       if (written) {
         this.leases.replaceLease(lost.key, leaseId, this.now());
@@ -302,7 +310,7 @@ export class InstanceRegistrar {
     if (!record) throw new InstanceNotFoundError(...this.addressOf(key));
     if (!this.regrantBudget.tryTake(this.now())) throw new RegistryUnavailableError('re-granting lost leases after an etcd outage; retry shortly');
     await this.write(async () => {
-      const leaseId = await this.store.grantLease(record.ttl);
+      const leaseId = await this.granter.grant(record.ttl);
       const { written, current } = await this.store.putIfAbsent(key, value, leaseId);
       const now = this.now();
       if (written) {

@@ -9,12 +9,14 @@ import {
   InstanceRegistrar,
   LeaseEngine,
   LeaseEngineStats,
+  LeaseGrantStats,
   LeaseTable,
   RegistrarHooks,
   RegistryEvent,
   RegistryStore,
   RegistryWatch,
   StoredRange,
+  WorkerLeaseGranter,
 } from '@app/etcd';
 import { KeyLayout } from '@app/registry';
 
@@ -67,6 +69,8 @@ export interface RegistryRuntimeObserver {
 export interface RuntimeHealth {
   etcd: { readyConnections: number; poolSize: number; lastSuccessAt: number; authError?: string };
   renewals: LeaseEngineStats;
+  /** LeaseGrant calls: made by the grant worker, or on the HTTP thread while it is not running. */
+  grants: LeaseGrantStats;
   instancesInMemory: number;
   watch: { up: boolean; revision: number };
   /** The initial read of the registry is done (readiness: `starting` until then). */
@@ -90,6 +94,8 @@ export class RegistryRuntime {
   readonly store: RegistryStore;
   readonly engine: LeaseEngine;
   readonly leases: LeaseTable;
+  /** Makes the registrar's LeaseGrant calls on a worker thread (see WorkerLeaseGranter). */
+  readonly grants: WorkerLeaseGranter;
   readonly registrar: InstanceRegistrar;
   readonly shedder: LoadShedder;
   readonly watch: RegistryWatch;
@@ -135,6 +141,15 @@ export class RegistryRuntime {
       },
     );
     this.leases = this.engine.table;
+    this.grants = new WorkerLeaseGranter({
+      connections: this.pool.connections,
+      endpointsPerConnection: [...this.pool.endpointsPerConnection],
+      tls: options.etcd.tls,
+      requestTimeoutMs: options.etcd.requestTimeoutMs,
+      fallback: { grant: (ttlSeconds) => this.store.grantLease(ttlSeconds) },
+      observer: observer.etcd,
+      log: (level, message) => log(level, 'LeaseGrants', message),
+    });
     this.shedder = new LoadShedder({
       maxEventLoopDelayMs: options.admissionMaxEventLoopDelayMs,
       renewalLagMs: () => this.engine.snapshot().oldestDueMs,
@@ -148,6 +163,8 @@ export class RegistryRuntime {
         writeQueueCapacity: options.writeQueueCapacity,
         regrantsPerSecond: options.regrantsPerSecond,
         putBatch: options.putBatch,
+        // WRITE_CONCURRENCY still bounds grants in flight: the registrar's write queue wraps every grant.
+        granter: this.grants,
         shedRegistrations: () => this.shedder.shouldShed(),
         directory: {
           current: () => this.directory.isSynced && this.watch.isUp(),
@@ -210,8 +227,10 @@ export class RegistryRuntime {
    * gateway serves what it can and keeps retrying); wrong credentials are, since they never heal.
    */
   async start(): Promise<void> {
-    // The worker loads while the pool authenticates.
+    // The workers load while the pool authenticates. A grant worker that does not start is not fatal:
+    // grants are then made on this thread, as before it existed.
     const engineStarted = this.engine.start();
+    const grantsStarted = this.grants.start().catch((err: Error) => this.observer.log('warn', 'LeaseGrants', `${err.message}; granting leases on the HTTP thread`));
     let connected = false;
     try {
       await this.pool.connect();
@@ -219,12 +238,12 @@ export class RegistryRuntime {
     } catch (err) {
       const message = (err as Error).message;
       if (/authentication failed|invalid user ID or password|user name not found/i.test(message)) {
-        await this.engine.close();
+        await Promise.all([this.engine.close(), this.grants.close()]);
         throw new Error(`etcd rejected the gateway's credentials (ETCD_USERNAME/ETCD_PASSWORD): ${message}`, { cause: err });
       }
       this.observer.log('warn', 'RegistryRuntime', `etcd not reachable at start (${message}); continuing and retrying in the background`);
     }
-    await engineStarted;
+    await Promise.all([engineStarted, grantsStarted]);
     // With etcd reachable, the streams are up a moment later: start serving when renewals can flow.
     if (connected) await this.engine.whenStreamsLive(Math.min(this.options.etcd.requestTimeoutMs, 5_000));
     this.shedder.start();
@@ -240,6 +259,7 @@ export class RegistryRuntime {
     return {
       etcd: { readyConnections: this.pool.readyCount(), poolSize: this.pool.connections.length, lastSuccessAt: this.pool.lastSuccessAt(), authError: this.pool.authError() },
       renewals: this.engine.snapshot(now),
+      grants: this.grants.stats(),
       instancesInMemory: this.leases.size,
       watch: { up: this.watch.isUp(), revision: this.watch.revision },
       synced: this.directory.isSynced,
@@ -254,7 +274,7 @@ export class RegistryRuntime {
     this.watch.close();
     this.cache.close();
     this.shedder.stop();
-    await this.engine.close();
+    await Promise.all([this.engine.close(), this.grants.close()]);
     this.pool.close();
   }
 

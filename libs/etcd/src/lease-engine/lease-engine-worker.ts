@@ -5,12 +5,13 @@
  * only: this file is loaded by path, outside the app's module aliases.
  */
 import { MessagePort, parentPort, workerData } from 'node:worker_threads';
-import { EtcdConnection, EtcdTlsOptions, TokenSource } from '../etcd-connection';
+import { EtcdTlsOptions } from '../etcd-connection';
 import { KeepAliveStreams } from '../keepalive-streams';
 import { ENGINE_STATS, LeaseSlots } from './lease-slots';
 import { RenewalLedger } from './renewal-ledger';
 import { RenewalScheduler } from './renewal-scheduler';
 import { SelfPreservation, SelfPreservationOptions } from './self-preservation';
+import { relayedConnection, TokenAnswer, TokenRelay, TokenRequest } from '../worker-threads/relayed-connections';
 
 /** What the HTTP thread passes at start (structured-cloned; the buffers are shared, not copied). */
 export interface LeaseEngineWorkerData {
@@ -36,15 +37,14 @@ export type ToWorker =
   | { t: 'segment'; buffer: SharedArrayBuffer }
   /** Renewal ops in order: [op, slot, leaseId?, ttlMs?, renewedAt?]. */
   | { t: 'ops'; ops: Array<[0, number, string, number, number] | [1, number] | [2, number, string, number]> }
-  | { t: 'token'; id: number; token?: string; error?: string }
+  | TokenAnswer
   | { t: 'close' };
 
 /** Worker -> HTTP thread. */
 export type FromWorker =
   | { t: 'released'; slots: number[] }
   | { t: 'silent'; slots: number[] }
-  | { t: 'token?'; id: number; connection: number }
-  | { t: 'invalidate'; connection: number; token: string }
+  | TokenRequest
   | { t: 'log'; level: 'warn' | 'info'; message: string }
   /** Loaded and scheduling: leases tracked from now on are renewed. */
   | { t: 'ready' }
@@ -54,56 +54,12 @@ export const OP_TRACK = 0;
 export const OP_UNTRACK = 1;
 export const OP_REPLACE = 2;
 
-/** Tokens of the HTTP thread's pooled connection `connection`, asked for over the port. */
-class RelayedTokens implements TokenSource {
-  private static nextId = 1;
-  private static readonly waiting = new Map<number, { resolve: (token: string | undefined) => void; reject: (err: Error) => void }>();
-
-  constructor(
-    private readonly port: MessagePort,
-    private readonly connection: number,
-  ) {}
-
-  static answer(message: { id: number; token?: string; error?: string }): void {
-    const waiter = RelayedTokens.waiting.get(message.id);
-    if (!waiter) return;
-    RelayedTokens.waiting.delete(message.id);
-    if (message.error !== undefined) waiter.reject(new Error(message.error));
-    else waiter.resolve(message.token);
-  }
-
-  token(): Promise<string | undefined> {
-    const id = RelayedTokens.nextId++;
-    return new Promise((resolve, reject) => {
-      RelayedTokens.waiting.set(id, { resolve, reject });
-      this.post({ t: 'token?', id, connection: this.connection });
-    });
-  }
-
-  invalidate(staleToken: string): void {
-    this.post({ t: 'invalidate', connection: this.connection, token: staleToken });
-  }
-
-  private post(message: FromWorker): void {
-    this.port.postMessage(message);
-  }
-}
-
 export function runLeaseEngineWorker(port: MessagePort, data: LeaseEngineWorkerData): void {
   const post = (message: FromWorker) => port.postMessage(message);
   const slots = new LeaseSlots(data.segments);
   const stats = new Float64Array(data.stats);
-  // Buffers arrive structured-cloned as plain Uint8Arrays; grpc-js insists on Buffers.
-  const tls = data.tls && {
-    ca: data.tls.ca && Buffer.from(data.tls.ca),
-    cert: data.tls.cert && Buffer.from(data.tls.cert),
-    key: data.tls.key && Buffer.from(data.tls.key),
-  };
-  const connect = (i: number, rotation: number) => {
-    const endpoints = data.endpointsPerConnection[i];
-    const shift = rotation % endpoints.length;
-    return new EtcdConnection({ endpoints: [...endpoints.slice(shift), ...endpoints.slice(0, shift)], tls, requestTimeoutMs: data.requestTimeoutMs, tokens: new RelayedTokens(port, i) });
-  };
+  const relay = new TokenRelay(port);
+  const connect = (i: number, rotation: number) => relayedConnection(data, relay, i, rotation);
   const rotations = data.endpointsPerConnection.map(() => 0);
   const connections = data.endpointsPerConnection.map((_, i) => connect(i, 0));
   const streams: KeepAliveStreams = new KeepAliveStreams(connections, {
@@ -261,7 +217,7 @@ export function runLeaseEngineWorker(port: MessagePort, data: LeaseEngineWorkerD
         return;
       }
       case 'token':
-        RelayedTokens.answer(message);
+        relay.answer(message);
         return;
       case 'close':
         clearInterval(timer);

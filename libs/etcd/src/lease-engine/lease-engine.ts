@@ -1,6 +1,8 @@
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { EtcdConnection, EtcdTlsOptions } from '../etcd-connection';
+import { loadWorker } from '../worker-threads/load-worker';
+import { serveTokenRequest } from '../worker-threads/relayed-connections';
 import { ENGINE_STATS, ENGINE_STATS_LENGTH, LeaseSlots } from './lease-slots';
 import { LeaseTable, LeaseTableHooks, RenewalChannel } from './lease-table';
 import { FromWorker, LeaseEngineWorkerData, OP_REPLACE, OP_TRACK, OP_UNTRACK, ToWorker } from './lease-engine-worker';
@@ -213,7 +215,7 @@ export class LeaseEngine implements RenewalChannel {
       ledger: this.options.ledger,
       selfPreservation: this.options.selfPreservation,
     };
-    const worker = loadWorker(data);
+    const worker = spawnLeaseEngineWorker(data);
     worker.on('message', (message: FromWorker) => this.onMessage(worker, message));
     worker.on('error', (err) => this.hooks.log?.('error', `lease engine worker failed: ${err.message}`));
     worker.on('exit', (code) => {
@@ -237,23 +239,13 @@ export class LeaseEngine implements RenewalChannel {
   }
 
   private onMessage(worker: Worker, message: FromWorker): void {
+    if (serveTokenRequest(this.options.connections, message, (answer) => worker.postMessage(answer satisfies ToWorker))) return;
     switch (message.t) {
       case 'released':
         this.table.onReleased(message.slots);
         return;
       case 'silent':
         this.table.onSilent(message.slots, Date.now());
-        return;
-      case 'token?': {
-        const connection = this.options.connections[message.connection];
-        connection.currentToken().then(
-          (token) => worker.postMessage({ t: 'token', id: message.id, token } satisfies ToWorker),
-          (err: Error) => worker.postMessage({ t: 'token', id: message.id, error: err.message } satisfies ToWorker),
-        );
-        return;
-      }
-      case 'invalidate':
-        this.options.connections[message.connection]?.invalidateToken(message.token);
         return;
       case 'log':
         this.hooks.log?.(message.level, message.message);
@@ -269,21 +261,6 @@ export class LeaseEngine implements RenewalChannel {
   }
 }
 
-/**
- * Built code (dist/) runs the worker's .js directly. Under ts-node or jest the source is TypeScript, so
- * the worker registers ts-node first (transpile only: the worker's few files compile in well under a second).
- */
-const ROOT = path.resolve(__dirname, '..', '..', '..', '..');
-
-function loadWorker(data: LeaseEngineWorkerData): Worker {
-  const extension = path.extname(__filename);
-  const file = path.join(__dirname, `lease-engine-worker${extension}`);
-  if (extension !== '.ts') return new Worker(file, { workerData: data });
-  const bootstrap = [
-    `require('ts-node').register({ transpileOnly: true, compilerOptions: { module: 'commonjs' } });`,
-    // The worker's imports reach @app/* aliases (e.g. @app/registry through etcd-errors).
-    `require('tsconfig-paths').register({ baseUrl: ${JSON.stringify(ROOT)}, paths: require(${JSON.stringify(path.join(ROOT, 'tsconfig.json'))}).compilerOptions.paths });`,
-    `require(${JSON.stringify(file)});`,
-  ].join('\n');
-  return new Worker(bootstrap, { eval: true, workerData: data });
+function spawnLeaseEngineWorker(data: LeaseEngineWorkerData): Worker {
+  return loadWorker(path.join(__dirname, 'lease-engine-worker'), data);
 }

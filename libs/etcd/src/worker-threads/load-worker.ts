@@ -1,0 +1,22 @@
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+
+const ROOT = path.resolve(__dirname, '..', '..', '..', '..');
+
+/**
+ * Starts the worker whose entry is `fileWithoutExtension` + this file's own extension. Built code
+ * (dist/) runs the worker's .js directly. Under ts-node or jest the source is TypeScript, so the worker
+ * registers ts-node first (transpile only: a worker's few files compile in well under a second).
+ */
+export function loadWorker(fileWithoutExtension: string, workerData: unknown): Worker {
+  const extension = path.extname(__filename);
+  const file = `${fileWithoutExtension}${extension}`;
+  if (extension !== '.ts') return new Worker(file, { workerData });
+  const bootstrap = [
+    `require('ts-node').register({ transpileOnly: true, compilerOptions: { module: 'commonjs' } });`,
+    // A worker's imports reach @app/* aliases (e.g. @app/registry through etcd-errors).
+    `require('tsconfig-paths').register({ baseUrl: ${JSON.stringify(ROOT)}, paths: require(${JSON.stringify(path.join(ROOT, 'tsconfig.json'))}).compilerOptions.paths });`,
+    `require(${JSON.stringify(file)});`,
+  ].join('\n');
+  return new Worker(bootstrap, { eval: true, workerData });
+}
