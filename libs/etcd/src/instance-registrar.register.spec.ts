@@ -1,7 +1,8 @@
-import { EtcdLeaseInvalidError } from 'etcd3';
-import { KeyLayout, OverloadedError } from '@app/registry';
+import { EtcdLeaseInvalidError, GRPCUnavailableError } from 'etcd3';
+import { KeyLayout, OverloadedError, RegistryUnavailableError } from '@app/registry';
 import { InstanceRegistrar } from './instance-registrar';
 import { InlineRenewal } from './lease-engine/inline-renewal';
+import { LeaseGranter } from './lease-grants/lease-granter';
 import { BatchedPut } from './put-batcher';
 import { RegistryStore, StoredInstance } from './registry-store';
 
@@ -64,13 +65,14 @@ class FakeStore {
   }
 }
 
-function setup(options: { writeConcurrency?: number; writeQueueCapacity?: number } = {}) {
+function setup(options: { writeConcurrency?: number; writeQueueCapacity?: number; granter?: LeaseGranter } = {}) {
   const store = new FakeStore();
   const leases = new InlineRenewal({ send: () => 0, streamCount: 1 }).table;
   const registrar = new InstanceRegistrar(store as unknown as RegistryStore, leases, {
     writeConcurrency: options.writeConcurrency ?? 4,
     writeQueueCapacity: options.writeQueueCapacity ?? 100,
     regrantsPerSecond: 1,
+    granter: options.granter,
   });
   return { store, leases, registrar };
 }
@@ -141,5 +143,27 @@ describe('InstanceRegistrar.register (batched puts)', () => {
     await flushTurns();
     await expect(registrar.register('orders', 'b', registration)).rejects.toBeInstanceOf(OverloadedError);
     expect(store.revoked).toEqual(['101']);
+  });
+
+  it('takes leases from an injected granter (the grant worker), still one write slot per grant, its typed errors mapped as before', async () => {
+    const asked: Array<{ ttl: number; release: (outcome: string | Error) => void }> = [];
+    const granter: LeaseGranter = {
+      grant: (ttl) => new Promise<string>((resolve, reject) => asked.push({ ttl, release: (o) => (typeof o === 'string' ? resolve(o) : reject(o)) })),
+    };
+    const { store, registrar } = setup({ writeConcurrency: 2, granter });
+    store.liveLeases.add('900').add('901').add('902');
+    const results = ['a', 'b', 'c'].map((id) => registrar.register('orders', id, registration));
+    await flushTurns();
+    expect(asked.map((a) => a.ttl)).toEqual([30, 30]); // WRITE_CONCURRENCY bounds grants in flight
+    expect(registrar.writeQueueDepth).toBe(1);
+    asked[0].release('900');
+    asked[1].release(new GRPCUnavailableError('the lease-grant worker exited before etcd answered'));
+    await flushTurns();
+    asked[2].release('902');
+    const [a, b, c] = await Promise.allSettled(results);
+    expect(a).toMatchObject({ status: 'fulfilled', value: { leaseId: '900' } });
+    expect(b.status === 'rejected' && b.reason).toBeInstanceOf(RegistryUnavailableError);
+    expect(c).toMatchObject({ status: 'fulfilled', value: { leaseId: '902' } });
+    expect(store.kv.get(layout.instanceKey('orders', 'a'))?.leaseId).toBe('900');
   });
 });
