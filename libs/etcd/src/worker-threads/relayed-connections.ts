@@ -5,6 +5,7 @@
  * engine's worker and the lease-grant worker. Imports are relative only: workers load it by path.
  */
 import type { MessagePort } from 'node:worker_threads';
+import { AuthSession } from '../auth-session';
 import { EtcdConnection, EtcdObserver, EtcdTlsOptions, TokenSource } from '../etcd-connection';
 import { decodeEtcdError, encodeEtcdError, WireError } from './wire-errors';
 
@@ -42,16 +43,29 @@ export class TokenRelay {
     return true;
   }
 
+  /**
+   * Pooled connection `connection`'s token, asked for once and kept until a call is refused with it:
+   * asking per call would cost every unary call (every lease grant) a round trip through the HTTP
+   * thread's loop. Concurrent callers share one question (AuthSession), and a refused token is dropped
+   * here and on the HTTP thread (only that token: see AuthSession).
+   */
   source(connection: number): TokenSource {
+    const session = new AuthSession(() => this.ask(connection) as Promise<string>);
     return {
-      token: () =>
-        new Promise((resolve, reject) => {
-          const id = this.nextId++;
-          this.waiting.set(id, { resolve, reject });
-          this.port.postMessage({ t: 'token?', id, connection } satisfies TokenRequest);
-        }),
-      invalidate: (staleToken) => this.port.postMessage({ t: 'invalidate', connection, token: staleToken } satisfies TokenRequest),
+      token: () => session.token(),
+      invalidate: (staleToken) => {
+        session.invalidate(staleToken);
+        this.port.postMessage({ t: 'invalidate', connection, token: staleToken } satisfies TokenRequest);
+      },
     };
+  }
+
+  private ask(connection: number): Promise<string | undefined> {
+    return new Promise((resolve, reject) => {
+      const id = this.nextId++;
+      this.waiting.set(id, { resolve, reject });
+      this.port.postMessage({ t: 'token?', id, connection } satisfies TokenRequest);
+    });
   }
 }
 
