@@ -2,21 +2,22 @@
  * Issue 10, item 4: registrations' LeaseGrant calls run on the lease-grant worker, off the HTTP thread,
  * with one etcd LeaseGrant per registration and truthful request metrics; a worker that dies fails
  * the grants it held as retryable 503s (none hangs), grants go on on the HTTP thread meanwhile, and the
- * worker comes back. Shared etcd (own key prefix); counts from etcd's own /metrics.
+ * worker comes back; after an etcd restart the worker's grants get the HTTP thread's new tokens (no
+ * Authenticate of their own). Counts from etcd's own /metrics.
  */
 import type { Worker } from 'node:worker_threads';
-import { diffCounters } from '@app/stack';
+import { diffCounters, fetchEtcdCounters } from '@app/stack';
 import { RegistryRuntime } from '@app/runtime';
 import { RegistryRuntimeProvider } from '../apps/gateway/src/etcd/registry-runtime.provider';
 import { forEachLimited, pods, registerPod } from './support/fleet';
-import { GatewayUnderTest, startGateway } from './support/gateway';
+import { GatewayUnderTest, startGateway, usePrivateStack } from './support/gateway';
 import { sharedStack } from './support/stack';
-import { waitFor } from './support/wait';
+import { sleep, waitFor } from './support/wait';
 
 const stack = sharedStack();
 const target = { endpoint: stack.etcd.endpoint, username: stack.etcd.username, password: stack.etcd.password };
 
-describe('lease grants on the grant worker', () => {
+describe('lease grants on the grant worker (shared etcd)', () => {
   let gateway: GatewayUnderTest;
   let runtime: RegistryRuntime;
   beforeAll(async () => {
@@ -76,5 +77,43 @@ describe('lease grants on the grant worker', () => {
     const after = runtime.health().grants;
     expect(after.inWorker - before.inWorker).toBe(statuses.filter((s) => s !== 201).length);
     expect(after.onThisThread).toBe(before.onThisThread);
+  });
+});
+
+describe('lease grants on the grant worker after an etcd restart (private etcd)', () => {
+  const stack = usePrivateStack();
+
+  it('re-grants with the pool\'s fresh tokens: one Authenticate per pooled connection, every registration eventually 201, never a 500', async () => {
+    const etcd = stack.etcd();
+    const before = await fetchEtcdCounters(etcd.metricsUrl);
+    const gateway = await stack.startGateway({ ETCD_POOL_SIZE: '2', RATE_LIMIT_REGISTRATIONS_PER_SECOND: '0' });
+    const runtime = gateway.app.get(RegistryRuntimeProvider).runtime;
+    expect((await forEachLimited(pods(1, 50, 'pre'), 50, (pod) => registerPod(gateway.url, pod, 60))).every((a) => a.status === 201)).toBe(true);
+    const beforeRestart = diffCounters(before, await fetchEtcdCounters(etcd.metricsUrl));
+    expect(beforeRestart.authenticate).toBe(2);
+    const grantsBefore = runtime.health().grants;
+
+    // Every token is gone after the restart; new pods need new leases, granted by the worker.
+    await etcd.restart();
+    const fleet = pods(2, 50, 'post'); // 100 pods
+    const statuses: number[] = [];
+    let waiting = fleet;
+    await waitFor('every new pod registered after the restart', async () => {
+      const answers = await forEachLimited(waiting, 50, (pod) => registerPod(gateway.url, pod, 60));
+      statuses.push(...answers.map((a) => a.status));
+      waiting = waiting.filter((_, i) => answers[i].status !== 201);
+      if (waiting.length) await sleep(200);
+      return waiting.length === 0;
+    });
+    const sinceRestart = await fetchEtcdCounters(etcd.metricsUrl);
+    const grants = runtime.health().grants;
+    process.stdout.write(`after the etcd restart: ${statuses.filter((x) => x === 201).length} x 201, ${statuses.filter((x) => x === 503).length} x 503; etcd Authenticate ${sinceRestart.authenticate}, LeaseGrant ${sinceRestart.leaseGrant}\n`);
+
+    expect(statuses.filter((x) => x !== 201 && x !== 503)).toEqual([]);
+    expect(sinceRestart.authenticate).toBe(2); // the pool's two; the worker asks the pool for them
+    // Each grant refused with the stale token is retried once (at most 50 were in flight at a time).
+    expect(sinceRestart.leaseGrant).toBeLessThanOrEqual(fleet.length + 50);
+    expect(grants.onThisThread).toBe(grantsBefore.onThisThread);
+    expect(grants.inWorker - grantsBefore.inWorker).toBeGreaterThanOrEqual(100);
   });
 });
