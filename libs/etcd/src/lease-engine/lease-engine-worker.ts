@@ -5,21 +5,16 @@
  * only: this file is loaded by path, outside the app's module aliases.
  */
 import { MessagePort, parentPort, workerData } from 'node:worker_threads';
-import { EtcdTlsOptions } from '../etcd-connection';
 import { KeepAliveStreams } from '../keepalive-streams';
 import { ENGINE_STATS, LeaseSlots } from './lease-slots';
 import { RenewalLedger } from './renewal-ledger';
 import { RenewalScheduler } from './renewal-scheduler';
+import { relayedConnection, RelayedPoolData, TokenAnswer, TokenRelay, TokenRequest } from '../worker-threads/relayed-connections';
 import { SelfPreservation, SelfPreservationOptions } from './self-preservation';
-import { relayedConnection, TokenAnswer, TokenRelay, TokenRequest } from '../worker-threads/relayed-connections';
 
 /** What the HTTP thread passes at start (structured-cloned; the buffers are shared, not copied). */
-export interface LeaseEngineWorkerData {
+export interface LeaseEngineWorkerData extends RelayedPoolData {
   kind: 'lease-engine';
-  /** One entry per pooled connection of the HTTP thread: the worker opens one channel + stream for each. */
-  endpointsPerConnection: string[][];
-  tls?: EtcdTlsOptions;
-  requestTimeoutMs: number;
   tickMs: number;
   maxInFlight: number;
   segments: SharedArrayBuffer[];

@@ -215,7 +215,7 @@ export class LeaseEngine implements RenewalChannel {
       ledger: this.options.ledger,
       selfPreservation: this.options.selfPreservation,
     };
-    const worker = spawnLeaseEngineWorker(data);
+    const worker = loadWorker(path.join(__dirname, 'lease-engine-worker'), data);
     worker.on('message', (message: FromWorker) => this.onMessage(worker, message));
     worker.on('error', (err) => this.hooks.log?.('error', `lease engine worker failed: ${err.message}`));
     worker.on('exit', (code) => {
@@ -259,8 +259,4 @@ export class LeaseEngine implements RenewalChannel {
         return;
     }
   }
-}
-
-function spawnLeaseEngineWorker(data: LeaseEngineWorkerData): Worker {
-  return loadWorker(path.join(__dirname, 'lease-engine-worker'), data);
 }

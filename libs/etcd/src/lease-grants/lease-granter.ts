@@ -38,8 +38,8 @@ export interface LeaseGrantStats {
   inFlight: number;
   restarts: number;
   /**
-   * Time the current worker's loop was busy since it started, ms (event-loop utilisation): its
-   * difference over a window, divided by the grants made, is the CPU a grant costs that thread.
+   * Time the current worker's loop was busy since it started, ms (event-loop utilisation, wall clock:
+   * on a loaded machine it includes time the thread waited for a core, so it bounds its CPU from above).
    */
   workerActiveMs: number;
 }
@@ -51,12 +51,14 @@ export interface LeaseGrantStats {
  * the grants asked for in one turn cost the HTTP thread one postMessage, and the answers of one worker
  * turn one message back (GrantRequests, GrantAnswers).
  *
- * Why its own worker and not the lease engine's: that worker exists so that nothing but renewals runs
- * on its loop. grpc-js writes a keepalive stream's messages one per event-loop turn
- * (bench/results/keepalive-starvation.md), so each turn lengthened by a batch of grant calls (tens of
- * ms at 2,000+ grants/s) would cut renewals per second on that thread exactly during a registration
- * storm, when leases of heartbeating pods must not lapse. A second worker costs one thread and
- * ETCD_POOL_SIZE more channels (no Authenticate: tokens are relayed), and cannot starve renewals.
+ * Why its own worker and not the lease engine's (measured, `register-rate` at factor 1, 20,000
+ * registrations, all three threads CPU-profiled): the grant worker's loop was busy 45-65 % of every
+ * 0.5 s of the registration window (~0.4 ms of grpc-js, HTTP/2 and GC per grant), the lease engine's
+ * 0-2 %. That engine worker exists so that nothing but renewals runs on its loop: grpc-js writes a
+ * keepalive stream's messages one per event-loop turn, and turns carrying ~10 ms of other work cut a
+ * stream to ~160 renewals/s (bench/results/keepalive-starvation.md). Grants there would lengthen its
+ * turns exactly during a registration storm, when heartbeating pods' leases must not lapse. A second
+ * worker costs one thread and ETCD_POOL_SIZE more channels (no Authenticate: tokens are relayed).
  *
  * No grant hangs: a dead or closed worker fails its unanswered grants as "unavailable" (503, retryable;
  * a lease it may have granted meanwhile has no key and expires alone), a stuck one fails them at their
