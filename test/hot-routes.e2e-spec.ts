@@ -1,5 +1,5 @@
 /**
- * The hot routes (heartbeat, resolve, batch heartbeat) are served outside Nest's per-request
+ * The hot routes (registration, heartbeat, resolve, batch heartbeat) are served outside Nest's per-request
  * pipeline (issue 10): no Nest guard, interceptor or pipe runs for them, yet they answer exactly as
  * the Nest routes do, refusals included (status, JSON body, headers), and resolve serves encoded
  * answers that follow every change. Real etcd and Redis, authentication on.
@@ -70,7 +70,7 @@ describe('hot routes outside Nest', () => {
 
   const metrics = async () => (await send('GET', '/metrics')).text;
 
-  it('serves heartbeat, resolve and batch heartbeat without Nest\'s pipeline, every other route through it', async () => {
+  it('serves registration, heartbeat, resolve and batch heartbeat without Nest\'s pipeline, every other route through it', async () => {
     expect((await register('hot', 'a')).status).toBe(201);
     expect((await send('PUT', '/v1/services/hot/instances/a/heartbeat', tokens.admin)).status).toBe(204);
     const resolved = await send('GET', '/v1/services/hot', tokens.reader);
@@ -79,7 +79,7 @@ describe('hot routes outside Nest', () => {
     const batch = await send('POST', '/v1/heartbeats', tokens.admin, { instances: [{ service: 'hot', id: 'a' }] });
     expect([batch.status, JSON.parse(batch.text)]).toEqual([200, { results: [{ service: 'hot', id: 'a', result: 'accepted' }] }]);
     expect((await send('GET', '/v1/services', tokens.reader)).status).toBe(200);
-    expect(seen.routes).toEqual(['PUT /v1/services/:service/instances/:id', 'GET /v1/services']);
+    expect(seen.routes).toEqual(['GET /v1/services']);
   });
 
   it('refuses a hot request exactly as Nest refuses the same failure on its routes, and counts it', async () => {
@@ -107,6 +107,42 @@ describe('hot routes outside Nest', () => {
     const reader = await send('PUT', '/v1/services/payments/instances/a/heartbeat', tokens.reader);
     expect(shape(reader)).toMatchObject({ status: 403, body: { error: 'forbidden', message: expect.stringContaining('(role reader) may not') } });
     expect(readMetric(await metrics(), 'registry_http_request_duration_seconds_count', { route: '/v1/services/:service/instances/:id/heartbeat', status: '404' })).toBe(1);
+  });
+
+  it('registers through the hand check and through the pipe alike, and refuses a body exactly as the pipe does on Nest\'s routes', async () => {
+    // A plainly valid body is taken by the hand check; a valid one it does not take as plain goes through the
+    // pipe (a tag of 65 emoji: 130 UTF-16 units, 65 characters for class-validator's length rule).
+    const created = await register('reg', 'a', { tags: ['canary'], metadata: { version: '1' }, zone: 'z1' });
+    expect(created.status).toBe(201);
+    const answer = JSON.parse(created.text);
+    expect(answer).toMatchObject({ service: 'reg', id: 'a', instance: { address: '10.0.0.7', port: 8080, ttl: 30, tags: ['canary'], metadata: { version: '1' }, zone: 'z1', weight: 100, status: 'UP' } });
+    expect(answer.instance).not.toHaveProperty('service');
+    const replaced = await register('reg', 'a', { tags: ['canary'], metadata: { version: '1' }, zone: 'z1' });
+    expect([replaced.status, JSON.parse(replaced.text).leaseId]).toEqual([200, answer.leaseId]);
+    const emoji = '\u{1F600}'.repeat(65);
+    const viaPipe = await register('reg', 'e', { tags: [emoji] });
+    expect([viaPipe.status, JSON.parse(viaPipe.text).instance.tags]).toEqual([201, [emoji]]);
+
+    // Refusals: the hot route's answer equals the Nest PATCH route's answer to the same body fault
+    // where both routes validate the field, and otherwise names the field as the pipe does.
+    const refusals: Array<[string, Record<string, unknown>, string]> = [
+      ['port as a string', { address: '10.0.0.7', port: '80' }, 'port'],
+      ['null zone', { address: '10.0.0.7', port: 80, zone: null }, 'zone'],
+      ['unknown field', { address: '10.0.0.7', port: 80, colour: 'red' }, 'colour'],
+      ['metadata key naming an Object member', { address: '10.0.0.7', port: 80, metadata: { constructor: 'x' } }, 'metadata.constructor'],
+    ];
+    for (const [what, body, field] of refusals) {
+      const refused = await send('PUT', '/v1/services/reg/instances/b', tokens.admin, body);
+      expect({ what, ...shape(refused) }).toMatchObject({ what, status: 400, body: { error: 'invalid_request', field } });
+    }
+    const patchFault = { status: 'UP', colour: 'red' };
+    expect(shape(await send('PUT', '/v1/services/reg/instances/b', tokens.admin, { address: '10.0.0.7', port: 80, colour: 'red' })).body).toEqual(
+      shape(await send('PATCH', '/v1/services/reg/instances/a', tokens.admin, patchFault)).body,
+    );
+    // Nothing was written for the refused bodies.
+    expect((await send('PUT', '/v1/services/reg/instances/b/heartbeat', tokens.admin)).status).toBe(404);
+    // A token without the registration right gets the guard's 403; a reader may not register.
+    expect(shape(await send('PUT', '/v1/services/reg/instances/c', tokens.reader, { address: '10.0.0.7', port: 80 }))).toMatchObject({ status: 403, body: { error: 'forbidden' } });
   });
 
   it('answers a resolve from encoded bytes that follow every change of the service, per filter', async () => {

@@ -10,7 +10,7 @@ describe('parseResponseHead', () => {
   it('reads a 204 without a body, whatever its headers say', () => {
     const b = buf('HTTP/1.1 204 No Content\r\nDate: x\r\nConnection: keep-alive\r\n\r\n');
     const head = parseResponseHead(b)!;
-    expect(head).toEqual({ status: 204, headLength: b.length, bodyLength: 0, close: false });
+    expect(head).toStrictEqual({ status: 204, headLength: b.length, bodyLength: 0, close: false, retryAfterSeconds: undefined });
     expect(completeLength(b, head)).toBe(b.length);
   });
 
@@ -42,5 +42,19 @@ describe('parseResponseHead', () => {
   it('refuses what is not HTTP/1.x', () => {
     expect(() => parseResponseHead(buf('SSH-2.0-OpenSSH\r\n\r\n'))).toThrow(/not an HTTP/);
     expect(() => parseResponseHead(buf('HTTP/1.1 abc\r\n\r\n'))).toThrow(/bad status/);
+  });
+
+  it('reads Retry-After (seconds) on 503 and 429 only, case-insensitively', () => {
+    const head = (status: string, headers: string) => parseResponseHead(buf(`HTTP/1.1 ${status}\r\ncontent-length: 0\r\n${headers}\r\n`))!;
+    expect(head('503 Service Unavailable', 'Retry-After: 2\r\n').retryAfterSeconds).toBe(2);
+    expect(head('429 Too Many Requests', 'retry-after:0\r\n').retryAfterSeconds).toBe(0);
+    expect(head('503 Service Unavailable', 'x-retry-after-hint: 9\r\nRETRY-AFTER:  7 \r\nretry-after: 8\r\n').retryAfterSeconds).toBe(7);
+    // An HTTP date or garbage: none (the driver then backs off exponentially, as with node:http).
+    expect(head('503 Service Unavailable', 'retry-after: Wed, 21 Oct 2026 07:28:00 GMT\r\n').retryAfterSeconds).toBeUndefined();
+    expect(head('503 Service Unavailable', 'retry-after: -1\r\n').retryAfterSeconds).toBeUndefined();
+    expect(head('503 Service Unavailable', '').retryAfterSeconds).toBeUndefined();
+    // Not parsed on any other status: a heartbeat's answer costs what it did.
+    expect(head('204 No Content', 'retry-after: 2\r\n').retryAfterSeconds).toBeUndefined();
+    expect(head('201 Created', 'retry-after: 2\r\n').retryAfterSeconds).toBeUndefined();
   });
 });

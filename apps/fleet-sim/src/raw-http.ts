@@ -1,12 +1,14 @@
 /**
- * The heartbeat path of the scale scenarios: HTTP/1.1 over a fixed pool of keep-alive sockets with
- * pre-encoded requests and a status-line-only parse of the answer, one request per socket at a time
- * (no pipelining: the replica sees what 256 busy clients would send).
+ * The heartbeat and registration path of the scale scenarios: HTTP/1.1 over a fixed pool of keep-alive
+ * sockets with pre-encoded requests and a status-line-only parse of the answer, one request per socket
+ * at a time (no pipelining: the replica sees what 256 busy clients would send).
  *
  * Why not node:http: at 5,000 heartbeats/s its per-request cost (ClientRequest/IncomingMessage
  * objects, header objects, agent bookkeeping, a promise per call) kept the one generator process at
- * ~100 % of a core while it sent ~85 % of its schedule (bench/results/load-generator.md). Everything
- * that is not a heartbeat (registration with its Retry-After handling, resolve) stays on node:http.
+ * ~100 % of a core while it sent ~85 % of its schedule (bench/results/load-generator.md). Registrations
+ * paid the same (~0.16 ms of generator CPU each, taken from the gateway under test on a 2-core machine),
+ * so they come here too; answer bodies are never read, only the status and, on 429/503, Retry-After.
+ * Resolves (which need the body) stay on node:http.
  *
  * Supported answers: a body framed by Content-Length, none (1xx/204/304), or chunked (read until the
  * terminating zero chunk; only JSON bodies, which cannot contain a bare CRLF, are expected). Anything
@@ -22,6 +24,11 @@ export interface ResponseHead {
   bodyLength: number;
   /** The server will close the socket (Connection: close). */
   close: boolean;
+  /**
+   * Seconds of Retry-After, read only on 429/503 (the answers a client waits on; a heartbeat's 204 pays
+   * nothing for it); undefined when absent or not a number of seconds (an HTTP date: the caller backs off).
+   */
+  retryAfterSeconds: number | undefined;
 }
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
@@ -46,7 +53,16 @@ export function parseResponseHead(buf: Buffer): ResponseHead | undefined {
   else if (length) bodyLength = Number(length[1]);
   else if (/\r\ntransfer-encoding:[^\r]*chunked/.test(lower)) bodyLength = -1;
   else bodyLength = -2;
-  return { status, headLength: end + 4, bodyLength, close };
+  const retryAfterSeconds = status === 429 || status === 503 ? readRetryAfter(lower) : undefined;
+  return { status, headLength: end + 4, bodyLength, close, retryAfterSeconds };
+}
+
+/** As node:http + Number(): the first Retry-After header, if it is a non-negative number. */
+function readRetryAfter(lowerHead: string): number | undefined {
+  const m = /\r\nretry-after:[ \t]*([^\r]*)/.exec(lowerHead);
+  if (!m) return undefined;
+  const seconds = Number(m[1]);
+  return Number.isFinite(seconds) && seconds >= 0 ? seconds : undefined;
 }
 
 /** Bytes of the complete answer at the start of `buf` (head + body), or undefined while incomplete. */
@@ -59,8 +75,17 @@ export function completeLength(buf: Buffer, head: ResponseHead): number | undefi
   return undefined; // until close
 }
 
-/** `err` is a short label ("timeout", "ECONNRESET", ...) or undefined with the status. */
-export type RawCallback = (err: string | undefined, status: number) => void;
+/**
+ * `err` is a short label ("timeout", "ECONNRESET", ...) or undefined with the status;
+ * `retryAfterSeconds` as in ResponseHead (only ever set on 429/503).
+ */
+export type RawCallback = (err: string | undefined, status: number, retryAfterSeconds?: number) => void;
+
+/**
+ * A whole request, head and body, ready to write: a string written as latin1 (ASCII only, the cheap
+ * case: no Buffer per request), or the bytes of one whose body needed utf8.
+ */
+export type RawRequest = string | Buffer;
 
 interface Conn {
   socket?: net.Socket;
@@ -84,7 +109,7 @@ export class RawHttpPool {
   private readonly port: number;
   private readonly hostHeader: string;
   // FIFO of requests waiting for a socket, with a moving head (shift() on 100k entries is not free).
-  private queue: Array<{ bytes: string; cb: RawCallback }> = [];
+  private queue: Array<{ bytes: RawRequest; cb: RawCallback }> = [];
   private queueHead = 0;
   private readonly sweeper: NodeJS.Timeout;
   private closed = false;
@@ -93,7 +118,7 @@ export class RawHttpPool {
 
   constructor(baseUrl: string, private readonly opts: RawHttpPoolOptions) {
     const url = new URL(baseUrl);
-    if (url.protocol !== 'http:') throw new Error(`raw heartbeat client speaks plain http only, got ${url.protocol}`);
+    if (url.protocol !== 'http:') throw new Error(`raw HTTP pool speaks plain http only, got ${url.protocol}`);
     this.host = url.hostname;
     this.port = Number(url.port || 80);
     this.hostHeader = url.host;
@@ -109,13 +134,24 @@ export class RawHttpPool {
     return this.queue.length - this.queueHead;
   }
 
-  /** The request line and headers for a body-less request (build once per distinct path). */
+  /** The request line and headers for a body-less request (build once per distinct path; `path` is ASCII). */
   requestBytes(method: string, path: string): string {
     return `${method} ${path} HTTP/1.1\r\nhost: ${this.hostHeader}\r\ncontent-length: 0\r\n\r\n`;
   }
 
-  /** Sends `bytes` (from requestBytes) on the next free socket; `cb` runs exactly once. */
-  send(bytes: string, cb: RawCallback): void {
+  /**
+   * A request with a JSON body (`json`, already serialized; `path` is ASCII). Content-Length counts utf8
+   * bytes. An ASCII body (utf8 length equal to the string's: any other character takes 2+ bytes) stays
+   * one string written as latin1; anything else is encoded as utf8, which latin1 would corrupt.
+   */
+  jsonRequestBytes(method: string, path: string, json: string): RawRequest {
+    const length = Buffer.byteLength(json, 'utf8');
+    const head = `${method} ${path} HTTP/1.1\r\nhost: ${this.hostHeader}\r\ncontent-type: application/json\r\ncontent-length: ${length}\r\n\r\n`;
+    return length === json.length ? head + json : Buffer.concat([Buffer.from(head, 'latin1'), Buffer.from(json, 'utf8')]);
+  }
+
+  /** Sends `bytes` (from requestBytes or jsonRequestBytes) on the next free socket; `cb` runs exactly once. */
+  send(bytes: RawRequest, cb: RawCallback): void {
     if (this.closed) return cb('closed', 0);
     const slot = this.idle.pop();
     if (slot === undefined) {
@@ -135,7 +171,7 @@ export class RawHttpPool {
     for (const w of waiting) w.cb('closed', 0);
   }
 
-  private dispatch(slot: number, bytes: string, cb: RawCallback): void {
+  private dispatch(slot: number, bytes: RawRequest, cb: RawCallback): void {
     const c = this.conns[slot];
     if (!c.socket || c.socket.destroyed) c.socket = this.connect(slot);
     c.cb = cb;
@@ -168,7 +204,7 @@ export class RawHttpPool {
       return this.fail(slot, socket, (err as Error).message.slice(0, 40));
     }
     if (total === undefined) return;
-    const { status, close } = c.head;
+    const { status, close, retryAfterSeconds } = c.head;
     const extra = c.buf.length > total;
     const cb = c.cb;
     this.release(slot);
@@ -177,7 +213,7 @@ export class RawHttpPool {
       c.socket = undefined;
       socket.destroy();
     }
-    cb(undefined, status);
+    cb(undefined, status, retryAfterSeconds);
     this.next(slot);
   }
 

@@ -45,7 +45,7 @@ export async function runScale(p: ScaleParams, deps: ScaleDeps): Promise<ScaleRe
   const driver = new GatewayDriver([p.gateway], p.ttlSeconds, p.callTimeoutSeconds * 1000, 'sticky', {
     registerDeadlineMs: p.registerDeadlineSeconds * 1000,
     maxSockets: p.sockets,
-    rawHeartbeats: true,
+    rawHttp: true,
   });
   const pods = makePods(p.pods + p.storm, p.services, p.prefix);
   const cohortOf = (pod: SimPod): Cohort => (pod.index < p.pods ? 'held' : 'storm');

@@ -14,6 +14,7 @@ import { answerFrameworkError, MAX_PATH_SEGMENT_LENGTH } from './http/error.filt
 import { serveHotRoutesOutsideNest } from './http/fast-routes/fast-routes';
 import { buildOpenApiDocument } from './http/openapi';
 import { bodyValidationPipe } from './http/validation';
+import { lazyRequestLoggerFactory } from './logging/lazy-request-logger';
 import { createPinoLogger, PinoNestLogger } from './logging/pino-logger';
 import { GatewayMetrics } from './metrics/gateway-metrics';
 import { ResolveService } from './resolve/resolve.service';
@@ -26,6 +27,8 @@ export async function createGatewayApp(config: GatewayConfig): Promise<NestFasti
     // Per-request info logs at thousands of heartbeats a second would drown everything else;
     // errors are logged by the filter, and every request is in the duration histogram.
     logController: new LogController({ disableRequestLogging: true }),
+    // Each request's child logger is made only when the request logs something (most never do).
+    childLoggerFactory: lazyRequestLoggerFactory,
     // The largest body any route takes; body-parsers.ts holds each route to its own limit.
     bodyLimit: HEARTBEAT_BATCH_LIMITS.bodyMaxBytes,
     // find-my-way's default (100) answers 414 for valid 101-128 character names; with room above

@@ -1,6 +1,6 @@
 import { HttpResult, KeepAliveHttpClient, errorLabel } from '../http-client';
 import { sleep } from '../progress';
-import { RawHttpPool } from '../raw-http';
+import { RawHttpPool, RawRequest } from '../raw-http';
 import { CallOutcome, FleetDriver, Resolver, SimPod } from './fleet-driver';
 
 export type Spread = 'round-robin' | 'sticky';
@@ -11,10 +11,11 @@ export interface GatewayDriverOptions {
   /** Sockets per replica for heartbeats and for registrations each (256): a 100k-pod fleet shares them. */
   maxSockets?: number;
   /**
-   * Heartbeats over RawHttpPool (pre-encoded requests, status-line parse, callbacks) instead of
-   * node:http: what lets one generator process send 5,000+ heartbeats/s on a shared 2-core machine.
+   * Heartbeats and registrations over RawHttpPool (pre-encoded requests, status-line parse, callbacks)
+   * instead of node:http: what lets one generator process send 5,000+ heartbeats/s on a shared 2-core
+   * machine, and keeps the generator's CPU per registration from being taken from the gateway it measures.
    */
-  rawHeartbeats?: boolean;
+  rawHttp?: boolean;
 }
 
 /** Registrations the gateway shed or rate-limited, and what the pods did about it. */
@@ -59,7 +60,9 @@ export class GatewayDriver implements FleetDriver, Resolver {
    */
   private readonly registerClients: KeepAliveHttpClient[];
   private readonly registerDeadlineMs: number;
-  private readonly rawPools: RawHttpPool[] = [];
+  /** With `rawHttp`: one pool per replica for heartbeats, and one for registrations (own sockets, as above). */
+  private readonly beatPools: RawHttpPool[] = [];
+  private readonly registerPools: RawHttpPool[] = [];
 
   constructor(
     urls: string[],
@@ -68,10 +71,14 @@ export class GatewayDriver implements FleetDriver, Resolver {
     private readonly spread: Spread,
     opts: GatewayDriverOptions = {},
   ) {
-    this.clients = urls.map((u) => new KeepAliveHttpClient(u, callTimeoutMs, opts.maxSockets ?? 256));
-    this.registerClients = urls.map((u) => new KeepAliveHttpClient(u, callTimeoutMs, opts.maxSockets ?? 256));
+    const sockets = opts.maxSockets ?? 256;
+    this.clients = urls.map((u) => new KeepAliveHttpClient(u, callTimeoutMs, sockets));
+    this.registerClients = opts.rawHttp ? [] : urls.map((u) => new KeepAliveHttpClient(u, callTimeoutMs, sockets));
     this.registerDeadlineMs = opts.registerDeadlineMs ?? 120_000;
-    if (opts.rawHeartbeats) this.rawPools = urls.map((u) => new RawHttpPool(u, { sockets: opts.maxSockets ?? 256, timeoutMs: callTimeoutMs }));
+    if (opts.rawHttp) {
+      this.beatPools = urls.map((u) => new RawHttpPool(u, { sockets, timeoutMs: callTimeoutMs }));
+      this.registerPools = urls.map((u) => new RawHttpPool(u, { sockets, timeoutMs: callTimeoutMs }));
+    }
     this.description = `each pod: REST register once (retrying 503/429 after Retry-After), then PUT .../heartbeat every tick to ${urls.length} replica(s) (${spread}); the gateway renews leases over shared streams`;
   }
 
@@ -84,9 +91,19 @@ export class GatewayDriver implements FleetDriver, Resolver {
       tags: ['sim'],
       zone: `zone-${pod.index % 3}`,
     };
+    const path = instancePath(pod);
+    let attemptOnce: () => Promise<HttpResult | string>;
+    if (this.registerPools.length) {
+      const pool = this.registerPools[this.replica(pod, tick) % this.registerPools.length];
+      // Encoded once: a retry sends the same bytes to the same replica.
+      const bytes = pool.jsonRequestBytes('PUT', path, JSON.stringify(body));
+      attemptOnce = () => sendRaw(pool, bytes);
+    } else {
+      attemptOnce = () => this.send(this.registerClients, pod, tick, 'PUT', path, body);
+    }
     const deadline = Date.now() + this.registerDeadlineMs;
     for (let attempt = 0; ; attempt++) {
-      const res = await this.send(this.registerClients, pod, tick, 'PUT', instancePath(pod), body);
+      const res = await attemptOnce();
       if (typeof res !== 'string' && RETRYABLE.has(res.status)) {
         if (Date.now() < deadline) {
           this.noteRetry(res);
@@ -115,16 +132,15 @@ export class GatewayDriver implements FleetDriver, Resolver {
   }
 
   /**
-   * beat() in callback form over the raw pool (needs `rawHeartbeats`): no promise, no node:http
-   * objects per heartbeat. A pod without a lease registers instead (node:http, as in beat()).
+   * beat() in callback form over the raw pool (needs `rawHttp`): no promise, no node:http objects
+   * per heartbeat. A pod without a lease registers instead, as in beat() (over the registration pool).
    */
   beatRaw(pod: SimPod, tick: number, done: (r: CallOutcome) => void): void {
     if (!pod.registered) {
       this.register(pod, tick).then((r) => done({ ok: r.ok, outcome: r.ok ? 're-registered' : r.outcome }));
       return;
     }
-    const replica = this.spread === 'sticky' ? pod.index : pod.index + tick;
-    const pool = this.rawPools[replica % this.rawPools.length];
+    const pool = this.beatPools[this.replica(pod, tick) % this.beatPools.length];
     pool.send(pool.requestBytes('PUT', `${instancePath(pod)}/heartbeat`), (err, status) => {
       if (err !== undefined) return done({ ok: false, outcome: err });
       if (status === 404) pod.registered = false; // the SDK registers again on the next tick
@@ -132,14 +148,14 @@ export class GatewayDriver implements FleetDriver, Resolver {
     });
   }
 
-  /** Heartbeats written to a socket of the raw pools so far. */
+  /** Heartbeats written to a socket of the raw pools so far (registrations not included). */
   get heartbeatsWritten(): number {
-    return this.rawPools.reduce((n, p) => n + p.written, 0);
+    return this.beatPools.reduce((n, p) => n + p.written, 0);
   }
 
-  /** Heartbeats waiting for a socket of the raw pools (0 without `rawHeartbeats`). */
+  /** Heartbeats waiting for a socket of the raw pools (0 without `rawHttp`). */
   get heartbeatsQueued(): number {
-    return this.rawPools.reduce((n, p) => n + p.queued, 0);
+    return this.beatPools.reduce((n, p) => n + p.queued, 0);
   }
 
   async resolve(service: string, n: number): Promise<CallOutcome> {
@@ -167,10 +183,14 @@ export class GatewayDriver implements FleetDriver, Resolver {
     return { ok: res.status >= 200 && res.status < 300, outcome: String(res.status) };
   }
 
+  /** Which replica gets this call of this pod (an index to take modulo the replica count). */
+  private replica(pod: SimPod, tick: number): number {
+    return this.spread === 'sticky' ? pod.index : pod.index + tick;
+  }
+
   /** The answer, or the label of the network error. */
   private async send(pool: KeepAliveHttpClient[], pod: SimPod, tick: number, method: string, path: string, body?: unknown): Promise<HttpResult | string> {
-    const replica = this.spread === 'sticky' ? pod.index : pod.index + tick;
-    const client = pool[replica % pool.length];
+    const client = pool[this.replica(pod, tick) % pool.length];
     try {
       return await client.request(method, path, body);
     } catch (err) {
@@ -180,8 +200,15 @@ export class GatewayDriver implements FleetDriver, Resolver {
 
   async close(): Promise<void> {
     for (const c of [...this.clients, ...this.registerClients]) c.close();
-    for (const p of this.rawPools) p.close();
+    for (const p of [...this.beatPools, ...this.registerPools]) p.close();
   }
+}
+
+/** One request over a raw pool as node:http's client would answer it (no body: nobody reads it), or the error label. */
+function sendRaw(pool: RawHttpPool, bytes: RawRequest): Promise<HttpResult | string> {
+  return new Promise((resolve) =>
+    pool.send(bytes, (err, status, retryAfterSeconds) => resolve(err !== undefined ? err : { status, body: '', retryAfterSeconds })),
+  );
 }
 
 export function instancePath(pod: SimPod): string {

@@ -15,13 +15,28 @@ import {
   isFQDN,
   isIP,
 } from 'class-validator';
-import { INSTANCE_STATUSES, InstanceStatus, NAME_PATTERN, REGISTRATION_LIMITS as L } from '@app/registry';
+import { INSTANCE_STATUSES, InstanceRegistration, InstanceStatus, NAME_PATTERN, REGISTRATION_LIMITS as L } from '@app/registry';
 import { Optional } from './validation';
 
 /** One message for the type and both bounds, so `"port": "80"` is told it must be an integer. */
 function IntegerBetween(min: number, max: number) {
   const message = `$property must be an integer from ${min} to ${max}`;
   return applyDecorators(IsInt({ message }), Min(min, { message }), Max(max, { message }));
+}
+
+/** The address rule (the decorator below and the registration route's plain-body check share it). */
+export function isHostAddress(value: unknown): value is string {
+  return typeof value === 'string' && value.length <= L.addressMaxLength && (isIP(value) || isFQDN(value, { require_tld: false, allow_underscores: false }));
+}
+
+const METADATA_KEY = /^[A-Za-z0-9._/-]+$/;
+
+/** The metadata rule (shared like isHostAddress). */
+export function isStringMap(value: unknown): value is Record<string, string> {
+  const { maxKeys, keyMaxLength, valueMaxLength } = L.metadata;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const entries = Object.entries(value);
+  return entries.length <= maxKeys && entries.every(([k, v]) => METADATA_KEY.test(k) && k.length <= keyMaxLength && typeof v === 'string' && v.length <= valueMaxLength);
 }
 
 function IsHostAddress(options?: ValidationOptions) {
@@ -31,10 +46,7 @@ function IsHostAddress(options?: ValidationOptions) {
       target: target.constructor,
       propertyName,
       options: { message: `${propertyName} must be an IP address or a host name`, ...options },
-      validator: {
-        validate: (value: unknown) =>
-          typeof value === 'string' && value.length <= L.addressMaxLength && (isIP(value) || isFQDN(value, { require_tld: false, allow_underscores: false })),
-      },
+      validator: { validate: isHostAddress },
     });
 }
 
@@ -49,16 +61,7 @@ function IsStringMap(options?: ValidationOptions) {
         message: `${propertyName} must be an object of at most ${maxKeys} string values, keys 1-${keyMaxLength} characters of [A-Za-z0-9._/-], values at most ${valueMaxLength} characters`,
         ...options,
       },
-      validator: {
-        validate: (value: unknown) => {
-          if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
-          const entries = Object.entries(value);
-          return (
-            entries.length <= maxKeys &&
-            entries.every(([k, v]) => /^[A-Za-z0-9._/-]+$/.test(k) && k.length <= keyMaxLength && typeof v === 'string' && v.length <= valueMaxLength)
-          );
-        },
-      },
+      validator: { validate: isStringMap },
     });
 }
 
@@ -113,4 +116,18 @@ export class RegisterInstanceDto {
   @Optional()
   @IsIn(INSTANCE_STATUSES, { message: `status must be one of ${INSTANCE_STATUSES.join(', ')}` })
   status?: InstanceStatus;
+}
+
+/** A validated body as the registrar takes it: the documented defaults filled in. */
+export function registrationFrom(body: RegisterInstanceDto): InstanceRegistration {
+  return {
+    address: body.address,
+    port: body.port,
+    ttl: body.ttl ?? L.ttlSeconds.default,
+    metadata: body.metadata ?? {},
+    tags: body.tags ?? [],
+    zone: body.zone,
+    weight: body.weight ?? L.weight.default,
+    status: body.status ?? 'UP',
+  };
 }

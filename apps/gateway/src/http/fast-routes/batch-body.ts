@@ -1,4 +1,5 @@
 import { HEARTBEAT_BATCH_LIMITS, isValidName } from '@app/registry';
+import { hasExactly, isPlainObject } from './plain-body';
 
 export interface InstanceRef {
   service: string;
@@ -22,12 +23,4 @@ export function plainBatchRefs(body: unknown): readonly InstanceRef[] | undefine
     if (!isValidName(service) || !isValidName(id)) return undefined;
   }
   return instances as InstanceRef[];
-}
-
-function isPlainObject(value: unknown): value is object {
-  return typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype;
-}
-
-function hasExactly(value: object, keys: number): boolean {
-  return Object.getOwnPropertyNames(value).length === keys;
 }

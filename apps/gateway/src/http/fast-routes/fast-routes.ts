@@ -11,16 +11,19 @@ import { ResolveService } from '../../resolve/resolve.service';
 import { untilClientGone } from '../../resolve/until-client-gone';
 import { sendError } from '../error.filter';
 import { BatchOutcome, HeartbeatBatchDto, InstanceOutcomeDto } from '../heartbeat-batch.dto';
+import { RegisterInstanceDto, registrationFrom } from '../register-instance.dto';
 import { InstanceRef, plainBatchRefs } from './batch-body';
+import { plainRegistration } from './registration-body';
 
 export interface FastRouteDeps {
   registrar: InstanceRegistrar;
   resolver: ResolveService;
   access: ApiAccess;
-  /** The app's global body pipe: the batch route's body goes through it unless plainly valid. */
+  /** The app's global body pipe: the batch and registration bodies go through it unless plainly valid. */
   bodyPipe: ValidationPipe;
 }
 
+export const REGISTER_ROUTE = '/v1/services/:service/instances/:id';
 export const HEARTBEAT_ROUTE = '/v1/services/:service/instances/:id/heartbeat';
 export const RESOLVE_ROUTE = '/v1/services/:service';
 export const BATCH_ROUTE = '/v1/heartbeats';
@@ -30,7 +33,7 @@ const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
 type Request = FastifyRequest<{ Params: NameParams; Querystring: Record<string, unknown> }>;
 
 /**
- * The hot routes, served outside Nest's per-request pipeline (guard, interceptors, pipes, filter and
+ * The hot routes (registration, heartbeat, resolve, batch heartbeat), served outside Nest's per-request pipeline (guard, interceptors, pipes, filter and
  * the route's async plumbing cost more than the work itself; see bench/results/hot-routes.md).
  *
  * Their Nest controllers stay declared, because their decorators are the OpenAPI document; when Nest
@@ -42,6 +45,7 @@ type Request = FastifyRequest<{ Params: NameParams; Querystring: Record<string, 
  */
 export function serveHotRoutesOutsideNest(fastify: FastifyInstance, deps: FastRouteDeps): void {
   const handlers = new Map<string, RouteHandlerMethod>([
+    [`PUT ${REGISTER_ROUTE}`, registerHandler(deps)],
     [`PUT ${HEARTBEAT_ROUTE}`, heartbeatHandler(deps)],
     [`GET ${RESOLVE_ROUTE}`, resolveHandler(deps)],
     // Fastify adds HEAD for every GET with the GET's handler: swapped as well, so HEAD answers as GET.
@@ -75,6 +79,29 @@ function hasEmptyParam(params: NameParams): boolean {
 function check(request: Request, rule: AccessRule, access: ApiAccess): ApiToken | undefined {
   checkNameParams(request.params);
   return access.authorizer?.authorize(rule, request.params.service, request.headers.authorization);
+}
+
+/**
+ * Registration: the guard's checks (the token's registration budget included), then the body: the
+ * plain valid case by hand (registration-body.ts), anything else through the global pipe, as Nest would.
+ */
+function registerHandler({ registrar, access, bodyPipe }: FastRouteDeps): RouteHandlerMethod {
+  const rule = ruleFor('PUT', REGISTER_ROUTE);
+  return async function register(request: Request, reply: FastifyReply) {
+    if (hasEmptyParam(request.params)) return reply.callNotFound();
+    try {
+      check(request, rule, access);
+      const registration =
+        plainRegistration(request.body) ?? registrationFrom((await bodyPipe.transform(request.body, { type: 'body', metatype: RegisterInstanceDto })) as RegisterInstanceDto);
+      const service = request.params.service!;
+      const id = request.params.id!;
+      const result = await registrar.register(service, id, registration);
+      const { service: _s, id: _i, ...instance } = result.record;
+      return reply.code(result.created ? 201 : 200).send({ service, id, revision: result.revision, leaseId: result.leaseId, instance });
+    } catch (err) {
+      return sendError(request, reply, err);
+    }
+  } as RouteHandlerMethod;
 }
 
 function heartbeatHandler({ registrar, access }: FastRouteDeps): RouteHandlerMethod {
