@@ -30,6 +30,7 @@ describe('lease grants on the grant worker (shared etcd)', () => {
 
   it('makes every registration LeaseGrant on the worker: one etcd LeaseGrant per registration, each counted in the gateway metrics', async () => {
     expect(runtime.health().grants.workerUp).toBe(true);
+    expect(await gateway.metric('registry_lease_grant_worker_up')).toBe(1);
     const fleet = pods(4, 50, 'grants'); // 200 pods
     // Warm the worker up first (its channels connect, grpc-js and V8 settle), so its busy time below is per grant.
     await forEachLimited(pods(1, 50, 'grants-warmup'), 50, (pod) => registerPod(gateway.url, pod, 60));

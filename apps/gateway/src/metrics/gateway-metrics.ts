@@ -132,6 +132,12 @@ export class GatewayMetrics {
     registers: [this.registry],
     collect: this.fromEngine((s) => s.lastPassAgoMs / 1000),
   });
+  readonly grantWorkerUp = new Gauge({
+    name: 'registry_lease_grant_worker_up',
+    help: '1 while the lease-grant worker thread makes the LeaseGrant calls; 0 while they run on the HTTP thread (worker starting or restarting)',
+    registers: [this.registry],
+    collect: this.fromSource(() => this.runtimeHealth?.().grants, (g) => (g.workerUp ? 1 : 0)),
+  });
   readonly etcdRequests = new Counter({
     name: 'registry_etcd_requests_total',
     help: 'Unary etcd requests, by method and result',
