@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { EtcdConnection, EtcdTlsOptions } from '../etcd-connection';
-import { loadWorker } from '../worker-threads/load-worker';
+import { closeWorker, loadWorker } from '../worker-threads/load-worker';
 import { serveTokenRequest } from '../worker-threads/relayed-connections';
 import { ENGINE_STATS, ENGINE_STATS_LENGTH, LeaseSlots } from './lease-slots';
 import { LeaseTable, LeaseTableHooks, RenewalChannel } from './lease-table';
@@ -171,14 +171,7 @@ export class LeaseEngine implements RenewalChannel {
     const worker = this.worker;
     if (!worker) return (this.closed = Promise.resolve());
     this.flush();
-    this.closed = new Promise<void>((resolve) => {
-      const timer = setTimeout(() => void worker.terminate(), 2_000);
-      worker.once('exit', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      worker.postMessage({ t: 'close' } satisfies ToWorker);
-    });
+    this.closed = closeWorker(worker, { t: 'close' } satisfies ToWorker);
     return this.closed;
   }
 

@@ -3,7 +3,7 @@ import { Worker } from 'node:worker_threads';
 import { GRPCUnavailableError } from 'etcd3';
 import { EtcdConnection, EtcdObserver, EtcdTlsOptions } from '../etcd-connection';
 import { withEtcdAction } from '../etcd-errors';
-import { loadWorker } from '../worker-threads/load-worker';
+import { closeWorker, loadWorker } from '../worker-threads/load-worker';
 import { serveTokenRequest } from '../worker-threads/relayed-connections';
 import { GrantRequests } from './grant-batching';
 import { FromGrantWorker, LeaseGrantWorkerData, ToGrantWorker } from './lease-grant-worker';
@@ -132,14 +132,7 @@ export class WorkerLeaseGranter implements LeaseGranter {
     this.requests.failAll(new GRPCUnavailableError('the lease-grant worker was closed before etcd answered'));
     const worker = this.worker;
     if (!worker) return (this.closed = Promise.resolve());
-    this.closed = new Promise<void>((resolve) => {
-      const timer = setTimeout(() => void worker.terminate(), 2_000);
-      worker.once('exit', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      worker.postMessage({ t: 'close' } satisfies ToGrantWorker);
-    });
+    this.closed = closeWorker(worker, { t: 'close' } satisfies ToGrantWorker);
     return this.closed;
   }
 

@@ -20,3 +20,18 @@ export function loadWorker(fileWithoutExtension: string, workerData: unknown): W
   ].join('\n');
   return new Worker(bootstrap, { eval: true, workerData });
 }
+
+/**
+ * Asks `worker` to close (`closeMessage`, the worker ends its streams and exits by itself) and resolves
+ * once it exited; a worker that does not exit within `graceMs` is terminated.
+ */
+export function closeWorker(worker: Worker, closeMessage: unknown, graceMs = 2_000): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(() => void worker.terminate(), graceMs);
+    worker.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    worker.postMessage(closeMessage);
+  });
+}
