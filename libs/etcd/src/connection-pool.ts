@@ -14,13 +14,14 @@ export class ConnectionPool {
   readonly connections: readonly EtcdConnection[];
   /** The member preference order of each connection (the lease engine's worker mirrors it). */
   readonly endpointsPerConnection: readonly string[][];
-  private next = 0;
+  private readonly rotation: ReadyRotation;
 
   constructor(options: ConnectionPoolOptions) {
     if (!Number.isInteger(options.size) || options.size < 1) throw new Error(`pool size must be a positive integer: ${options.size}`);
     // Connection i starts at member i, so the pool spreads over the cluster.
     this.endpointsPerConnection = Array.from({ length: options.size }, (_, i) => rotate(options.endpoints, i));
     this.connections = this.endpointsPerConnection.map((endpoints) => new EtcdConnection({ ...options, endpoints }));
+    this.rotation = new ReadyRotation(this.connections);
   }
 
   /** Authenticates every connection; rejects with the first failure (wrong password, etcd down). */
@@ -30,11 +31,7 @@ export class ConnectionPool {
 
   /** The next connection for a unary call, preferring ones whose channel is up. */
   pick(): EtcdConnection {
-    for (let i = 0; i < this.connections.length; i++) {
-      const candidate = this.connections[this.next++ % this.connections.length];
-      if (candidate.isReady()) return candidate;
-    }
-    return this.connections[this.next++ % this.connections.length];
+    return this.rotation.pick();
   }
 
   /** Why authentication is failing on some connection right now (e.g. the password changed), if it is. */
@@ -56,7 +53,26 @@ export class ConnectionPool {
   }
 }
 
-function rotate<T>(items: T[], by: number): T[] {
+/**
+ * Round-robin over connections, preferring ones whose channel is up (the pool's unary calls, and the
+ * lease-grant worker's channels, which mirror the pool).
+ */
+export class ReadyRotation {
+  private next = 0;
+
+  constructor(private readonly connections: readonly EtcdConnection[]) {}
+
+  pick(): EtcdConnection {
+    for (let i = 0; i < this.connections.length; i++) {
+      const candidate = this.connections[this.next++ % this.connections.length];
+      if (candidate.isReady()) return candidate;
+    }
+    return this.connections[this.next++ % this.connections.length];
+  }
+}
+
+/** `items` starting at index `by` (wrapping): connection i prefers member i. */
+export function rotate<T>(items: readonly T[], by: number): T[] {
   const shift = by % items.length;
   return [...items.slice(shift), ...items.slice(0, shift)];
 }

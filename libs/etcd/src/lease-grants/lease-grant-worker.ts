@@ -4,7 +4,7 @@
  * use its tokens (no Authenticate of their own). Imports are relative only: this file is loaded by path.
  */
 import { MessagePort, parentPort, workerData } from 'node:worker_threads';
-import { EtcdConnection } from '../etcd-connection';
+import { ReadyRotation } from '../connection-pool';
 import { relayedConnection, RelayedPoolData, TokenAnswer, TokenRelay, TokenRequest } from '../worker-threads/relayed-connections';
 import { encodeEtcdError } from '../worker-threads/wire-errors';
 import { CompletedCalls, GrantAnswers, GrantItem, GrantResult } from './grant-batching';
@@ -25,21 +25,14 @@ export function runLeaseGrantWorker(port: MessagePort, data: LeaseGrantWorkerDat
   const answers = new GrantAnswers((results, calls) => post({ t: 'granted', results, calls }));
   const observer = { requestCompleted: (method: string, result: 'ok' | 'error') => answers.counted(method, result) };
   const connections = data.endpointsPerConnection.map((_, i) => relayedConnection(data, relay, i, 0, observer));
-  let next = 0;
-  // Like ConnectionPool.pick: rotate, preferring connections whose channel is up.
-  const pick = (): EtcdConnection => {
-    for (let i = 0; i < connections.length; i++) {
-      const candidate = connections[next++ % connections.length];
-      if (candidate.isReady()) return candidate;
-    }
-    return connections[next++ % connections.length];
-  };
+  const rotation = new ReadyRotation(connections);
 
   port.on('message', (message: ToGrantWorker) => {
     if (relay.answer(message)) return;
     if (message.t === 'grant') {
       for (const [id, ttl] of message.items) {
-        pick()
+        rotation
+          .pick()
           .lease.leaseGrant({ TTL: ttl, ID: 0 })
           .then(
             (res) => answers.add(id, String(res.ID)),

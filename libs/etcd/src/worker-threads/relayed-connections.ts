@@ -6,6 +6,7 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import { AuthSession } from '../auth-session';
+import { rotate } from '../connection-pool';
 import { EtcdConnection, EtcdObserver, EtcdTlsOptions, TokenSource } from '../etcd-connection';
 import { decodeEtcdError, encodeEtcdError, WireError } from './wire-errors';
 
@@ -74,10 +75,8 @@ export class TokenRelay {
  * member) on the HTTP thread's tokens.
  */
 export function relayedConnection(data: RelayedPoolData, relay: TokenRelay, i: number, rotation = 0, observer?: EtcdObserver): EtcdConnection {
-  const endpoints = data.endpointsPerConnection[i];
-  const shift = rotation % endpoints.length;
   return new EtcdConnection({
-    endpoints: [...endpoints.slice(shift), ...endpoints.slice(0, shift)],
+    endpoints: rotate(data.endpointsPerConnection[i], rotation),
     tls: workerTls(data.tls),
     requestTimeoutMs: data.requestTimeoutMs,
     tokens: relay.source(i),
