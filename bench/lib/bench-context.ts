@@ -85,10 +85,13 @@ export class BenchContext {
     };
   }
 
-  /** Starts `count` replicas on one prefix; returns them and what their start-up cost etcd. */
-  async startGateways(name: string, prefix: string, count: number): Promise<{ gateways: ServerProcess[]; startup: EtcdCounters }> {
+  /**
+   * Starts `count` replicas on one prefix; returns them and what their start-up cost etcd. `main`: another
+   * build's main.js (an experiment comparing two builds in one run); the repository's dist/ by default.
+   */
+  async startGateways(name: string, prefix: string, count: number, main?: string): Promise<{ gateways: ServerProcess[]; startup: EtcdCounters }> {
     const c0 = await this.counters();
-    const gateways = await Promise.all(Array.from({ length: count }, (_, i) => startGateway(this.gatewayEnv(prefix), path.join(this.workDir, `gateway-${name}-${i}.log`))));
+    const gateways = await Promise.all(Array.from({ length: count }, (_, i) => startGateway(this.gatewayEnv(prefix), path.join(this.workDir, `gateway-${name}-${i}.log`), main)));
     gateways.forEach((g) => this.running.add(g));
     const c1 = await this.counters();
     return { gateways, startup: diffCounters(c0, c1) };

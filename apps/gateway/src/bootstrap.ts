@@ -17,6 +17,7 @@ import { bodyValidationPipe } from './http/validation';
 import { lazyRequestLoggerFactory } from './logging/lazy-request-logger';
 import { createPinoLogger, PinoNestLogger } from './logging/pino-logger';
 import { GatewayMetrics } from './metrics/gateway-metrics';
+import { observeRequestDurations } from './metrics/request-durations';
 import { ResolveService } from './resolve/resolve.service';
 
 /** Builds the gateway application (used by main.ts and by integration tests); does not listen. */
@@ -59,11 +60,7 @@ export async function createGatewayApp(config: GatewayConfig): Promise<NestFasti
   registerBodyParsers(fastify, REGISTRATION_LIMITS.bodyMaxBytes, { '/v1/heartbeats': HEARTBEAT_BATCH_LIMITS.bodyMaxBytes });
   const cors = corsOptions(config.CORS_ORIGINS);
   if (cors) app.enableCors(cors);
-  fastify.addHook('onResponse', (request, reply, done) => {
-    const route = request.routeOptions.url ?? 'unmatched';
-    metrics.httpDuration.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
-    done();
-  });
+  observeRequestDurations(fastify, metrics.httpDuration);
   fastify.addHook('onSend', (request, reply, payload, done) => {
     void reply.header('x-request-id', request.id);
     done(null, payload);

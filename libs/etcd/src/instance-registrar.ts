@@ -166,14 +166,23 @@ export class InstanceRegistrar {
     return { record, leaseId, revision: written.revision, created: !written.previous };
   }
 
+  /**
+   * The heartbeat of an instance this replica renews, answered in the caller's turn (no promise: the
+   * HTTP handlers reply at once, as for nearly every heartbeat). Undefined when the instance is not
+   * tracked here; heartbeat() then looks it up.
+   */
+  heartbeatTracked(service: string, id: string): Exclude<HeartbeatOutcome, 'unknown'> | undefined {
+    const outcome = this.leases.heartbeat(this.layout.instanceKey(service, id), this.now());
+    if (outcome === 'unknown') return undefined;
+    this.hooks.heartbeat?.(outcome);
+    return outcome;
+  }
+
   /** Marks the instance alive. Only an instance unknown to this replica costs an etcd read. */
   async heartbeat(service: string, id: string): Promise<HeartbeatOutcome> {
+    const tracked = this.heartbeatTracked(service, id);
+    if (tracked) return tracked;
     const key = this.layout.instanceKey(service, id);
-    const outcome = this.leases.heartbeat(key, this.now());
-    if (outcome !== 'unknown') {
-      this.hooks.heartbeat?.(outcome);
-      return outcome;
-    }
     const directory = this.options.directory;
     const current = directory?.current() ?? false;
     const stored = current ? directory!.get(key) : await this.etcd(() => this.lookups.run(key, () => this.store.get(key)));

@@ -62,7 +62,7 @@ export class RegistryRuntimeProvider implements OnModuleInit, OnApplicationShutd
           shed: (reason) => metrics.admissionRejections.inc({ reason }),
           deregistered: () => metrics.deregistrations.inc(),
           regranted: (result) => metrics.regrants.inc({ result }),
-          heartbeat: (result) => metrics.heartbeats.inc({ result }),
+          heartbeat: (result) => metrics.countHeartbeat(result),
         },
         cacheRequest: (tier, result) => metrics.cacheRequests.inc({ tier, result }),
         instanceExpired: () => metrics.expirations.inc(),

@@ -104,16 +104,26 @@ function registerHandler({ registrar, access, bodyPipe }: FastRouteDeps): RouteH
   } as RouteHandlerMethod;
 }
 
+/**
+ * A heartbeat of an instance this replica tracks (nearly all of them) is answered in the same turn:
+ * no promise, no await between the request and its 204 (registrar.heartbeatTracked). Any other goes
+ * through registrar.heartbeat (directory or etcd lookup).
+ */
 function heartbeatHandler({ registrar, access }: FastRouteDeps): RouteHandlerMethod {
   const rule = ruleFor('PUT', HEARTBEAT_ROUTE);
-  return async function heartbeat(request: Request, reply: FastifyReply) {
-    if (hasEmptyParam(request.params)) return reply.callNotFound();
+  return function heartbeat(request: Request, reply: FastifyReply): void {
+    if (hasEmptyParam(request.params)) return void reply.callNotFound();
     try {
       check(request, rule, access);
-      await registrar.heartbeat(request.params.service!, request.params.id!);
-      return reply.code(204).send();
+      const service = request.params.service!;
+      const id = request.params.id!;
+      if (registrar.heartbeatTracked(service, id)) return void reply.code(204).send();
+      registrar.heartbeat(service, id).then(
+        () => reply.code(204).send(),
+        (err: unknown) => sendError(request, reply, err),
+      );
     } catch (err) {
-      return sendError(request, reply, err);
+      sendError(request, reply, err);
     }
   } as RouteHandlerMethod;
 }
@@ -141,7 +151,7 @@ function resolveHandler({ resolver, access }: FastRouteDeps): RouteHandlerMethod
  */
 function batchHandler({ registrar, access, bodyPipe }: FastRouteDeps): RouteHandlerMethod {
   const rule = ruleFor('POST', BATCH_ROUTE);
-  const outcome = async (service: string, id: string): Promise<BatchOutcome> => {
+  const lookedUp = async (service: string, id: string): Promise<BatchOutcome> => {
     try {
       await registrar.heartbeat(service, id);
       return 'accepted';
@@ -155,13 +165,16 @@ function batchHandler({ registrar, access, bodyPipe }: FastRouteDeps): RouteHand
     try {
       const token = check(request, rule, access);
       const refs = plainBatchRefs(request.body) ?? ((await bodyPipe.transform(request.body, { type: 'body', metatype: HeartbeatBatchDto })) as HeartbeatBatchDto).instances;
-      const results = await Promise.all(
-        refs.map(async ({ service, id }: InstanceRef): Promise<InstanceOutcomeDto> => {
-          // An agent token may heartbeat only the services its globs cover (the route itself is open to agents).
-          if (token && token.role === 'agent' && !token.coversService(service)) return { service, id, result: 'forbidden' };
-          return { service, id, result: await outcome(service, id) };
-        }),
-      );
+      const results: InstanceOutcomeDto[] = new Array(refs.length);
+      const lookups: Array<Promise<unknown>> = [];
+      refs.forEach(({ service, id }: InstanceRef, i) => {
+        // An agent token may heartbeat only the services its globs cover (the route itself is open to agents).
+        if (token && token.role === 'agent' && !token.coversService(service)) results[i] = { service, id, result: 'forbidden' };
+        // Tracked here (nearly always): answered at once; the rest are looked up concurrently.
+        else if (registrar.heartbeatTracked(service, id)) results[i] = { service, id, result: 'accepted' };
+        else lookups.push(lookedUp(service, id).then((result) => (results[i] = { service, id, result })));
+      });
+      if (lookups.length) await Promise.all(lookups);
       return reply.code(200).send({ results });
     } catch (err) {
       return sendError(request, reply, err);
