@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { LogController } from 'fastify';
@@ -13,6 +12,7 @@ import { corsOptions } from './http/cors';
 import { answerFrameworkError, MAX_PATH_SEGMENT_LENGTH } from './http/error.filter';
 import { serveHotRoutesOutsideNest } from './http/fast-routes/fast-routes';
 import { buildOpenApiDocument } from './http/openapi';
+import { requestIdGenerator } from './http/request-ids';
 import { bodyValidationPipe } from './http/validation';
 import { lazyRequestLoggerFactory } from './logging/lazy-request-logger';
 import { createPinoLogger, PinoNestLogger } from './logging/pino-logger';
@@ -38,7 +38,7 @@ export async function createGatewayApp(config: GatewayConfig): Promise<NestFasti
     routerOptions: { maxParamLength: MAX_PATH_SEGMENT_LENGTH },
     frameworkErrors: answerFrameworkError,
     requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
+    genReqId: requestIdGenerator(),
   });
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, {
     logger: new PinoNestLogger(logger),

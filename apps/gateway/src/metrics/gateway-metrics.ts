@@ -1,6 +1,7 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { LeaseEngineStats } from '@app/etcd';
 import type { RuntimeHealth } from '@app/runtime';
+import { RequestDurationHistogram } from './request-durations';
 
 /** Labels of registry_blocking_queries_total. */
 export const BLOCKING_QUERY_OUTCOMES = ['changed', 'timeout', 'immediate', 'rejected', 'disconnected', 'shutdown'] as const;
@@ -195,13 +196,12 @@ export class GatewayMetrics {
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });
-  readonly httpDuration = new Histogram({
-    name: 'registry_http_request_duration_seconds',
-    help: 'HTTP request duration by route and status',
-    labelNames: ['method', 'route', 'status'] as const,
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-    registers: [this.registry],
-  });
+  readonly httpDuration = new RequestDurationHistogram(
+    'registry_http_request_duration_seconds',
+    'HTTP request duration by route and status',
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    this.registry,
+  );
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });

@@ -1,14 +1,16 @@
 import Fastify, { FastifyInstance } from 'fastify';
 import { Histogram, Registry } from 'prom-client';
-import { observeRequestDurations } from './request-durations';
+import { observeRequestDurations, RequestDurationHistogram } from './request-durations';
 
 describe('observeRequestDurations', () => {
   let app: FastifyInstance;
-  let histogram: Histogram<'method' | 'route' | 'status'>;
+  let histogram: RequestDurationHistogram;
+  let registry: Registry;
 
   beforeEach(async () => {
     app = Fastify();
-    histogram = new Histogram({ name: 'd', help: 'd', labelNames: ['method', 'route', 'status'], registers: [new Registry()] });
+    registry = new Registry();
+    histogram = new RequestDurationHistogram('d', 'd', [0.001, 1], registry);
     observeRequestDurations(app, histogram);
     // A route with hooks of its own keeps them (the observer is added to them, not instead of them).
     let ownHookRuns = 0;
@@ -56,4 +58,22 @@ describe('observeRequestDurations', () => {
     await app.inject({ method: 'GET', url: '/items/empty' });
     expect(await counts()).toEqual({ 'GET unmatched 404': 2, 'DELETE unmatched 404': 1 });
   });
+
+  it("exposes what prom-client's own Histogram would for the same observations", async () => {
+    const buckets = [0.0005, 0.001, 0.0025, 0.5, 1, 2.5];
+    const ours = new Registry();
+    const theirs = new Registry();
+    const fast = new RequestDurationHistogram('h_seconds', 'help text', buckets, ours);
+    const reference = new Histogram({ name: 'h_seconds', help: 'help text', labelNames: ['method', 'route', 'status'], buckets, registers: [theirs] });
+    const observations: Array<[string, string, number, number]> = [
+      ['GET', '/a', 200, 0.0004], ['GET', '/a', 200, 0.0005], ['GET', '/a', 200, 0.7], ['GET', '/a', 404, 3],
+      ['PUT', '/b/:id', 204, 0.001], ['PUT', '/b/:id', 204, 0.00101], ['PUT', '/b/:id', 204, 0],
+    ];
+    for (const [method, route, status, seconds] of observations) {
+      fast.seriesFor(method, route, status).observe(seconds);
+      reference.observe({ method, route, status: String(status) }, seconds);
+    }
+    expect(await ours.metrics()).toBe(await theirs.metrics());
+  });
 });
+
