@@ -37,6 +37,9 @@ export async function createGatewayApp(config: GatewayConfig): Promise<NestFasti
     // 1024 the router answers 414, in our JSON shape through answerFrameworkError.
     routerOptions: { maxParamLength: MAX_PATH_SEGMENT_LENGTH },
     frameworkErrors: answerFrameworkError,
+    // No Nest middleware is used (auth, CORS, limits are guards and Fastify hooks): without middie,
+    // every request runs one onRequest hook less. app.use() would fail at start-up, not silently.
+    skipMiddie: true,
     requestIdHeader: 'x-request-id',
     genReqId: requestIdGenerator(),
   });
