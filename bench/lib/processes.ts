@@ -8,7 +8,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { REPO_ROOT, freePort, trackChild } from '@app/stack';
 
-export const GATEWAY_MAIN = path.join(REPO_ROOT, 'dist', 'apps', 'gateway', 'apps', 'gateway', 'src', 'main.js');
+/** The build every scenario starts; BENCH_GATEWAY_MAIN points a run at another build's main.js (A/B of two builds). */
+export const GATEWAY_MAIN = process.env.BENCH_GATEWAY_MAIN || path.join(REPO_ROOT, 'dist', 'apps', 'gateway', 'apps', 'gateway', 'src', 'main.js');
 const TS_NODE = ['-r', 'ts-node/register/transpile-only', '-r', 'tsconfig-paths/register'];
 
 export interface ServerProcess {
