@@ -12,7 +12,7 @@
  *     bench/experiments/heartbeat-cost.ts
  *
  * Servers take turns (bare, [base], gateway, bare, ...); each round is one fixed-rate run (CPU us per
- * request, THREADS=1 splits it by thread) then one max-rate run (requests/s). Medians are printed.
+ * request) then one max-rate run (requests/s); THREADS=1 splits both by thread. Medians are printed.
  */
 import * as fs from 'node:fs';
 import autocannon from 'autocannon';
@@ -89,7 +89,13 @@ async function main(): Promise<void> {
           const split = [...t1].map(([k, v]) => [k, round1((((v - (t0.get(k) ?? 0)) / TICKS_PER_SECOND) * 1e6) / n)] as const).filter(([, us]) => us > 0);
           console.log(`${name} us/request by thread: ${split.map(([k, us]) => `${k}=${us}`).join(' ')}`);
         }
+        const m0 = threadTicks(server.pid);
         const max = await cannon(server.url, undefined, SECS);
+        if (process.env.THREADS) {
+          const m1 = threadTicks(server.pid);
+          const split = [...m1].map(([k, v]) => [k, Math.round(((v - (m0.get(k) ?? 0)) / TICKS_PER_SECOND / max.duration) * 100)] as const).filter(([, pct]) => pct > 0);
+          console.log(`${name} at max rate, % of a core by thread: ${split.map(([k, pct]) => `${k}=${pct}`).join(' ')}`);
+        }
         out.get(name)!.maxPerSecond.push(Math.round(max.requests.total / max.duration));
         if (fixed.non2xx || max.non2xx) console.log(`${name}: ${fixed.non2xx + max.non2xx} answers other than 2xx`);
       }
