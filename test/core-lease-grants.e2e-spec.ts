@@ -57,6 +57,7 @@ describe('lease grants on the grant worker (shared etcd)', () => {
   it('a worker that dies fails its unanswered grants as retryable 503s, grants go on meanwhile, and the worker comes back', async () => {
     const fleet = pods(2, 100, 'grants-crash'); // 200 pods
     const crashed = runtime.health().grants.restarts;
+    const restartsMetric = await gateway.metric('registry_lease_grant_worker_restarts_total');
     const worker = (runtime.grants as unknown as { worker: Worker }).worker;
     const answers = forEachLimited(fleet, 100, (pod) => registerPod(gateway.url, pod, 60));
     // Some grants are with the worker when it dies (the first ones leave at the end of this turn).
@@ -71,6 +72,9 @@ describe('lease grants on the grant worker (shared etcd)', () => {
     expect([...codes].filter((c) => c !== 'registry_unavailable')).toEqual([]);
     expect(runtime.health().grants.restarts).toBe(crashed + 1);
     await waitFor('the grant worker to restart', () => runtime.health().grants.workerUp);
+    // Operators see it: one restart, and nothing left in flight.
+    expect(await gateway.metric('registry_lease_grant_worker_restarts_total')).toBe(restartsMetric + 1);
+    expect(await gateway.metric('registry_lease_grants_in_flight')).toBe(0);
 
     const before = runtime.health().grants;
     const again = await forEachLimited(fleet, 100, (pod) => registerPod(gateway.url, pod, 60));

@@ -155,6 +155,24 @@ export class GatewayMetrics {
     registers: [this.registry],
     collect: this.fromSource(() => this.runtimeHealth?.().grants, (g) => (g.workerUp ? 1 : 0)),
   });
+  private grantWorkerRestartsSeen = 0;
+  readonly grantWorkerRestarts = new Counter({
+    name: 'registry_lease_grant_worker_restarts_total',
+    help: 'Times the lease-grant worker thread died and was started again (its unanswered grants failed as 503)',
+    registers: [this.registry],
+    collect: () => {
+      const restarts = this.runtimeHealth?.().grants.restarts;
+      if (restarts === undefined || restarts <= this.grantWorkerRestartsSeen) return;
+      this.grantWorkerRestarts.inc(restarts - this.grantWorkerRestartsSeen);
+      this.grantWorkerRestartsSeen = restarts;
+    },
+  });
+  readonly grantsInFlight = new Gauge({
+    name: 'registry_lease_grants_in_flight',
+    help: 'LeaseGrant calls handed to the lease-grant worker and not answered yet',
+    registers: [this.registry],
+    collect: this.fromSource(() => this.runtimeHealth?.().grants, (g) => g.inFlight),
+  });
   readonly etcdRequests = new Counter({
     name: 'registry_etcd_requests_total',
     help: 'Unary etcd requests, by method and result',
