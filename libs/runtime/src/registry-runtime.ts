@@ -152,7 +152,7 @@ export class RegistryRuntime {
     });
     this.shedder = new LoadShedder({
       maxEventLoopDelayMs: options.admissionMaxEventLoopDelayMs,
-      renewalLagMs: () => this.engine.snapshot().oldestDueMs,
+      renewalLagMs: () => this.engine.oldestDueMs(),
       maxRenewalLagMs: options.renewalLagMaxMs,
     });
     this.registrar = new InstanceRegistrar(

@@ -124,9 +124,14 @@ export class LeaseEngine implements RenewalChannel {
     return this.stats[ENGINE_STATS.revisionSeen];
   }
 
+  /** How long the oldest due renewal has waited unconfirmed, ms (admission control reads it per registration: no snapshot object). */
+  oldestDueMs(now = Date.now()): number {
+    const oldest = this.stats[ENGINE_STATS.oldestDueSince];
+    return oldest ? Math.max(0, now - oldest) : 0;
+  }
+
   snapshot(now = Date.now()): LeaseEngineStats {
     const s = this.stats;
-    const oldest = s[ENGINE_STATS.oldestDueSince];
     const lastPassAt = s[ENGINE_STATS.lastPassAt];
     return {
       sent: s[ENGINE_STATS.sent],
@@ -136,7 +141,7 @@ export class LeaseEngine implements RenewalChannel {
       selfPreservation: s[ENGINE_STATS.selfPreservation] === 1,
       preservedLeases: s[ENGINE_STATS.preservedLeases],
       backlog: s[ENGINE_STATS.backlog],
-      oldestDueMs: oldest ? Math.max(0, now - oldest) : 0,
+      oldestDueMs: this.oldestDueMs(now),
       liveStreams: s[ENGINE_STATS.liveStreams],
       totalStreams: this.options.connections.length,
       lastAnswerAt: s[ENGINE_STATS.lastAnswerAt],
