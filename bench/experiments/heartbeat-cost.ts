@@ -14,8 +14,8 @@
  * Servers take turns (bare, [base], gateway, bare, ...); each round is one fixed-rate run (CPU us per
  * request) then one max-rate run (requests/s); THREADS=1 splits both by thread. Medians are printed.
  */
-import * as fs from 'node:fs';
 import autocannon from 'autocannon';
+import { readProcess, readThreads } from '../../apps/fleet-sim/src/process-sampler';
 import { BenchContext } from '../lib/bench-context';
 import { ServerProcess } from '../lib/processes';
 
@@ -23,30 +23,12 @@ const RATE = Number(process.env.RATE ?? 12_000);
 const SECS = Number(process.env.SECS ?? 5);
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
 const IDS = 1000;
-const TICKS_PER_SECOND = 100;
 
-function statFields(file: string): string[] {
-  const raw = fs.readFileSync(file, 'utf8');
-  return raw.slice(raw.lastIndexOf(')') + 2).split(' ');
-}
-/** utime + stime of the whole process (all threads), in clock ticks. */
-const cpuTicks = (pid: number) => {
-  const f = statFields(`/proc/${pid}/stat`);
-  return Number(f[11]) + Number(f[12]);
-};
-/** Per thread (main thread marked `*`): ticks, keyed by thread id and name. */
-function threadTicks(pid: number): Map<string, number> {
-  const m = new Map<string, number>();
-  for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const raw = fs.readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
-      const f = statFields(`/proc/${pid}/task/${t}/stat`);
-      m.set(`${raw.slice(raw.indexOf('(') + 1, raw.lastIndexOf(')'))}${t === String(pid) ? '*' : `#${t}`}`, Number(f[11]) + Number(f[12]));
-    } catch {
-      /* the thread ended */
-    }
-  }
-  return m;
+/** CPU seconds of the whole process (all threads) so far. */
+function cpuSeconds(pid: number): number {
+  const sample = readProcess(pid);
+  if (!sample) throw new Error(`process ${pid} is gone`);
+  return sample.cpuSeconds;
 }
 
 const paths = Array.from({ length: IDS }, (_, i) => `/v1/services/hb/instances/pod-${i}/heartbeat`);
@@ -80,20 +62,20 @@ async function main(): Promise<void> {
     const out = new Map(servers.map(([name]) => [name, { usPerRequest: [] as number[], maxPerSecond: [] as number[] }]));
     for (let round = 0; round < ROUNDS; round++) {
       for (const [name, server] of servers) {
-        const [c0, t0] = [cpuTicks(server.pid), threadTicks(server.pid)];
+        const [c0, t0] = [cpuSeconds(server.pid), readThreads(server.pid)];
         const fixed = await cannon(server.url, RATE, SECS);
-        const [c1, t1] = [cpuTicks(server.pid), threadTicks(server.pid)];
+        const [c1, t1] = [cpuSeconds(server.pid), readThreads(server.pid)];
         const n = fixed.requests.total;
-        out.get(name)!.usPerRequest.push(round1((((c1 - c0) / TICKS_PER_SECOND) * 1e6) / n));
+        out.get(name)!.usPerRequest.push(round1(((c1 - c0) * 1e6) / n));
         if (process.env.THREADS) {
-          const split = [...t1].map(([k, v]) => [k, round1((((v - (t0.get(k) ?? 0)) / TICKS_PER_SECOND) * 1e6) / n)] as const).filter(([, us]) => us > 0);
+          const split = [...t1].map(([k, v]) => [k, round1(((v - (t0.get(k) ?? 0)) * 1e6) / n)] as const).filter(([, us]) => us > 0);
           console.log(`${name} us/request by thread: ${split.map(([k, us]) => `${k}=${us}`).join(' ')}`);
         }
-        const m0 = threadTicks(server.pid);
+        const m0 = readThreads(server.pid);
         const max = await cannon(server.url, undefined, SECS);
         if (process.env.THREADS) {
-          const m1 = threadTicks(server.pid);
-          const split = [...m1].map(([k, v]) => [k, Math.round(((v - (m0.get(k) ?? 0)) / TICKS_PER_SECOND / max.duration) * 100)] as const).filter(([, pct]) => pct > 0);
+          const m1 = readThreads(server.pid);
+          const split = [...m1].map(([k, v]) => [k, Math.round(((v - (m0.get(k) ?? 0)) / max.duration) * 100)] as const).filter(([, pct]) => pct > 0);
           console.log(`${name} at max rate, % of a core by thread: ${split.map(([k, pct]) => `${k}=${pct}`).join(' ')}`);
         }
         out.get(name)!.maxPerSecond.push(Math.round(max.requests.total / max.duration));

@@ -32,13 +32,32 @@ function clockTicksPerSecond(): number {
   }
 }
 
+/** utime + stime of a /proc/.../stat text, in clock ticks. */
+function cpuTicksOf(stat: string): number {
+  // Fields after "(comm)": comm may contain spaces and parentheses, so split after the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of stat)
+}
+
+/** CPU seconds of each thread of `pid` so far, keyed `<name>#<tid>` (the main thread `<name>*`). */
+export function readThreads(pid: number): Map<string, number> {
+  const threads = new Map<string, number>();
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      threads.set(tid === String(pid) ? `${name}*` : `${name}#${tid}`, cpuTicksOf(stat) / CLOCK_TICKS);
+    } catch {
+      /* the thread ended */
+    }
+  }
+  return threads;
+}
+
 /** One reading of /proc/<pid>; undefined when the process is gone. */
 export function readProcess(pid: number): ProcessSample | undefined {
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after "(comm)": comm may contain spaces and parentheses, so split after the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const cpuTicks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of stat)
+    const cpuTicks = cpuTicksOf(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
     const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
     const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
     return { at: Date.now(), cpuSeconds: cpuTicks / CLOCK_TICKS, rssMb: rssKb / 1024 };

@@ -172,7 +172,11 @@ export class InstanceRegistrar {
    * tracked here; heartbeat() then looks it up.
    */
   heartbeatTracked(service: string, id: string): Exclude<HeartbeatOutcome, 'unknown'> | undefined {
-    const outcome = this.leases.heartbeat(this.layout.instanceKey(service, id), this.now());
+    return this.heartbeatTrackedKey(this.layout.instanceKey(service, id));
+  }
+
+  private heartbeatTrackedKey(key: string): Exclude<HeartbeatOutcome, 'unknown'> | undefined {
+    const outcome = this.leases.heartbeat(key, this.now());
     if (outcome === 'unknown') return undefined;
     this.hooks.heartbeat?.(outcome);
     return outcome;
@@ -180,9 +184,9 @@ export class InstanceRegistrar {
 
   /** Marks the instance alive. Only an instance unknown to this replica costs an etcd read. */
   async heartbeat(service: string, id: string): Promise<HeartbeatOutcome> {
-    const tracked = this.heartbeatTracked(service, id);
-    if (tracked) return tracked;
     const key = this.layout.instanceKey(service, id);
+    const tracked = this.heartbeatTrackedKey(key);
+    if (tracked) return tracked;
     const directory = this.options.directory;
     const current = directory?.current() ?? false;
     const stored = current ? directory!.get(key) : await this.etcd(() => this.lookups.run(key, () => this.store.get(key)));

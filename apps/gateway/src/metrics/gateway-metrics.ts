@@ -16,7 +16,8 @@ const HEARTBEAT_RESULTS = ['accepted', 'lease-lost', 'not-found'] as const;
 export class GatewayMetrics {
   readonly registry = new Registry();
   private runtimeHealth: (() => RuntimeHealth) | undefined;
-  private readonly renewalsSeen = { sent: 0, confirmed: 0, lost: 0, deduplicated: 0 };
+  /** The running totals (kept by the runtime) last added to a counter, by series (see addGrowth). */
+  private readonly totalsSeen = new Map<string, number>();
 
   /**
    * Figures the runtime keeps anyway (the lease engine's live in its worker's shared memory) are read
@@ -38,13 +39,19 @@ export class GatewayMetrics {
     };
   }
 
+  /**
+   * A counter's collect() for a running total the runtime keeps: adds what the total grew by since the
+   * last scrape. A total that went down belongs to a restarted worker counting from 0: all of it is new.
+   */
+  private addGrowth<L extends string>(series: string, counter: Counter<L>, labels: Partial<Record<L, string>>, total: number): void {
+    const seen = this.totalsSeen.get(series) ?? 0;
+    const delta = total >= seen ? total - seen : total;
+    this.totalsSeen.set(series, total);
+    if (delta > 0) counter.inc(labels, delta);
+  }
+
   private countRenewals(stats: LeaseEngineStats): void {
-    for (const result of ['sent', 'confirmed', 'lost', 'deduplicated'] as const) {
-      // A restarted worker counts from 0 again: its whole count is new.
-      const delta = stats[result] >= this.renewalsSeen[result] ? stats[result] - this.renewalsSeen[result] : stats[result];
-      this.renewalsSeen[result] = stats[result];
-      if (delta > 0) this.leaseRenewals.inc({ result }, delta);
-    }
+    for (const result of ['sent', 'confirmed', 'lost', 'deduplicated'] as const) this.addGrowth(`renewals ${result}`, this.leaseRenewals, { result }, stats[result]);
   }
 
   readonly instances = new Gauge({
@@ -155,16 +162,13 @@ export class GatewayMetrics {
     registers: [this.registry],
     collect: this.fromSource(() => this.runtimeHealth?.().grants, (g) => (g.workerUp ? 1 : 0)),
   });
-  private grantWorkerRestartsSeen = 0;
   readonly grantWorkerRestarts = new Counter({
     name: 'registry_lease_grant_worker_restarts_total',
     help: 'Times the lease-grant worker thread died and was started again (its unanswered grants failed as 503)',
     registers: [this.registry],
     collect: () => {
-      const restarts = this.runtimeHealth?.().grants.restarts;
-      if (restarts === undefined || restarts <= this.grantWorkerRestartsSeen) return;
-      this.grantWorkerRestarts.inc(restarts - this.grantWorkerRestartsSeen);
-      this.grantWorkerRestartsSeen = restarts;
+      const grants = this.runtimeHealth?.().grants;
+      if (grants) this.addGrowth('grant worker restarts', this.grantWorkerRestarts, {}, grants.restarts);
     },
   });
   readonly grantsInFlight = new Gauge({
