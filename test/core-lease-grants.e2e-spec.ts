@@ -47,6 +47,8 @@ describe('lease grants on the grant worker (shared etcd)', () => {
     expect(new Set(answers.map((a) => JSON.parse(a.body).leaseId)).size).toBe(200);
     expect(used.leaseGrant).toBe(200);
     expect(grants.inWorker - grantsBefore.inWorker).toBe(200);
+    // ... made by its hand-framed grant sessions (LeaseGrantSession), not grpc-js.
+    expect(grants.bySession - grantsBefore.bySession).toBe(200);
     expect(grants.onThisThread - grantsBefore.onThisThread).toBe(0);
     expect(grants.inFlight).toBe(0);
     // The worker's calls reach the gateway's request counter (one per grant, no more).

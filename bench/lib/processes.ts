@@ -10,6 +10,8 @@ import { REPO_ROOT, freePort, trackChild } from '@app/stack';
 
 /** The build every scenario starts; BENCH_GATEWAY_MAIN points a run at another build's main.js (A/B of two builds). */
 export const GATEWAY_MAIN = process.env.BENCH_GATEWAY_MAIN || path.join(REPO_ROOT, 'dist', 'apps', 'gateway', 'apps', 'gateway', 'src', 'main.js');
+/** Extra node flags for every gateway a run starts (e.g. a V8 flag under test), split on spaces. */
+const GATEWAY_NODE_ARGS = (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const TS_NODE = ['-r', 'ts-node/register/transpile-only', '-r', 'tsconfig-paths/register'];
 
 export interface ServerProcess {
@@ -86,7 +88,7 @@ export function startGateway(env: GatewayEnv, logFile: string, main = GATEWAY_MA
   // The per-token registration rate limit would measure itself, not the gateway: off here.
   // The heap limit deploy/k8s sets: Node's default (a quarter of the machine, 4 GB here) lets V8 grow
   // the heap to ~4x what is live before it collects, which is what RSS then shows (bench/results/memory.md).
-  return startServer(['--max-old-space-size=768', main], { ...env, AUTH_DISABLED: 'true', LOG_LEVEL: 'warn', RATE_LIMIT_REGISTRATIONS_PER_SECOND: '0' }, logFile, '/metrics');
+  return startServer(['--max-old-space-size=768', ...GATEWAY_NODE_ARGS, main], { ...env, AUTH_DISABLED: 'true', LOG_LEVEL: 'warn', RATE_LIMIT_REGISTRATIONS_PER_SECOND: '0' }, logFile, '/metrics');
 }
 
 /** The bare Fastify server (bench/bare-server.ts): same routes and response shapes, nothing behind them. */

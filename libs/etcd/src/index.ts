@@ -14,3 +14,4 @@ export * from './registry-watch';
 export * from './instance-directory';
 export * from './put-batcher';
 export * from './lease-grants/lease-granter';
+export * from './lease-grants/lease-grant-session';

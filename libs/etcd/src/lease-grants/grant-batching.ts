@@ -96,15 +96,18 @@ export class GrantRequests {
 export class GrantAnswers {
   private results: GrantResult[] = [];
   private calls = new Map<string, number>();
+  private bySession = 0;
   private flushQueued = false;
 
   constructor(
-    private readonly send: (results: GrantResult[], calls: CompletedCalls) => void,
+    /** `bySession`: how many of `results` the worker's grant sessions made (the rest went through grpc-js). */
+    private readonly send: (results: GrantResult[], calls: CompletedCalls, bySession: number) => void,
     private readonly schedule: TurnScheduler = atEndOfTurn,
   ) {}
 
-  add(id: number, outcome: string | WireError): void {
+  add(id: number, outcome: string | WireError, bySession = false): void {
     this.results.push([id, outcome]);
+    if (bySession) this.bySession++;
     this.queueFlush();
   }
 
@@ -128,8 +131,10 @@ export class GrantAnswers {
       const [method, result] = key.split('\u0000') as [string, 'ok' | 'error'];
       return [method, result, count];
     });
+    const bySession = this.bySession;
     this.results = [];
     this.calls = new Map();
-    if (results.length || calls.length) this.send(results, calls);
+    this.bySession = 0;
+    if (results.length || calls.length) this.send(results, calls, bySession);
   }
 }

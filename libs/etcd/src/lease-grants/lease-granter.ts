@@ -33,6 +33,8 @@ export interface LeaseGrantStats {
   workerUp: boolean;
   /** Grants answered by the worker (ok or error). */
   inWorker: number;
+  /** Of those, the ones its hand-framed grant sessions made (LeaseGrantSession); the rest went through grpc-js. */
+  bySession: number;
   /** Grants made on this thread because no worker was running. */
   onThisThread: number;
   inFlight: number;
@@ -73,6 +75,7 @@ export class WorkerLeaseGranter implements LeaseGranter {
   private readonly requests: GrantRequests;
   private readonly sweep: NodeJS.Timeout;
   private answered = 0;
+  private answeredBySession = 0;
   private onThisThread = 0;
   private restarts = 0;
   private failures = 0;
@@ -116,6 +119,7 @@ export class WorkerLeaseGranter implements LeaseGranter {
     return {
       workerUp: this.ready,
       inWorker: this.answered,
+      bySession: this.answeredBySession,
       onThisThread: this.onThisThread,
       inFlight: this.requests.inFlight,
       restarts: this.failures,
@@ -171,6 +175,7 @@ export class WorkerLeaseGranter implements LeaseGranter {
     switch (message.t) {
       case 'granted': {
         this.answered += message.results.length;
+        this.answeredBySession += message.bySession;
         this.requests.answer(message.results);
         const observer = this.options.observer;
         if (observer?.requestCompleted) for (const [method, result, count] of message.calls) for (let i = 0; i < count; i++) observer.requestCompleted(method, result);

@@ -74,18 +74,25 @@ export class TokenRelay {
  * Worker side: a channel to pooled connection i's members (rotated by `rotation`, to move off a stalled
  * member) on the HTTP thread's tokens.
  */
-export function relayedConnection(data: RelayedPoolData, relay: TokenRelay, i: number, rotation = 0, observer?: EtcdObserver): EtcdConnection {
+export function relayedConnection(
+  data: RelayedPoolData,
+  relay: TokenRelay,
+  i: number,
+  rotation = 0,
+  observer?: EtcdObserver,
+  tokens: TokenSource = relay.source(i),
+): EtcdConnection {
   return new EtcdConnection({
     endpoints: rotate(data.endpointsPerConnection[i], rotation),
     tls: workerTls(data.tls),
     requestTimeoutMs: data.requestTimeoutMs,
-    tokens: relay.source(i),
+    tokens,
     observer,
   });
 }
 
-/** Buffers arrive structured-cloned as plain Uint8Arrays; grpc-js insists on Buffers. */
-function workerTls(tls: EtcdTlsOptions | undefined): EtcdTlsOptions | undefined {
+/** Buffers arrive structured-cloned as plain Uint8Arrays; grpc-js and node:http2 insist on Buffers. */
+export function workerTls(tls: EtcdTlsOptions | undefined): EtcdTlsOptions | undefined {
   return tls && { ca: tls.ca && Buffer.from(tls.ca), cert: tls.cert && Buffer.from(tls.cert), key: tls.key && Buffer.from(tls.key) };
 }
 
