@@ -25,7 +25,8 @@ import { BenchSettings } from './report';
 
 export interface ScaleSizes {
   /** Gateway vs raw etcd3 LeaseGrant+Put, same concurrency, same etcd. */
-  registerRate: { pods: number; concurrency: number; ttlSeconds: number };
+  /** `rounds`: raw and gateway alternate this many times; the median per-round ratio counts. */
+  registerRate: { pods: number; concurrency: number; ttlSeconds: number; rounds: number };
   /** N instances registered, then heartbeating for a hold; RSS read at checkpoints. */
   hold: { pods: number; ttlSeconds: number; intervalSeconds: number; holdSeconds: number; concurrency: number; rssAt: number[] };
   /** N pods heartbeating while M more register as fast as the load generator can. */
@@ -58,7 +59,7 @@ function scaleSizes(quick: boolean, factor: number): ScaleSizes {
   const holdPods = n(100_000, 3_000);
   return {
     // TTL: the gateway's maximum (300), so no lease expires while the other client is measured.
-    registerRate: { pods: n(20_000, 1_000), concurrency: 128, ttlSeconds: 300 },
+    registerRate: { pods: n(20_000, 1_000), concurrency: 128, ttlSeconds: 300, rounds: quick ? 1 : 3 },
     hold: { pods: holdPods, ttlSeconds: quick ? 15 : 60, intervalSeconds: quick ? 5 : 20, holdSeconds: quick ? 20 : 120, concurrency: 128, rssAt: marks(holdPods) },
     storm: { held: n(50_000, 1_500), storm: n(50_000, 1_500), ttlSeconds: quick ? 15 : 60, intervalSeconds: quick ? 5 : 20, concurrency: 128, stormConcurrency: 512, holdSeconds: quick ? 10 : 30 },
     restart: { pods: n(40_000, 2_000), ttlSeconds: quick ? 15 : 30, intervalSeconds: quick ? 5 : 10, holdSeconds: quick ? 20 : 120 },
@@ -113,7 +114,8 @@ export function parseBenchCli(argv: string[]): BenchOptions {
       resolvers: 10,
       cannonSeconds: quick ? 3 : 8,
       cannonWarmupSeconds: quick ? 1 : 2,
-      cannonRounds: quick ? 1 : 2,
+      // The scale set's ratios are acceptance figures: 5 alternating pairs for a median that one busy round does not move.
+      cannonRounds: quick ? 1 : scale ? 5 : 2,
       cannonConnections: 64,
     },
     replicas: quick ? { pods: 100, durationSeconds: 8, silentFraction: 0.2, silentAfterSeconds: 1 } : { pods: 1000, durationSeconds: 15, silentFraction: 0.2, silentAfterSeconds: 3 },

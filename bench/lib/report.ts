@@ -87,6 +87,18 @@ export const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
 const ms = (x: number) => (x >= 100 ? String(Math.round(x)) : x.toFixed(1));
 export const num = (x: number) => x.toLocaleString('en-US');
 export const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : 'n/a');
+
+/**
+ * A gateway-vs-yardstick pair's figure: the median of its per-round ratios (pairedRounds); results
+ * recorded before that existed carry each side's best round only, whose ratio is shown instead.
+ */
+export function pairRatio(p: { ratio?: number; bare?: { requestsPerSecond: number }; gateway?: { requestsPerSecond: number } }): string {
+  if (p.ratio !== undefined) return p.ratio.toFixed(2);
+  return p.bare && p.gateway ? ratio(p.gateway.requestsPerSecond, p.bare.requestsPerSecond) : 'n/a';
+}
+
+/** " (rounds 0.91, 0.84, 1.02)" when there was more than one round. */
+export const roundRatios = (p: { ratios?: number[] }) => (p.ratios && p.ratios.length > 1 ? ` (rounds ${p.ratios.map((r) => r.toFixed(2)).join(', ')})` : '');
 export const proc = (usage: ProcessUsage[], name: string) => usage.filter((u) => u.name === name || u.name.startsWith(`${name}-`));
 
 /** Authenticate calls a design cost for a fleet: the scenario total plus, for the gateway, its start-up. */
@@ -204,8 +216,8 @@ function headline(d: BenchData): string[] {
   for (const t of d.throughput) {
     if (t.bare && t.gateway) {
       lines.push(
-        `- **${t.scenario === 'heartbeat' ? 'Heartbeat' : 'Resolve'} throughput, gateway / bare Fastify: ${ratio(t.gateway.requestsPerSecond, t.bare.requestsPerSecond)}** ` +
-          `(${num(t.gateway.requestsPerSecond)} vs ${num(t.bare.requestsPerSecond)} req/s, ${t.gateway.connections} connections; target ≥ 0.8, issue 10).`,
+        `- **${t.scenario === 'heartbeat' ? 'Heartbeat' : 'Resolve'} throughput, gateway / bare Fastify: ${pairRatio(t)}**${roundRatios(t)} ` +
+          `(median round ${num(t.gateway.requestsPerSecond)} vs ${num(t.bare.requestsPerSecond)} req/s, ${t.gateway.connections} connections; target ≥ 0.8, issue 10).`,
       );
     } else if (t.skipped) {
       lines.push(`- ${t.scenario} throughput: not measured (${t.skipped}).`);
@@ -227,7 +239,7 @@ function throughputSection(d: BenchData): string[] {
   const out: string[] = ['## Throughput: gateway vs bare Fastify (autocannon)', ''];
   out.push(
     `Closed loop, ${d.settings.cannonConnections} connections, each round ${d.settings.cannonWarmupSeconds} s warm-up then ${d.settings.cannonSeconds} s measured; ` +
-      `${d.settings.cannonRounds} round(s) per server, bare and gateway alternating in the same run, the best round of each counts (all rounds shown). ` +
+      `${d.settings.cannonRounds} round(s) per server, bare and gateway alternating in the same run; the figure is the median of the per-round ratios, and each server's row shows the round of that median (all rounds in brackets). ` +
       'autocannon runs in the fleet-sim process; the server under test is a separate process, and the two share the machine\'s cores with etcd and Redis (mostly idle here). ' +
       'When autocannon itself is near 100 % of a core, the bare figure is the load generator\'s limit rather than Fastify\'s, and the ratio is an upper bound.',
     '',
@@ -258,7 +270,7 @@ function throughputSection(d: BenchData): string[] {
       ]);
     }
     const blank = ['', '', '', '', '', '', '', ''];
-    if (t.bare && t.gateway) rows.push([t.scenario, '**ratio gateway / bare**', '', `**${ratio(t.gateway.requestsPerSecond, t.bare.requestsPerSecond)}**`, ...blank]);
+    if (t.bare && t.gateway) rows.push([t.scenario, '**ratio gateway / bare**', '', `**${pairRatio(t)}**${roundRatios(t)}`, ...blank]);
     if (t.skipped) rows.push([t.scenario, 'skipped', t.skipped, '', ...blank]);
     if (t.instancesInAnswer) notes.push(`- resolve: instances listed in the answer after the run: bare ${t.instancesInAnswer.bare}, gateway ${t.instancesInAnswer.gateway} (same data; byte counts differ by headers and field order only if at all).`);
   }
@@ -268,9 +280,9 @@ function throughputSection(d: BenchData): string[] {
   if (d.batch) {
     const b = d.batch;
     notes.push(
-      `- batch heartbeats (\`POST /v1/heartbeats\`, ${b.refsPerRequest} instance refs per request, ${b.connections} connections, best of ${b.rounds.gateway.length} round(s)): ` +
+      `- batch heartbeats (\`POST /v1/heartbeats\`, ${b.refsPerRequest} instance refs per request, ${b.connections} connections, round of the median ratio of ${b.rounds.gateway.length}): ` +
         `gateway **${num(b.gateway.instanceHeartbeatsPerSecond)}** instance heartbeats/s (${num(b.gateway.requestsPerSecond)} req/s, p50/p99 ${b.gateway.latency.p50}/${b.gateway.latency.p99} ms), ` +
-        `bare Fastify ${num(b.bare.instanceHeartbeatsPerSecond)}/s: ratio **${ratio(b.gateway.requestsPerSecond, b.bare.requestsPerSecond)}**; target ≥ 200,000 on one replica; outcomes of one more request ${JSON.stringify(b.gatewayOutcomes)}.`,
+        `bare Fastify ${num(b.bare.instanceHeartbeatsPerSecond)}/s: ratio **${pairRatio(b)}**${roundRatios(b)}; target ≥ 200,000 on one replica; outcomes of one more request ${JSON.stringify(b.gatewayOutcomes)}.`,
     );
   }
   if (notes.length) out.push(...notes, '');

@@ -21,10 +21,14 @@ export interface FleetRun {
 
 export interface ThroughputPair {
   scenario: 'heartbeat' | 'resolve';
-  /** Every measured round, in the order run (bare and gateway alternate); `bare`/`gateway` are the best. */
+  /** Every measured round, in the order run (bare and gateway alternate). */
   rounds?: { bare: CannonResult[]; gateway: CannonResult[] };
+  /** gateway / bare of each round, and their median: the comparison's figure (pairedRounds). */
+  ratios?: number[];
+  ratio?: number;
   /** resolve: instances in the answer of each server, checked after its run (same body shape?). */
   instancesInAnswer?: { bare: number; gateway: number };
+  /** The round whose ratio is the median (results before 2026-12-03 evening: each side's best round). */
   bare?: CannonResult;
   gateway?: CannonResult;
   skipped?: string;

@@ -78,3 +78,28 @@ export function round(n: number, digits = 2): number {
   const f = 10 ** digits;
   return Math.round(n * f) / f;
 }
+
+/** A comparison made of alternating rounds (yardstick, then the gateway, round after round). */
+export interface PairedRounds {
+  /** gateway / yardstick of each round, in run order. */
+  ratios: number[];
+  /** The median of `ratios` (the mean of the middle two for an even count): the comparison's figure. */
+  ratio: number;
+  /** The round whose ratio is the (lower) median: the pair a report shows as representative. */
+  medianRound: number;
+}
+
+/**
+ * Compares `gateway[i]` with `yardstick[i]` round by round and takes the median ratio. Why not each
+ * side's best round: on a machine whose cores are shared, the load of other work changes between
+ * rounds, and two rounds run back to back see nearly the same machine; a burst then costs one pair,
+ * and the figure does not depend on which side happened to get a quiet round.
+ */
+export function pairedRounds(yardstick: readonly number[], gateway: readonly number[]): PairedRounds {
+  if (yardstick.length !== gateway.length || yardstick.length === 0) throw new Error(`paired rounds need as many rounds of each (got ${yardstick.length} and ${gateway.length})`);
+  const ratios = yardstick.map((base, i) => (base > 0 ? gateway[i] / base : 0));
+  const order = ratios.map((r, i) => [r, i] as const).sort((a, b) => a[0] - b[0]);
+  const mid = (order.length - 1) >> 1;
+  const ratio = order.length % 2 ? order[mid][0] : (order[mid][0] + order[mid + 1][0]) / 2;
+  return { ratios: ratios.map((r) => round(r, 3)), ratio: round(ratio, 3), medianRound: order[mid][1] };
+}

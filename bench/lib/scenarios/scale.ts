@@ -5,6 +5,7 @@
 import { BenchOptions } from '../cli';
 import { BenchContext } from '../bench-context';
 import { Scenario, scenario } from '../scenario';
+import { pairedRounds } from '../../../apps/fleet-sim/src/stats';
 import { RawRegisterResult, ScaleResult } from '../sim-results';
 
 /** Planning guesses for a loaded 2-core machine (the issue measured 241-444/s and ~1,170/s). */
@@ -14,9 +15,16 @@ const RAW_REGISTRATIONS_PER_SECOND = 1000;
 const OVERHEAD_SECONDS = 30;
 
 export interface RegisterRateRun {
+  /** The round of the median ratio. */
   raw: RawRegisterResult;
   gateway: ScaleResult;
+  /** Every round in run order (raw, then gateway, each round on new key prefixes), their ratios and median (pairedRounds). */
+  rounds?: Array<{ raw: RawRegisterResult; gateway: ScaleResult }>;
+  ratios?: number[];
+  ratio?: number;
 }
+
+const gatewayRate = (r: ScaleResult) => r.phases[0]?.registrations?.okPerSecond ?? 0;
 
 interface ScaleRunSpec {
   name: string;
@@ -58,21 +66,37 @@ export function registerRateScenario(o: BenchOptions): Scenario {
     name: 'register-rate',
     section: 'scale',
     sets: ['scale'],
-    title: `registration rate, ${s.pods} registrations at concurrency ${s.concurrency}: raw etcd3 then gateway`,
-    steps: 2,
-    estimateSeconds: s.pods / RAW_REGISTRATIONS_PER_SECOND + registrationSeconds(s.pods) + OVERHEAD_SECONDS,
+    title: `registration rate, ${s.pods} registrations at concurrency ${s.concurrency}: raw etcd3 and gateway alternating, ${s.rounds} round(s)`,
+    steps: 2 * s.rounds,
+    estimateSeconds: s.rounds * (s.pods / RAW_REGISTRATIONS_PER_SECOND + registrationSeconds(s.pods) + 10) + OVERHEAD_SECONDS,
     freshEtcd: true,
     async run(ctx) {
-      ctx.header(`raw etcd3 LeaseGrant+Put, ${s.pods} at concurrency ${s.concurrency}`);
-      const rawPrefix = ctx.prefix('raw-register');
-      const rawArgs = ['raw-register', '--pods', String(s.pods), '--register-concurrency', String(s.concurrency), '--ttl', String(s.ttlSeconds)];
-      rawArgs.push('--prefix', rawPrefix, '--label', 'raw etcd3 register', '--sample-pid', ctx.pids([]));
-      const raw = await ctx.sim<RawRegisterResult>(rawArgs, 'raw-register');
-      ctx.header(`gateway registrations, ${s.pods} at concurrency ${s.concurrency}`);
-      const gateway = await runScaleSim(ctx, { name: 'gateway-register', label: 'gateway register', pods: s.pods, ttlSeconds: s.ttlSeconds, intervalSeconds: 0, holdSeconds: 0, concurrency: s.concurrency });
-      return { raw, gateway };
+      const rounds: NonNullable<RegisterRateRun['rounds']> = [];
+      for (let round = 1; round <= s.rounds; round++) {
+        const of = s.rounds > 1 ? `, round ${round}/${s.rounds}` : '';
+        ctx.header(`raw etcd3 LeaseGrant+Put, ${s.pods} at concurrency ${s.concurrency}${of}`);
+        const rawArgs = ['raw-register', '--pods', String(s.pods), '--register-concurrency', String(s.concurrency), '--ttl', String(s.ttlSeconds)];
+        rawArgs.push('--prefix', ctx.prefix(`raw-register-${round}`), '--label', `raw etcd3 register${of}`, '--sample-pid', ctx.pids([]));
+        const raw = await ctx.sim<RawRegisterResult>(rawArgs, `raw-register-${round}`);
+        ctx.header(`gateway registrations, ${s.pods} at concurrency ${s.concurrency}${of}`);
+        const gateway = await runScaleSim(ctx, {
+          name: `gateway-register-${round}`,
+          label: `gateway register${of}`,
+          pods: s.pods,
+          ttlSeconds: s.ttlSeconds,
+          intervalSeconds: 0,
+          holdSeconds: 0,
+          concurrency: s.concurrency,
+        });
+        rounds.push({ raw, gateway });
+      }
+      const paired = pairedRounds(
+        rounds.map((r) => r.raw.registrationsPerSecond),
+        rounds.map((r) => gatewayRate(r.gateway)),
+      );
+      return { ...rounds[paired.medianRound], rounds, ratios: paired.ratios, ratio: paired.ratio };
     },
-    describe: (r) => `raw ${r.raw.registrationsPerSecond}/s, gateway ${r.gateway.phases[0]?.registrations?.okPerSecond ?? '?'}/s`,
+    describe: (r) => `median ratio ${r.ratio ?? '?'} (rounds ${r.ratios?.join(', ') ?? '?'}); median round: raw ${r.raw.registrationsPerSecond}/s, gateway ${gatewayRate(r.gateway)}/s`,
   });
 }
 

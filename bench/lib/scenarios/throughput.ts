@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import autocannon from 'autocannon';
 import { retryDelayMs } from '../../../apps/fleet-sim/src/fleets/gateway-driver';
+import { pairedRounds } from '../../../apps/fleet-sim/src/stats';
 import { BenchOptions } from '../cli';
 import { BenchContext } from '../bench-context';
 import { ServerProcess } from '../processes';
@@ -40,6 +41,10 @@ export interface BatchPair {
   refsPerRequest: number;
   connections: number;
   rounds: { bare: BatchRound[]; gateway: BatchRound[] };
+  /** gateway / bare of each round, and their median (pairedRounds). */
+  ratios?: number[];
+  ratio?: number;
+  /** The round whose ratio is the median. */
   bare: BatchRound;
   gateway: BatchRound;
   /** Outcomes the gateway gave the same body once after its rounds (all `accepted` when every ref is live). */
@@ -127,6 +132,15 @@ function batchRound(url: string, body: string, refs: number, seconds: number, wa
   })();
 }
 
+/** The per-round ratios, their median, and the round that has it (shown as the pair's figures). */
+function medianOf<R extends { requestsPerSecond: number }>(rounds: { bare: R[]; gateway: R[] }) {
+  const paired = pairedRounds(
+    rounds.bare.map((r) => r.requestsPerSecond),
+    rounds.gateway.map((r) => r.requestsPerSecond),
+  );
+  return { ratios: paired.ratios, ratio: paired.ratio, bare: rounds.bare[paired.medianRound], gateway: rounds.gateway[paired.medianRound] };
+}
+
 async function batchOutcomes(url: string, body: string): Promise<Record<string, number>> {
   const res = await fetch(url + BATCH_ROUTE, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
   const counts: Record<string, number> = {};
@@ -155,18 +169,15 @@ async function runThroughput(ctx: BenchContext, o: BenchOptions): Promise<Throug
       args.push('--sample-pid', `server=${server.pid},etcd=${ctx.etcd.pid}` + (who === 'gateway' ? `,redis=${ctx.redis.pid}` : ''), ...extra);
       return ctx.sim<CannonResult>(args, `cannon-${scenarioName}-${who}-${round}`);
     };
-    // Bare and gateway alternate (B G B G ...), each server's best round counts: a burst of
-    // unrelated load on the machine then costs one round, not the comparison.
+    // Bare and gateway alternate (B G B G ...); the median of the per-round ratios counts
+    // (pairedRounds): a burst of unrelated load on the machine then costs one pair, not the comparison.
     const compare = async (scenarioName: 'heartbeat' | 'resolve', bareArgs: string[], gatewayArgs: (round: number) => string[]): Promise<ThroughputPair> => {
-      const pair: ThroughputPair = { scenario: scenarioName, rounds: { bare: [], gateway: [] } };
+      const rounds = { bare: [] as CannonResult[], gateway: [] as CannonResult[] };
       for (let round = 1; round <= s.cannonRounds; round++) {
-        pair.rounds!.bare.push(await cannon(bareServer, 'bare', scenarioName, round, bareArgs));
-        pair.rounds!.gateway.push(await cannon(gateway, 'gateway', scenarioName, round, gatewayArgs(round)));
+        rounds.bare.push(await cannon(bareServer, 'bare', scenarioName, round, bareArgs));
+        rounds.gateway.push(await cannon(gateway, 'gateway', scenarioName, round, gatewayArgs(round)));
       }
-      const best = (rs: CannonResult[]) => rs.reduce((a, b) => (b.requestsPerSecond > a.requestsPerSecond ? b : a));
-      pair.bare = best(pair.rounds!.bare);
-      pair.gateway = best(pair.rounds!.gateway);
-      return pair;
+      return { scenario: scenarioName, rounds, ...medianOf(rounds) };
     };
     const hbArgs = ['--service', 'hb', '--ids', String(o.throughputIds)];
     const heartbeat = await compare('heartbeat', hbArgs, (round) => [...hbArgs, ...(round === 1 ? ['--preregister', '--ttl', '30'] : [])]);
@@ -182,8 +193,7 @@ async function runThroughput(ctx: BenchContext, o: BenchOptions): Promise<Throug
         ctx.header(`batch heartbeat throughput, gateway, round ${round}/${s.cannonRounds}`);
         rounds.gateway.push(await batchRound(gateway.url, body, refs, s.cannonSeconds, s.cannonWarmupSeconds));
       }
-      const best = (rs: BatchRound[]) => rs.reduce((a, b) => (b.requestsPerSecond > a.requestsPerSecond ? b : a));
-      batch = { refsPerRequest: refs, connections: BATCH_CONNECTIONS, rounds, bare: best(rounds.bare), gateway: best(rounds.gateway), gatewayOutcomes: await batchOutcomes(gateway.url, body) };
+      batch = { refsPerRequest: refs, connections: BATCH_CONNECTIONS, rounds, ...medianOf(rounds), gatewayOutcomes: await batchOutcomes(gateway.url, body) };
     }
     let resolve: ThroughputPair = { scenario: 'resolve' };
     if (captured.skipped) {
