@@ -1,7 +1,9 @@
 /**
  * The lease-grant worker thread: LeaseGrant unary calls, off the HTTP thread (see WorkerLeaseGranter
  * for why, and why not on the lease engine's worker). Its channels mirror the HTTP thread's pool and
- * use its tokens (no Authenticate of their own). Imports are relative only: this file is loaded by path.
+ * use its tokens (no Authenticate of their own): per pooled connection a hand-framed grant session
+ * (LeaseGrantSession, which makes the grants) and a grpc-js connection (while the session is not
+ * connected). Imports are relative only: this file is loaded by path.
  */
 import { MessagePort, parentPort, workerData } from 'node:worker_threads';
 import { ReadyRotation } from '../connection-pool';
