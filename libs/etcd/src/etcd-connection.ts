@@ -61,6 +61,8 @@ export interface EtcdConnectionOptions {
   tls?: EtcdTlsOptions;
   /** Deadline of one unary call; a frozen etcd must not hold requests longer than this. */
   requestTimeoutMs: number;
+  /** Interval of HTTP/2 pings while a call or stream is open; 10 s (tests shorten it). */
+  keepaliveTimeMs?: number;
   observer?: EtcdObserver;
 }
 
@@ -91,9 +93,13 @@ export class EtcdConnection implements ICallable<EtcdConnection> {
       'grpc.use_local_subchannel_pool': 1,
       // Detects a frozen or partitioned member on long-lived streams; etcd's default minimum ping
       // interval is 5 s, faster pings get the connection closed with "too_many_pings".
-      'grpc.keepalive_time_ms': 10_000,
+      'grpc.keepalive_time_ms': options.keepaliveTimeMs ?? 10_000,
       'grpc.keepalive_timeout_ms': 5_000,
-      'grpc.keepalive_permit_without_calls': 1,
+      // Pings only while a call or stream is open: etcd does not permit pings on a connection without
+      // streams, and closed idle channels (the grant worker's, the pool's between writes) with GOAWAY
+      // "too_many_pings" after three of them, which grpc-js printed to stderr as "excess pings". An idle
+      // channel's next unary call has its deadline to find a dead member.
+      'grpc.keepalive_permit_without_calls': 0,
       'grpc.initial_reconnect_backoff_ms': 200,
       'grpc.max_reconnect_backoff_ms': 2_000,
     });
