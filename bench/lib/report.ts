@@ -92,10 +92,13 @@ export const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : 'n/
  * A gateway-vs-yardstick pair's figure: the median of its per-round ratios (pairedRounds); results
  * recorded before that existed carry each side's best round only, whose ratio is shown instead.
  */
-export function pairRatio(p: { ratio?: number; bare?: { requestsPerSecond: number }; gateway?: { requestsPerSecond: number } }): string {
-  if (p.ratio !== undefined) return p.ratio.toFixed(2);
-  return p.bare && p.gateway ? ratio(p.gateway.requestsPerSecond, p.bare.requestsPerSecond) : 'n/a';
+export function pairFigure(p: { ratio?: number; bare?: { requestsPerSecond: number }; gateway?: { requestsPerSecond: number } }): number | undefined {
+  if (p.ratio !== undefined) return p.ratio;
+  return p.bare && p.gateway && p.bare.requestsPerSecond > 0 ? p.gateway.requestsPerSecond / p.bare.requestsPerSecond : undefined;
 }
+
+/** pairFigure as the reports print it. */
+export const pairRatio = (p: Parameters<typeof pairFigure>[0]) => pairFigure(p)?.toFixed(2) ?? 'n/a';
 
 /** " (rounds 0.91, 0.84, 1.02)" when there was more than one round. */
 export const roundRatios = (p: { ratios?: number[] }) => (p.ratios && p.ratios.length > 1 ? ` (rounds ${p.ratios.map((r) => r.toFixed(2)).join(', ')})` : '');

@@ -24,7 +24,8 @@ export interface RegisterRateRun {
   ratio?: number;
 }
 
-const gatewayRate = (r: ScaleResult) => r.phases[0]?.registrations?.okPerSecond ?? 0;
+/** Registrations per second of a gateway-register run (its one phase). */
+export const gatewayRate = (r: ScaleResult) => r.phases[0]?.registrations?.okPerSecond ?? 0;
 
 interface ScaleRunSpec {
   name: string;
