@@ -54,6 +54,17 @@ export class GatewayMetrics {
     for (const result of ['sent', 'confirmed', 'lost', 'deduplicated'] as const) this.addGrowth(`renewals ${result}`, this.leaseRenewals, { result }, stats[result]);
   }
 
+  /**
+   * Requests served by the protocol doors (Consul agent/catalog API, Eureka, Prometheus SD), so an
+   * operator sees which clients still use which protocol. The REST API has its own duration histogram.
+   */
+  readonly doorRequests = new Counter({
+    name: 'registry_door_requests_total',
+    help: 'Requests served by the protocol doors, by door, operation and HTTP status',
+    labelNames: ['door', 'operation', 'status'] as const,
+    registers: [this.registry],
+  });
+
   readonly instances = new Gauge({
     name: 'registry_instances',
     help: 'Instances whose leases this replica is renewing',
