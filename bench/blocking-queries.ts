@@ -219,9 +219,8 @@ a shared 2-core machine: the last answer leaves the replica after all the others
 | etcd Range calls during the rounds | ${roundsCost.range} |
 
 The latency includes the registration itself (LeaseGrant + Put through B's write queue), etcd's
-watch delivery to A, A's cache update and the answers. Range calls during the rounds come from the
-CACHE_TTL_MS (30 s) safety-net re-read of the service, triggered by the plain lookup that fetches
-each round's index: one per 30 s, whatever the number of watchers. This client's own RSS at ${HELD} open
+watch delivery to A, A's read-model update and the answers. Lookups are answered from the directory
+the watch keeps, so the Range calls during the rounds should be 0. This client's own RSS at ${HELD} open
 requests was ${mib(client)} (not part of the figures above).
 `;
     fs.mkdirSync(path.dirname(values.out!), { recursive: true });

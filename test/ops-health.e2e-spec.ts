@@ -71,17 +71,17 @@ describe('readiness with etcd frozen (private etcd)', () => {
     const fleet = pods(1, 3, 'ops-health');
     expect((await forEachLimited(fleet, 3, (p) => registerPod(warm.url, p, 60))).map((r) => r.status)).toEqual([201, 201, 201]);
     const resolve = () => request(warm.url, 'GET', '/v1/services/ops-health-0');
-    expect(JSON.parse((await resolve()).body).instances).toHaveLength(3); // warms the cache
+    expect(JSON.parse((await resolve()).body).instances).toHaveLength(3); // decodes its lookup view
 
     const healthy = await probe(warm.url, '/health/ready');
     expect(healthy.status).toBe(200);
     expect(healthy.body.status).toBe('ok');
     expect(healthy.body.details).toMatchObject({
-      serving: { status: 'up', answersFrom: ['etcd', 'known-instances', 'cache', 'shared-cache'] },
+      serving: { status: 'up', lookups: 'memory', writes: 'etcd' },
       etcd: { status: 'up', readyConnections: 2, poolSize: 2 },
       keepalive: { status: 'up', open: 2, total: 2, instances: 3 },
-      watch: { status: 'up', warmServices: 1 },
-      redis: { status: 'up', l2: 'up' },
+      watch: { status: 'up', lookupViews: 1 },
+      redis: { status: 'up', state: 'ready' },
     });
     expect(healthy.body.error).toEqual({});
 
@@ -96,7 +96,7 @@ describe('readiness with etcd frozen (private etcd)', () => {
     expect(frozen.body.status).toBe('degraded');
     expect(frozen.body.error).toHaveProperty('etcd');
     expect(frozen.body.details.etcd.readyConnections).toBe(0);
-    expect(frozen.body.details.serving).toEqual({ status: 'up', answersFrom: ['known-instances', 'cache', 'shared-cache'] });
+    expect(frozen.body.details.serving).toMatchObject({ status: 'up', lookups: expect.stringMatching(/^memory/), writes: expect.stringMatching(/^unavailable/) });
     expect((await probe(warm.url, '/health/live')).status).toBe(200);
     // The gauges tell the same story (they are refreshed every RENEW_INTERVAL_MS).
     await waitFor(
@@ -105,13 +105,13 @@ describe('readiness with etcd frozen (private etcd)', () => {
       5_000,
     );
     // ...and it does answer: heartbeats of known instances are absorbed in memory, lookups come
-    // from the last snapshot.
+    // from the directory the watch kept.
     expect((await forEachLimited(fleet, 3, (p) => heartbeatPod(warm.url, p))).map((r) => r.status)).toEqual([204, 204, 204]);
     const stale = await resolve();
     expect(stale.status).toBe(200);
     expect(JSON.parse(stale.body)).toMatchObject({ stale: true, instances: expect.any(Array) });
 
-    // A replica started during the outage, without Redis either, has nothing to answer from: 503.
+    // A replica started during the outage has not read the registry: it knows nothing to answer from, 503.
     cold = await startGateway(target, `redis://127.0.0.1:${await freePort()}`, { ETCD_REQUEST_TIMEOUT_MS: '1000' });
     const coldReady = await probe(cold.url, '/health/ready');
     expect(coldReady.status).toBe(503);

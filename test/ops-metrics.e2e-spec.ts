@@ -23,7 +23,9 @@ const FAMILIES: Record<string, string> = {
   registry_keepalive_streams: 'gauge',
   registry_lease_renewals_total: 'counter',
   registry_etcd_requests_total: 'counter',
-  registry_cache_requests_total: 'counter',
+  registry_watch_up: 'gauge',
+  registry_watch_revision: 'gauge',
+  registry_lookup_views: 'gauge',
   registry_http_request_duration_seconds: 'histogram',
 };
 
@@ -86,11 +88,11 @@ describe('metrics and OpenAPI', () => {
     expect(writeCalls).toBeGreaterThanOrEqual(1);
     expect(writeCalls).toBeLessThanOrEqual(fleet.length + 2);
     expect(sum(s, 'registry_etcd_requests_total', { result: 'error' })).toBe(0);
-    // Every tier and result has a series (0 until it happens); the first lookup missed L1, the next hit.
-    for (const tier of ['l1', 'l2']) for (const result of ['hit', 'miss', 'stale']) expect(s.some((x) => x.name === 'registry_cache_requests_total' && x.labels.tier === tier && x.labels.result === result)).toBe(true);
-    expect(sum(s, 'registry_cache_requests_total', { tier: 'l1', result: 'miss' })).toBeGreaterThanOrEqual(1);
-    expect(sum(s, 'registry_cache_requests_total', { tier: 'l1', result: 'hit' })).toBeGreaterThanOrEqual(1);
-    expect(sum(s, 'registry_cache_requests_total', { tier: 'l1' })).toBe(3);
+    // Lookups come from the directory the watch keeps: the watch is up at a revision past the
+    // registrations, and the one service looked up has its decoded view in memory.
+    expect(sum(s, 'registry_watch_up')).toBe(1);
+    expect(sum(s, 'registry_watch_revision')).toBeGreaterThanOrEqual(fleet.length + 1);
+    expect(sum(s, 'registry_lookup_views')).toBe(1);
     expect(sum(s, 'registry_http_request_duration_seconds_count', { method: 'GET', route: '/v1/services/:service', status: '200' })).toBe(3);
 
     const route = '/v1/services/:service/instances/:id';

@@ -1,8 +1,8 @@
 /**
  * Issue 4, the resolve API against the shared etcd + Redis: answers and their shape, filters,
  * the services list, PATCH status changes, and watch-applied deregistration/expiry across replicas.
- * Count-sensitive and disruptive cases (cold bursts, frozen etcd, Redis down) are in
- * resolve-cache.e2e-spec.ts, on private servers.
+ * Count-sensitive and disruptive cases (0 Range calls, frozen etcd, Redis down, a changed password)
+ * are in resolve-read-model.e2e-spec.ts, on private servers.
  */
 import { Etcd3 } from 'etcd3';
 import { call, GatewayUnderTest, startGateway } from './support/gateway';
@@ -104,7 +104,7 @@ describe('resolve API', () => {
   });
 
   it('changes an instance status with PATCH, keeping its lease; resolve results follow on every replica', async () => {
-    expect(await ids(other, 'orders')).toEqual(['o1', 'o2']); // warm on the second replica
+    expect(await ids(other, 'orders')).toEqual(['o1', 'o2']); // through the second replica's watch
     const key = `${gw.prefix}services/orders/o2`;
     const leaseBefore = String((await root.getAll().prefix(key).exec()).kvs[0].lease);
 

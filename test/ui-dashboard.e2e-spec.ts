@@ -242,8 +242,7 @@ describe('dashboard in Chromium', () => {
       expect(await figure(page, 'instances')).toBe(String(await gw.metric('registry_instances')));
       expect(await figure(page, 'keepalive-streams')).toBe(String(await gw.metric('registry_keepalive_streams')));
       expect(await figure(page, 'etcd-auth')).toBe(String(await gw.metric('registry_etcd_auth_requests_total')));
-      expect(await figure(page, 'l1-hit-ratio')).toMatch(/^\d+\.\d %$/);
-      expect(await figure(page, 'stale')).toBe('0');
+      expect(await figure(page, 'watch')).toBe('up');
       // At least two points: a line, not a dot.
       expect(await page.locator('[data-figure="heartbeats"] polyline').getAttribute('points')).toMatch(/^\S+ \S+/);
     });
@@ -424,11 +423,9 @@ describe('dashboard modules (pure logic, run in Chromium)', () => {
       const at = (lines, ms) => snapshotOf(parsePrometheusText(lines.join('\\n')), ms);
       const base = ['process_start_time_seconds 100', 'registry_heartbeats_total{result="accepted"} 100', 'registry_heartbeats_total{result="not-found"} 7',
         'registry_lease_renewals_total{result="confirmed"} 10', 'registry_lease_renewals_total{result="unanswered"} 5',
-        'registry_cache_requests_total{tier="l1",result="hit"} 90', 'registry_cache_requests_total{tier="l1",result="miss"} 10',
-        'registry_cache_requests_total{tier="l1",result="stale"} 0', 'registry_cache_requests_total{tier="l2",result="hit"} 1000'];
+        'registry_watch_up 1', 'registry_watch_revision 1000'];
       const later = ['process_start_time_seconds 100', 'registry_heartbeats_total{result="accepted"} 160', 'registry_lease_renewals_total{result="confirmed"} 16',
-        'registry_lease_renewals_total{result="unanswered"} 500', 'registry_cache_requests_total{tier="l1",result="hit"} 93',
-        'registry_cache_requests_total{tier="l1",result="miss"} 11', 'registry_cache_requests_total{tier="l1",result="stale"} 0'];
+        'registry_lease_renewals_total{result="unanswered"} 500', 'registry_watch_up 0', 'registry_watch_revision 1040'];
       const f = deriveFigures(at(base, 0), at(later, 2000));
       const unlabelled = deriveFigures(at(['process_start_time_seconds 1', 'registry_lease_renewals_total 10'], 0), at(['process_start_time_seconds 1', 'registry_lease_renewals_total 40'], 3000));
       const otherProcess = deriveFigures(at(base, 0), at(later.map((l) => l.replace('seconds 100', 'seconds 200')), 2000));
@@ -436,11 +433,12 @@ describe('dashboard modules (pure logic, run in Chromium)', () => {
       const first = deriveFigures(undefined, at(base, 0));
       return { f, unlabelled: unlabelled.renewalsPerSecond, otherProcess: otherProcess.heartbeatsPerSecond ?? 'none', reset: reset.heartbeatsPerSecond ?? 'none', first };
     `);
-    expect(result.f).toMatchObject({ heartbeatsPerSecond: 30, renewalsPerSecond: 3, l1HitRatio: 0.75, l1HitRatioOver: 'last interval', staleTotal: 0, stalePerSecond: 0 });
+    expect(result.f).toMatchObject({ heartbeatsPerSecond: 30, renewalsPerSecond: 3, watchUp: 0, watchRevision: 1040, changesPerSecond: 20 });
     expect(result.unlabelled).toBe(10);
     expect(result.otherProcess).toBe('none');
     expect(result.reset).toBe('none');
-    expect(result.first).toMatchObject({ l1HitRatio: 0.9, l1HitRatioOver: 'since start' });
+    expect(result.first).toMatchObject({ watchUp: 1, watchRevision: 1000 });
+    expect(result.first.changesPerSecond).toBeUndefined();
     expect(result.first.heartbeatsPerSecond).toBeUndefined();
     expect(result.first.selfPreservation).toBeUndefined();
   });

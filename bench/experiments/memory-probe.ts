@@ -6,7 +6,7 @@
  *     bench/experiments/memory-probe.ts [--instances 100000] [--services 10] [--watch-first] [--worker]
  *
  * The structures are the real ones, wired as RegistryRuntime wires them (directory, lease table of
- * an unstarted LeaseEngine, registrar, registry cache); only etcd is replaced by a fake store that
+ * an unstarted LeaseEngine, registrar, read model); only etcd is replaced by a fake store that
  * answers at once, and the watch by events built the way RegistryWatch builds them (strings decoded
  * from etcd's bytes, so they are distinct objects from what the registrar encoded). Records have the
  * bench's shape (apps/fleet-sim GatewayDriver.register). The heap is collected between phases, so
@@ -25,7 +25,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { spawnSync } from 'node:child_process';
 import { getHeapStatistics } from 'node:v8';
-import { RegistryCache, SharedStore } from '@app/cache';
+import { RegistryReadModel } from '@app/cache';
 import { InstanceDirectory, InstanceRegistrar, LeaseEngine, RegistryEvent, RegistryStore, RenewalScheduler, StoredRange } from '@app/etcd';
 import { InstanceRegistration, KeyLayout } from '@app/registry';
 
@@ -126,29 +126,14 @@ async function main(): Promise<void> {
     regrantsPerSecond: 100,
     directory: { current: () => true, get: (key) => directory.get(key), recentlyDeleted: (key) => directory.recentlyDeleted(key) },
   });
-  const sharedDown: SharedStore = {
-    isUp: () => false,
-    read: () => Promise.reject(new Error('down')),
-    poll: () => Promise.reject(new Error('down')),
-    replace: () => Promise.reject(new Error('down')),
-    apply: () => Promise.reject(new Error('down')),
-    tryLock: () => Promise.reject(new Error('down')),
-    unlock: () => Promise.reject(new Error('down')),
-  };
-  const watchState = { epoch: 1, confirmedAt: Date.now() };
-  const cache = new RegistryCache(store as unknown as ConstructorParameters<typeof RegistryCache>[0], sharedDown, watchState, {
-    ttlMs: 600_000,
-    staleAfterMs: 600_000,
-    negativeTtlMs: 30_000,
-    sharedTtlMs: 600_000,
-    lockTtlMs: 5_000,
-    backoffMinMs: 100,
-    backoffMaxMs: 1_000,
-  });
+  const watchState = { confirmedAt: Date.now() };
+  // The initial read (of an empty registry): lookups are answered once it is done.
+  directory.replace({ revision: String(revision), items: [] });
+  const reads = new RegistryReadModel(directory, watchState, { staleAfterMs: 600_000 });
   // RegistryRuntime.fanOut, in its order.
   const fanOut = (events: RegistryEvent[]) => {
     directory.apply(events);
-    cache.applyEvents(events);
+    reads.applyEvents(events);
     registrar.observeWrites(events);
   };
   step('empty structures');
@@ -200,9 +185,9 @@ async function main(): Promise<void> {
   void now;
   step('one heartbeat per instance');
 
-  // Every service resolved once: the cache's L1 documents (the hold scenario resolves nothing).
-  for (let s = 0; s < SERVICES; s++) await cache.resolve(`sim-${s}`);
-  step(`every service (${SERVICES}) resolved once: cache L1`);
+  // Every service resolved once: the read model's decoded views (the hold scenario resolves nothing).
+  for (let s = 0; s < SERVICES; s++) reads.resolve(`sim-${s}`);
+  step(`every service (${SERVICES}) resolved once: decoded lookup views`);
 
   // A PATCH-like re-put of every instance through another replica (watch only): values replaced.
   const replaced: RegistryEvent[] = [];
@@ -225,8 +210,8 @@ async function main(): Promise<void> {
   // Exclusive bytes of each structure: what emptying it frees (strings shared with another one stay).
   for (let i = 0; i < slot; i++) scheduler.untrack(i);
   step('RenewalScheduler emptied: its exclusive bytes (negative)');
-  cache.resync({ revision: String(++revision), items: [] });
-  step('cache emptied: its exclusive bytes (negative)');
+  reads.resynced(++revision);
+  step('lookup views dropped: their exclusive bytes (negative)');
   for (const lease of [...leases.values()]) leases.forget(lease.key);
   await new Promise((resolve) => setImmediate(resolve));
   step('lease table emptied: its exclusive bytes (negative)');

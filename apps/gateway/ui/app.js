@@ -4,7 +4,7 @@
 
 import { ApiAuthError, ApiClient, TokenStore, takeTokenFromFragment } from './api.js';
 import { createSparkline, drawSparkline } from './charts.js';
-import { ageOf, formatCount, formatRate, formatRatio, MISSING } from './format.js';
+import { ageOf, formatCount, formatRate, MISSING } from './format.js';
 import { deriveFigures, parsePrometheusText, snapshotOf } from './metrics.js';
 import { startBlockingQuery, startPolling } from './poller.js';
 import { detailBatch, STATUSES, statusCounts } from './services.js';
@@ -44,8 +44,13 @@ const FIGURES = [
   { key: 'renewals', label: 'Renewals/s', text: (f) => formatRate(f.renewalsPerSecond), series: (f) => f.renewalsPerSecond, detail: () => 'lease renewals confirmed by etcd' },
   { key: 'etcd-auth', label: 'etcd Authenticate', text: (f) => formatCount(f.etcdAuthTotal), series: (f) => f.etcdAuthTotal, detail: () => 'total since start; steady growth is an alarm' },
   { key: 'keepalive-streams', label: 'Keepalive streams', text: (f) => formatCount(f.keepaliveStreams), series: (f) => f.keepaliveStreams, detail: () => 'shared LeaseKeepAlive streams' },
-  { key: 'l1-hit-ratio', label: 'L1 cache hit ratio', text: (f) => formatRatio(f.l1HitRatio), series: (f) => f.l1HitRatio, detail: (f) => f.l1HitRatioOver },
-  { key: 'stale', label: 'Stale answers', text: (f) => formatCount(f.staleTotal), series: (f) => f.stalePerSecond, detail: (f) => `total; ${formatRate(f.stalePerSecond)}/s now` },
+  {
+    key: 'watch',
+    label: 'Registry watch',
+    text: (f) => (f.watchUp === undefined ? MISSING : f.watchUp > 0 ? 'up' : 'DOWN'),
+    series: (f) => f.changesPerSecond,
+    detail: (f) => (f.watchUp === 0 ? 'lookups answered from memory, marked stale' : `revision ${formatCount(f.watchRevision)}; ${formatRate(f.changesPerSecond)} changes/s`),
+  },
   {
     key: 'self-preservation',
     label: 'Self-preservation',

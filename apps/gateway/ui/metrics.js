@@ -45,7 +45,6 @@ function renewalsCounter(samples) {
 
 /** One scrape, reduced to the counters and gauges the dashboard shows. */
 export function snapshotOf(samples, atMs) {
-  const l1 = (result) => sumOf(samples, 'registry_cache_requests_total', { tier: 'l1', result }) ?? 0;
   return {
     atMs,
     // Identifies the process that answered: behind a load balancer consecutive scrapes may come from
@@ -56,9 +55,8 @@ export function snapshotOf(samples, atMs) {
     renewals: renewalsCounter(samples),
     etcdAuthTotal: sumOf(samples, 'registry_etcd_auth_requests_total'),
     keepaliveStreams: sumOf(samples, 'registry_keepalive_streams'),
-    l1Hits: l1('hit'),
-    l1Lookups: l1('hit') + l1('miss') + l1('stale'),
-    staleTotal: sumOf(samples, 'registry_cache_requests_total', { tier: 'l1', result: 'stale' }),
+    watchUp: sumOf(samples, 'registry_watch_up'),
+    watchRevision: sumOf(samples, 'registry_watch_revision'),
     selfPreservation: sumOf(samples, 'registry_self_preservation'),
   };
 }
@@ -78,26 +76,16 @@ export function deriveFigures(previous, current) {
     const d = delta(key);
     return d === undefined ? undefined : d / seconds;
   };
-  const lookupsNow = delta('l1Lookups');
-  let l1HitRatio;
-  let l1HitRatioOver = 'no lookups yet';
-  if (lookupsNow > 0) {
-    l1HitRatio = delta('l1Hits') / lookupsNow;
-    l1HitRatioOver = 'last interval';
-  } else if (current.l1Lookups > 0) {
-    l1HitRatio = current.l1Hits / current.l1Lookups;
-    l1HitRatioOver = 'since start';
-  }
   return {
     instances: current.instances,
     heartbeatsPerSecond: rate('heartbeatsAccepted'),
     renewalsPerSecond: rate('renewals'),
     etcdAuthTotal: current.etcdAuthTotal,
     keepaliveStreams: current.keepaliveStreams,
-    l1HitRatio,
-    l1HitRatioOver,
-    staleTotal: current.staleTotal,
-    stalePerSecond: rate('staleTotal'),
+    watchUp: current.watchUp,
+    watchRevision: current.watchRevision,
+    // Registry changes applied per second (the watch's revision is etcd's, so other keys count too).
+    changesPerSecond: rate('watchRevision'),
     selfPreservation: current.selfPreservation,
   };
 }

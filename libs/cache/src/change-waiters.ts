@@ -67,6 +67,11 @@ export class ChangeWaiters {
     for (const waiter of [...waiters]) waiter.settle('changed');
   }
 
+  /** Wakes every waiter of every key (the whole registry was read again). */
+  notifyAll(): void {
+    for (const key of [...this.byKey.keys()]) this.notify(key);
+  }
+
   /** Ends every wait with 'closed', now and for every later wait() (shutdown answers held requests). */
   close(): void {
     this.closed = true;

@@ -5,6 +5,7 @@ import {
   grpcStatusOf,
   isEtcdOverloaded,
   isEtcdSpaceExhausted,
+  isCredentialRejection,
   isEtcdUnavailable,
   isResponseTooLarge,
   isRevisionCompacted,
@@ -99,6 +100,18 @@ describe('etcdFailure', () => {
     expect(failure?.message).toMatch(/NOSPACE alarm\) while granting a 6 s lease/);
     expect(failure?.message).toMatch(/database space exceeded/);
     expect(isEtcdSpaceExhausted(grpcError(8, 'RESOURCE_EXHAUSTED', 'etcdserver: too many requests'))).toBe(false);
+  });
+
+  it("maps refused credentials to a 503-class etcd_error that names the cause and the settings to fix, with a long Retry-After", () => {
+    const refused = grpcError(3, 'INVALID_ARGUMENT', 'etcdserver: authentication failed, invalid user ID or password');
+    expect(isCredentialRejection(refused)).toBe(true);
+    expect(isCredentialRejection(grpcError(7, 'PERMISSION_DENIED', 'etcdserver: permission denied'))).toBe(false);
+    const failure = etcdFailure(refused, 'writing instance a/1');
+    expect(failure).toBeInstanceOf(RegistryBackendError);
+    expect(failure!.message).toBe(
+      "etcd refuses the gateway's credentials while writing instance a/1 (etcdserver: authentication failed, invalid user ID or password): an operator must fix ETCD_USERNAME/ETCD_PASSWORD; lookups go on from memory",
+    );
+    expect((failure as RegistryBackendError).retryAfterSeconds).toBe(10);
   });
 
   it("maps etcd's own load shedding to overloaded with Retry-After", () => {

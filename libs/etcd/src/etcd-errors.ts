@@ -124,8 +124,10 @@ export function withEtcdAction<E>(err: E, action: string): E {
  * - etcd's "too many requests": `OverloadedError` (503 + Retry-After);
  * - a full database (NOSPACE): `StorageFullError` (503 `registry_read_only` + a long Retry-After: the
  *   registry is read-only until an operator frees space; renewals and lookups go on);
- * - any other status (an answer over gRPC's size limit, PERMISSION_DENIED, INVALID_ARGUMENT, ...): `RegistryBackendError` naming the status and what the gateway was doing. Retrying
- *   will not help, so calling it "unavailable" would send operators looking in the wrong place.
+ * - the gateway's credentials refused: `RegistryBackendError` saying so (an operator must act);
+ * - any other status (an answer over gRPC's size limit, PERMISSION_DENIED, INVALID_ARGUMENT, ...): `RegistryBackendError` naming the status and what the gateway was doing. The
+ *   same request fails until someone acts, so calling it "unavailable" would send operators looking
+ *   in the wrong place; it is still a 503 with Retry-After (the client did nothing wrong and may retry later).
  * `action` is used when the error carries none (see withEtcdAction).
  */
 export function etcdFailure(err: unknown, action: string): RegistryError | undefined {
@@ -135,6 +137,12 @@ export function etcdFailure(err: unknown, action: string): RegistryError | undef
   if (status === 'UNAVAILABLE' || status === 'DEADLINE_EXCEEDED') return new RegistryUnavailableError('etcd is unavailable; retry later');
   if (isEtcdOverloaded(err)) return new OverloadedError('etcd is overloaded (too many requests); retry later', 1);
   const doing = (err as { [ACTION]?: string })[ACTION] ?? action;
+  if (isCredentialRejection(err)) {
+    return new RegistryBackendError(
+      `etcd refuses the gateway's credentials while ${doing} (${detailOf(err as Error)}): an operator must fix ETCD_USERNAME/ETCD_PASSWORD; lookups go on from memory`,
+      status,
+    );
+  }
   if (isEtcdSpaceExhausted(err)) {
     return new StorageFullError(
       `etcd's database is full (NOSPACE alarm) while ${doing}: the registry accepts no new writes until an operator frees space; running instances stay registered and lookups go on (${detailOf(err as Error)})`,
@@ -142,6 +150,17 @@ export function etcdFailure(err: unknown, action: string): RegistryError | undef
     );
   }
   return new RegistryBackendError(`etcd error while ${doing}: ${status} (${detailOf(err as Error)})`, status);
+}
+
+/**
+ * Whether etcd refused the gateway's credentials (a wrong or changed password, a deleted user): the
+ * one classifier for start-up (fatal), readiness and what clients are told. A new token does not help;
+ * only an operator does.
+ */
+export function isCredentialRejection(err: unknown): boolean {
+  if (err instanceof EtcdAuthenticationFailedError) return true;
+  const text = err instanceof Error ? err.message : typeof err === 'string' ? err : '';
+  return /authentication failed|invalid user ID or password|user name not found/i.test(text);
 }
 
 /** etcd's own words without grpc-js's status prefix, bounded: etcd messages never carry credentials. */

@@ -9,6 +9,21 @@ const del = (revision: number): RegistryEvent => ({ type: 'delete', service: 'a'
 const key = layout.instanceKey('a', '1');
 
 describe('InstanceDirectory', () => {
+  it('indexes instances by service for lookups: the read, the watch and its own writes, and forgets a deleted one', () => {
+    const dir = new InstanceDirectory(layout);
+    const item = (service: string, id: string) => ({ key: layout.instanceKey(service, id), value: `${service}/${id}`, leaseId: '3', modRevision: '4' });
+    dir.replace({ revision: '5', items: [item('a', '1'), item('a', '2'), item('b', '1'), { key: '/registry/other/x', value: 'v', leaseId: '0', modRevision: '1' }] });
+    expect([...dir.instancesOf('a')].sort()).toEqual([['1', 'a/1'], ['2', 'a/2']]);
+    expect(dir.serviceCounts().sort((x, y) => x.service.localeCompare(y.service))).toEqual([{ service: 'a', instances: 2 }, { service: 'b', instances: 1 }]);
+    dir.apply([{ type: 'delete', service: 'b', id: '1', revision: 6, created: false }]);
+    expect([dir.instanceCount('b'), [...dir.instancesOf('b')]]).toEqual([0, []]);
+    expect(dir.serviceCounts()).toEqual([{ service: 'a', instances: 2 }]);
+    dir.written(layout.instanceKey('c', '9'), 'c/9', '8', 1_000);
+    expect([...dir.instancesOf('c')]).toEqual([['9', 'c/9']]);
+    dir.replace({ revision: '9', items: [item('b', '2')] });
+    expect([dir.instanceCount('a'), dir.instanceCount('c'), dir.instanceCount('b')]).toEqual([0, 0, 1]);
+  });
+
   it('knows every instance and its lease from the initial read and the watch, with when a lease was seen granted', () => {
     const dir = new InstanceDirectory(layout);
     expect(dir.isSynced).toBe(false);

@@ -32,6 +32,11 @@ const DELETED_KEEP_MS = 300_000;
  */
 export class InstanceDirectory implements InstanceValues {
   private readonly rows = new Map<string, number>();
+  /**
+   * service -> id -> row: the lookup index. Lookups, the service list and its counts are derived from
+   * it (RegistryReadModel in @app/cache), so a replica answers them from memory once synced.
+   */
+  private readonly byService = new Map<string, Map<string, number>>();
   private keys: Array<string | undefined> = [];
   private values: Array<string | undefined> = [];
   private leases = new BigInt64Array(1024);
@@ -70,6 +75,24 @@ export class InstanceDirectory implements InstanceValues {
     return { key, value: this.values[row]!, leaseId: String(this.leases[row]), modRevision: '0', observedAt: this.observed[row] };
   }
 
+  /** Services with at least one instance, with their instance counts (unordered). */
+  serviceCounts(): Array<{ service: string; instances: number }> {
+    const counts: Array<{ service: string; instances: number }> = [];
+    for (const [service, ids] of this.byService) counts.push({ service, instances: ids.size });
+    return counts;
+  }
+
+  instanceCount(service: string): number {
+    return this.byService.get(service)?.size ?? 0;
+  }
+
+  /** The instances of `service` as [id, stored value] (unordered; none for an unknown service). */
+  *instancesOf(service: string): IterableIterator<[string, string]> {
+    const ids = this.byService.get(service);
+    if (!ids) return;
+    for (const [id, row] of ids) yield [id, this.values[row]!];
+  }
+
   /** Replaces everything with one consistent read (the watch resumes right after its revision). */
   replace(range: StoredRange, now = Date.now()): void {
     const retain = this.options.retain;
@@ -80,11 +103,12 @@ export class InstanceDirectory implements InstanceValues {
       for (const [key, row] of this.rows) if (!present.has(key) && retain(key)) this.remember(key, this.values[row]!, now, false);
     }
     this.rows.clear();
+    this.byService.clear();
     this.keys = [];
     this.values = [];
     this.freeRows = [];
     for (const item of range.items) {
-      if (this.layout.parseInstanceKey(item.key)) this.set(item.key, item.value, item.leaseId, 0);
+      this.set(item.key, item.value, item.leaseId, 0);
     }
     this.synced = true;
   }
@@ -133,6 +157,7 @@ export class InstanceDirectory implements InstanceValues {
         const outage = now <= this.outageAftermathUntil;
         if (outage || this.options.retain?.(key)) this.remember(key, value, now, outage);
         this.rows.delete(key);
+        this.unindex(event.service, event.id);
         this.keys[row] = this.values[row] = undefined;
         this.freeRows.push(row);
       } else if (event.value !== undefined && event.leaseId !== undefined) {
@@ -148,9 +173,15 @@ export class InstanceDirectory implements InstanceValues {
     let row = this.rows.get(key);
     if (row === undefined) {
       // Keys are built by concatenation (KeyLayout.instanceKey): a rope of 3-4 string objects, twice
-      // the bytes of the flat string. Held for as long as the instance lives, so flatten it once.
+      // the bytes of the flat string. Held for as long as the instance lives, so flatten it once
+      // (before parsing: the index's id is a slice of the flat key, not of the rope).
       key = Buffer.from(key).toString();
+      const address = this.layout.parseInstanceKey(key);
+      if (!address) return key;
       row = this.freeRows.pop() ?? this.keys.length;
+      let ids = this.byService.get(address.service);
+      if (!ids) this.byService.set(address.service, (ids = new Map()));
+      ids.set(address.id, row);
       if (row >= this.leases.length) this.grow();
       this.rows.set(key, row);
       this.keys[row] = key;
@@ -168,6 +199,13 @@ export class InstanceDirectory implements InstanceValues {
     // An equal value (our own write coming back) keeps the string already held: one copy, not two.
     if (this.values[row] !== value) this.values[row] = value;
     return this.keys[row]!;
+  }
+
+  private unindex(service: string, id: string): void {
+    const ids = this.byService.get(service);
+    if (!ids) return;
+    ids.delete(id);
+    if (ids.size === 0) this.byService.delete(service);
   }
 
   private remember(key: string, value: string, now: number, outage: boolean): void {

@@ -30,6 +30,12 @@ export class InstanceNotFoundError extends RegistryError {
 /** etcd did not answer in time or refused the connection; the caller may retry later. */
 export class RegistryUnavailableError extends RegistryError {
   readonly code = 'registry_unavailable';
+  constructor(
+    message: string,
+    readonly retryAfterSeconds = 1,
+  ) {
+    super(message);
+  }
 }
 
 /** The gateway is shedding load (bounded write queue full); retry after `retryAfterSeconds`. */
@@ -62,14 +68,20 @@ export class UpdateConflictError extends RegistryError {
   }
 }
 
+/** An operator has to act: clients come back in this many seconds, not in a tight loop. */
+export const BACKEND_RETRY_AFTER_SECONDS = 10;
+
 /**
- * etcd answered, but failed the request for a reason other than being unreachable: an answer over
- * gRPC's message limit, PERMISSION_DENIED, INVALID_ARGUMENT, a full database, ... Retrying the same
- * request does not help until someone acts, so this is not `registry_unavailable`. `grpcStatus` is
- * the status name (e.g. `RESOURCE_EXHAUSTED`); the message says what the gateway was doing.
+ * etcd answered, but failed the request for a reason other than being unreachable: the gateway's
+ * credentials refused, an answer over gRPC's message limit, PERMISSION_DENIED, INVALID_ARGUMENT, ...
+ * Retrying the same request does not help until an operator acts, so this is not
+ * `registry_unavailable`; but the client did nothing wrong either, so it is a 503 with Retry-After
+ * (BACKEND_RETRY_AFTER_SECONDS), never a 502 a client cannot act on. `grpcStatus` is the status name
+ * (e.g. `RESOURCE_EXHAUSTED`); the message names the cause and what the gateway was doing.
  */
 export class RegistryBackendError extends RegistryError {
   readonly code = 'etcd_error';
+  readonly retryAfterSeconds = BACKEND_RETRY_AFTER_SECONDS;
   constructor(
     message: string,
     readonly grpcStatus: string,

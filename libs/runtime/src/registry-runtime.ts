@@ -1,5 +1,5 @@
 import { LoadShedder } from '@app/concurrency';
-import { CacheResult, CacheTier, RegistryCache, SharedStore } from '@app/cache';
+import { RegistryReadModel } from '@app/cache';
 import {
   ConnectionPool,
   EtcdCredentials,
@@ -7,6 +7,7 @@ import {
   EtcdTlsOptions,
   InstanceDirectory,
   InstanceRegistrar,
+  isCredentialRejection,
   LeaseEngine,
   LeaseEngineStats,
   LeaseGrantStats,
@@ -43,15 +44,8 @@ export interface RegistryRuntimeOptions {
   regrantsPerSecond: number;
   /** Registration Puts per etcd Txn and bytes per Txn at most (see InstanceRegistrar); absent = the registrar's defaults. */
   putBatch?: { maxSize: number; maxBytes: number };
-  cache: {
-    ttlMs: number;
-    staleAfterMs: number;
-    negativeTtlMs: number;
-    sharedTtlMs: number;
-    lockTtlMs: number;
-    backoffMinMs: number;
-    backoffMaxMs: number;
-  };
+  /** Answers the watch has not confirmed for this long are marked `stale` (the watch checks progress 3 times as often). */
+  staleAfterMs: number;
 }
 
 export type LogLevel = 'info' | 'warn' | 'error';
@@ -60,7 +54,6 @@ export type LogLevel = 'info' | 'warn' | 'error';
 export interface RegistryRuntimeObserver {
   etcd?: EtcdObserver;
   registrar?: RegistrarHooks;
-  cacheRequest?(tier: CacheTier, result: CacheResult): void;
   instanceExpired?(): void;
   log(level: LogLevel, context: string, message: string): void;
 }
@@ -75,17 +68,19 @@ export interface RuntimeHealth {
   watch: { up: boolean; revision: number };
   /** The initial read of the registry is done (readiness: `starting` until then). */
   synced: boolean;
-  cache: { warmServices: number; sharedUp: boolean };
+  /** Services whose decoded view is in memory (looked up since the last change or read). */
+  lookupViews: number;
   writeQueueDepth: number;
   eventLoopDelayMs: number;
 }
 
 /**
  * The etcd side of one gateway replica, in one place and without a framework: the pool, the lease
- * engine (lease table here, renewals in its worker thread), the registrar, the one registry watch and
- * the two-tier lookup cache. The watch's events are fanned out here to every consumer (the cache, the
- * registrar's payloads), so no consumer depends on another one to stay correct. Nest providers are
- * thin wrappers over its parts.
+ * engine (lease table here, renewals in its worker thread), the registrar, the one registry watch, the
+ * instance directory it keeps current and the read model derived from it (every lookup is answered
+ * there, never from etcd once synced). The watch's events are fanned out here to every consumer (the
+ * directory, the read model, the registrar's payloads), so no consumer depends on another one to stay
+ * correct. Nest providers are thin wrappers over its parts.
  *
  * close() never revokes a lease: a rolling restart deregisters nobody.
  */
@@ -99,16 +94,14 @@ export class RegistryRuntime {
   readonly registrar: InstanceRegistrar;
   readonly shedder: LoadShedder;
   readonly watch: RegistryWatch;
-  readonly cache: RegistryCache;
   /** Every instance and its lease, from the initial read and the watch. */
   readonly directory: InstanceDirectory;
+  /** Lookups, the service list and blocking queries, derived from the directory. */
+  readonly reads: RegistryReadModel;
   private watchDown = false;
-  private readsFailing = false;
-  private lastSharedError = '';
 
   constructor(
     private readonly options: RegistryRuntimeOptions,
-    shared: SharedStore,
     private readonly observer: RegistryRuntimeObserver,
   ) {
     const log = observer.log;
@@ -189,37 +182,24 @@ export class RegistryRuntime {
               log('info', 'Watch', 'registry watch is up again');
               this.directory.outageEndedAt(Date.now());
             }
-            this.watchDown = this.readsFailing = false;
+            this.watchDown = false;
           } else if (!this.watchDown) {
             this.watchDown = true;
-            log('warn', 'Watch', `registry watch down (${reason}); answering from cache, reconnecting with backoff`);
+            log('warn', 'Watch', `registry watch down (${reason}); answering lookups from memory (stale), reconnecting with backoff`);
           }
         },
       },
       {
         // Three progress answers per stale period: one lost answer does not make anything stale.
-        progressIntervalMs: Math.max(100, Math.floor(options.cache.staleAfterMs / 3)),
-        silenceTimeoutMs: options.cache.staleAfterMs,
+        progressIntervalMs: Math.max(100, Math.floor(options.staleAfterMs / 3)),
+        silenceTimeoutMs: options.staleAfterMs,
         // One paged read of every instance first: the directory knows every lease before any event.
         initialSync: true,
-        // A lagging watch member must not confirm the cache (RELIABILITY.md, finding 3).
+        // A lagging watch member must not confirm what lookups answer (RELIABILITY.md, finding 3).
         clusterRevision: () => this.engine.revisionSeen,
       },
     );
-    this.cache = new RegistryCache(this.store, shared, this.watch, options.cache, {
-      cacheRequest: observer.cacheRequest,
-      // Logged once per outage (until the watch is back), not once per service and attempt.
-      refreshFailed: (doc, err) => {
-        if (this.readsFailing) return;
-        this.readsFailing = true;
-        log('warn', 'Cache', `etcd read of ${doc} failed (${(err as Error).message}); answering from cache where possible, retrying with backoff`);
-      },
-      sharedStoreFailed: (err) => {
-        const message = (err as Error).message;
-        if (message !== this.lastSharedError) log('warn', 'Cache', `redis (L2) call failed: ${message}`);
-        this.lastSharedError = message;
-      },
-    });
+    this.reads = new RegistryReadModel(this.directory, this.watch, { staleAfterMs: options.staleAfterMs });
   }
 
   /**
@@ -237,7 +217,7 @@ export class RegistryRuntime {
       connected = true;
     } catch (err) {
       const message = (err as Error).message;
-      if (/authentication failed|invalid user ID or password|user name not found/i.test(message)) {
+      if (isCredentialRejection(err)) {
         await Promise.all([this.engine.close(), this.grants.close()]);
         throw new Error(`etcd rejected the gateway's credentials (ETCD_USERNAME/ETCD_PASSWORD): ${message}`, { cause: err });
       }
@@ -248,14 +228,12 @@ export class RegistryRuntime {
     if (connected) await this.engine.whenStreamsLive(Math.min(this.options.etcd.requestTimeoutMs, 5_000));
     this.shedder.start();
     this.watch.start();
-    this.cache.startSweeping(this.options.cache.negativeTtlMs);
-    // Documents loaded before the watch exists may miss changes (and are read again once it does):
-    // wait for it briefly, but an etcd that is down at start must not block the start.
+    // Lookups answer `starting` until the initial read is applied: wait for it briefly, but an etcd
+    // that is down at start must not block the start.
     await this.watch.whenUp(Math.min(this.options.etcd.requestTimeoutMs, 5_000));
   }
 
   health(now = Date.now()): RuntimeHealth {
-    const cache = this.cache.health();
     return {
       etcd: { readyConnections: this.pool.readyCount(), poolSize: this.pool.connections.length, lastSuccessAt: this.pool.lastSuccessAt(), authError: this.pool.authError() },
       renewals: this.engine.snapshot(now),
@@ -263,7 +241,7 @@ export class RegistryRuntime {
       instancesInMemory: this.leases.size,
       watch: { up: this.watch.isUp(), revision: this.watch.revision },
       synced: this.directory.isSynced,
-      cache: { warmServices: cache.warmServices, sharedUp: cache.sharedUp },
+      lookupViews: this.reads.viewsInMemory,
       writeQueueDepth: this.registrar.writeQueueDepth,
       eventLoopDelayMs: this.shedder.eventLoopDelayMs(),
     };
@@ -272,7 +250,7 @@ export class RegistryRuntime {
   /** Stops everything this replica runs; leases are kept (any replica renews them next). */
   async close(): Promise<void> {
     this.watch.close();
-    this.cache.close();
+    this.reads.close();
     this.shedder.stop();
     await Promise.all([this.engine.close(), this.grants.close()]);
     this.pool.close();
@@ -281,7 +259,7 @@ export class RegistryRuntime {
   /** One watch response, in revision order, to every consumer. */
   private fanOut(events: RegistryEvent[]): void {
     this.directory.apply(events);
-    this.cache.applyEvents(events);
+    this.reads.applyEvents(events);
     this.registrar.observeWrites(events);
   }
 
@@ -292,6 +270,6 @@ export class RegistryRuntime {
       this.observer.log('info', 'Watch', `initial read of the registry: ${range.items.length} instances at revision ${range.revision}`);
     }
     this.directory.replace(range);
-    this.cache.resync(range);
+    this.reads.resynced(Number(range.revision));
   }
 }

@@ -25,7 +25,7 @@ export interface FleetOptions {
 }
 
 /**
- * An answer not marked `stale` promises to reflect etcd as of at most CACHE_STALE_AFTER_MS ago (3 s,
+ * An answer not marked `stale` promises to reflect etcd as of at most STALE_AFTER_MS ago (3 s,
  * the replicas' default here), not "now": a replica whose watch stalls serves its last confirmed view
  * until then (RELIABILITY.md, finding 3). So a silent pod listed again counts as resurrected only when
  * the answer came more than that bound (plus the lookup's own latency) after some replica had already

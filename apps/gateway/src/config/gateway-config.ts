@@ -55,20 +55,9 @@ const schema = z.object({
   // Registrations per API token (each costs etcd a LeaseGrant and a Put); 0 turns the limit off.
   RATE_LIMIT_REGISTRATIONS_PER_SECOND: int(0, 1_000_000).default(200),
   RATE_LIMIT_REGISTRATIONS_BURST: int(1, 10_000_000).default(2_000),
-  // Resolve cache (L1 in process, L2 in Redis, etcd behind both; see apps/gateway/src/resolve).
-  // Re-read a service from etcd once its last read is this old, even while the watch keeps it current.
-  CACHE_TTL_MS: int(1_000, 3_600_000).default(30_000),
-  // Answers that etcd has not confirmed (watch progress or a read) for this long are `stale: true`.
-  CACHE_STALE_AFTER_MS: int(500, 600_000).default(3_000),
-  // An unknown service's empty answer is reused this long: such lookups cost one etcd read per period.
-  CACHE_NEGATIVE_TTL_MS: int(100, 600_000).default(5_000),
-  // Expiry of snapshots in Redis (kept as long as they are looked up; a cold replica's stale fallback).
-  CACHE_L2_TTL_MS: int(1_000, 86_400_000).default(600_000),
-  // Redis lock so one replica refreshes a service while others wait for its result; keep it above ETCD_REQUEST_TIMEOUT_MS.
-  CACHE_LOCK_TTL_MS: int(100, 60_000).default(5_000),
-  // After a failed etcd read of a service, the next attempt waits this window, doubling up to the max.
-  CACHE_BACKOFF_MIN_MS: int(100, 600_000).default(1_000),
-  CACHE_BACKOFF_MAX_MS: int(100, 3_600_000).default(30_000),
+  // Lookups are answered from memory (the directory the registry watch keeps current); an answer
+  // the watch has not confirmed for this long (watch down or silent) is marked `stale: true`.
+  STALE_AFTER_MS: int(500, 600_000).default(3_000),
   // Blocking queries (`?index=&wait=` on resolve) held open at once per replica; beyond it 429 + Retry-After.
   // Each costs memory only (a parked request, no etcd call): 5,000 fit well below 100 MiB.
   MAX_BLOCKING_QUERIES: int(1, 1_000_000).default(5_000),

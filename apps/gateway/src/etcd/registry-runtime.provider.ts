@@ -1,10 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
-import { RedisSharedStore } from '@app/cache';
 import { RegistryRuntime } from '@app/runtime';
 import { GATEWAY_CONFIG, GatewayConfig } from '../config/gateway-config';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
-import { RedisConnection } from '../redis/redis.provider';
 
 /**
  * Thin Nest wrapper over the framework-free RegistryRuntime (@app/runtime): builds it from the
@@ -15,11 +13,9 @@ import { RedisConnection } from '../redis/redis.provider';
 export class RegistryRuntimeProvider implements OnModuleInit, OnApplicationShutdown {
   readonly runtime: RegistryRuntime;
 
-  constructor(@Inject(GATEWAY_CONFIG) config: GatewayConfig, metrics: GatewayMetrics, redis: RedisConnection) {
+  constructor(@Inject(GATEWAY_CONFIG) config: GatewayConfig, metrics: GatewayMetrics) {
     const loggers = new Map<string, Logger>();
     const logger = (context: string) => loggers.get(context) ?? loggers.set(context, new Logger(context)).get(context)!;
-    // The namespace includes the etcd prefix: gateways of different registries may share one Redis.
-    const shared = new RedisSharedStore(redis.client, `registry-gateway:v1:${config.ETCD_PREFIX}`);
     this.runtime = new RegistryRuntime(
       {
         etcd: {
@@ -41,17 +37,8 @@ export class RegistryRuntimeProvider implements OnModuleInit, OnApplicationShutd
         writeQueueCapacity: config.WRITE_QUEUE_CAPACITY,
         regrantsPerSecond: config.REGRANTS_PER_SECOND,
         putBatch: { maxSize: config.WRITE_BATCH_MAX_PUTS, maxBytes: config.WRITE_BATCH_MAX_BYTES },
-        cache: {
-          ttlMs: config.CACHE_TTL_MS,
-          staleAfterMs: config.CACHE_STALE_AFTER_MS,
-          negativeTtlMs: config.CACHE_NEGATIVE_TTL_MS,
-          sharedTtlMs: config.CACHE_L2_TTL_MS,
-          lockTtlMs: config.CACHE_LOCK_TTL_MS,
-          backoffMinMs: config.CACHE_BACKOFF_MIN_MS,
-          backoffMaxMs: config.CACHE_BACKOFF_MAX_MS,
-        },
+        staleAfterMs: config.STALE_AFTER_MS,
       },
-      shared,
       {
         etcd: {
           authenticateCalled: (result) => metrics.authRequests.inc({ result }),
@@ -64,7 +51,6 @@ export class RegistryRuntimeProvider implements OnModuleInit, OnApplicationShutd
           regranted: (result) => metrics.regrants.inc({ result }),
           heartbeat: (result) => metrics.countHeartbeat(result),
         },
-        cacheRequest: (tier, result) => metrics.cacheRequests.inc({ tier, result }),
         instanceExpired: () => metrics.expirations.inc(),
         log: (level, context, message) => (level === 'error' ? logger(context).error(message) : level === 'warn' ? logger(context).warn(message) : logger(context).log(message)),
       },

@@ -23,14 +23,14 @@ const readinessSchema = (status: string, error: object, details: object) => ({
   },
 });
 const DEGRADED_EXAMPLE = {
-  serving: { status: 'up', answersFrom: ['known-instances', 'cache', 'shared-cache'] },
+  serving: { status: 'up', lookups: 'memory (stale: the watch is down)', writes: 'unavailable (etcd unreachable or refusing the gateway)' },
   etcd: { status: 'down', readyConnections: 0, poolSize: 2, lastSuccessAgoMs: 21500 },
   keepalive: { status: 'down', open: 0, total: 2, lastAnswerAgoMs: 20900, instances: 812 },
-  watch: { status: 'down', warmServices: 57 },
-  redis: { status: 'up', state: 'ready', l2: 'up' },
+  watch: { status: 'down', revision: 18422, lookupViews: 57 },
+  redis: { status: 'up', state: 'ready' },
 };
 const ERROR_EXAMPLE = {
-  serving: { status: 'down', message: 'etcd is unreachable and there is nothing to answer from (no known instance, no cached service, no shared cache)' },
+  serving: { status: 'down', message: 'starting: the initial read of the registry (every instance and its lease) is not done yet' },
   etcd: { status: 'down', readyConnections: 0, poolSize: 2, lastSuccessAgoMs: null },
 };
 
@@ -56,11 +56,11 @@ export class HealthController {
     summary: 'Readiness: this replica can answer',
     description:
       'A dependency that is down (etcd, keepalive streams, watch, Redis) is listed in `error` and makes `status` `degraded`, but ' +
-      'the answer stays 200 while the replica can still answer from etcd, from the instances it renews or from its cache (memory or Redis): every ' +
+      'the answer stays 200 once the replica has read the registry: lookups are answered from memory and heartbeats of known instances too. Every ' +
       'replica shares the same etcd and Redis, and taking all of them out of rotation at once would turn a degraded registry into an outage.',
   })
   @ApiOkResponse({ description: '`ok` (all up) or `degraded` (serving, some dependency down)', schema: readinessSchema('degraded', { etcd: DEGRADED_EXAMPLE.etcd }, DEGRADED_EXAMPLE) })
-  @ApiServiceUnavailableResponse({ description: '`starting` (the initial read of the registry is not done), `error` (cannot answer at all) or `shutting_down`', schema: readinessSchema('error', ERROR_EXAMPLE, ERROR_EXAMPLE) })
+  @ApiServiceUnavailableResponse({ description: '`starting` (the initial read of the registry is not done) or `shutting_down`', schema: readinessSchema('error', ERROR_EXAMPLE, ERROR_EXAMPLE) })
   async ready(@Res({ passthrough: true }) reply: FastifyReply): Promise<ReadinessBody> {
     const { serving, starting, indicators } = this.readiness.assess();
     const result = await checkResult(this.health, indicators);

@@ -6,7 +6,7 @@ import { assessReadiness, ReadinessAssessment } from './readiness';
 
 /**
  * Reads the runtime's health() snapshot (state it keeps anyway: channel states, the lease engine's
- * shared figures, the watch, the cache) and never calls etcd or Redis: a probe must answer at once
+ * shared figures, the watch, the read model) and never calls etcd or Redis: a probe must answer at once
  * even while etcd is frozen, and N replicas probed every few seconds must not add load to etcd. A
  * frozen etcd is noticed by the gRPC keepalive pings of the pooled connections (about 15 s).
  */
@@ -39,7 +39,7 @@ export class ReadinessService {
       },
       instancesInMemory: health.instancesInMemory,
       redis: { ready: this.redis.isReady(), state: this.redis.client.status },
-      cache: { watch: health.watch.up ? 'up' : 'down', l2: health.cache.sharedUp ? 'up' : 'down', warmServices: health.cache.warmServices },
+      watch: { up: health.watch.up, revision: health.watch.revision, lookupViews: health.lookupViews },
       synced: health.synced,
     });
     this.logTransition(assessment);

@@ -19,53 +19,28 @@ describe('assessReadiness', () => {
     expect(indicators[1]).toEqual({ etcd: { status: 'up', readyConnections: 2, poolSize: 2, lastSuccessAgoMs: 1_000 } });
   });
 
-  it('keeps serving from known instances when etcd is unreachable, and reports etcd down', () => {
-    const input = { ...healthy(), etcd: { readyConnections: 0, poolSize: 2, lastSuccessAt: 1_000 }, instancesInMemory: 12 };
+  it('keeps serving lookups from memory when etcd is unreachable, marking them stale while the watch is down', () => {
+    const input: ReadinessInputs = {
+      ...healthy(),
+      etcd: { readyConnections: 0, poolSize: 2, lastSuccessAt: 0 },
+      redis: { ready: false, state: 'reconnecting' },
+      watch: { up: false, revision: 812, lookupViews: 0 },
+      instancesInMemory: 0,
+    };
     const { serving, indicators } = assessReadiness(input);
     expect(serving).toBe(true);
-    expect(indicators[0]).toEqual({ serving: { status: 'up', answersFrom: ['known-instances'] } });
-    expect(statusOf(input)).toMatchObject({ etcd: 'down' });
-  });
-
-  it('keeps serving from a warm cache when etcd and Redis are unreachable', () => {
-    const input: ReadinessInputs = {
-      ...healthy(),
-      etcd: { readyConnections: 0, poolSize: 2, lastSuccessAt: 0 },
-      redis: { ready: false, state: 'reconnecting' },
-      cache: { watch: 'down', l2: 'down', warmServices: 3 },
-    };
-    expect(assessReadiness(input).indicators[0]).toEqual({ serving: { status: 'up', answersFrom: ['cache'] } });
-    expect(statusOf(input)).toEqual({ serving: 'up', etcd: 'down', keepalive: 'up', watch: 'down', redis: 'down' });
-  });
-
-  it('keeps a cold replica serving from the shared (Redis) cache when etcd is unreachable', () => {
-    const input: ReadinessInputs = {
-      ...healthy(),
-      etcd: { readyConnections: 0, poolSize: 2, lastSuccessAt: 0 },
-      cache: { watch: 'down', l2: 'up', warmServices: 0 },
-    };
-    expect(assessReadiness(input).indicators[0]).toEqual({ serving: { status: 'up', answersFrom: ['shared-cache'] } });
-  });
-
-  it('cannot serve when etcd is unreachable and nothing is known or cached, in memory or in Redis', () => {
-    const input: ReadinessInputs = {
-      ...healthy(),
-      etcd: { readyConnections: 0, poolSize: 2, lastSuccessAt: 0 },
-      redis: { ready: false, state: 'reconnecting' },
-      cache: { watch: 'down', l2: 'down', warmServices: 0 },
-    };
-    const { serving, indicators } = assessReadiness(input);
-    expect(serving).toBe(false);
-    expect(indicators[0].serving.status).toBe('down');
+    expect(indicators[0]).toEqual({ serving: { status: 'up', lookups: 'memory (stale: the watch is down)', writes: 'unavailable (etcd unreachable or refusing the gateway)' } });
     expect(indicators[1].etcd.lastSuccessAgoMs).toBeNull();
+    expect(statusOf(input)).toEqual({ serving: 'up', etcd: 'down', keepalive: 'up', watch: 'down', redis: 'down' });
+    expect(indicators[3]).toEqual({ watch: { status: 'down', revision: 812, lookupViews: 0 } });
   });
 
-  it('names a failing etcd authentication (e.g. a changed password) and keeps serving from what it holds', () => {
+  it('names a failing etcd authentication (e.g. a changed password), says writes are unavailable, and keeps serving', () => {
     const input = { ...healthy(), etcd: { readyConnections: 2, poolSize: 2, lastSuccessAt: 1_000, authError: 'authentication failed, invalid user ID or password' }, instancesInMemory: 3 };
     const { serving, indicators } = assessReadiness(input);
     expect(serving).toBe(true);
     expect(indicators[1]).toMatchObject({ etcd: { status: 'down', message: expect.stringContaining('authentication failing: authentication failed') } });
-    expect(indicators[0]).toEqual({ serving: { status: 'up', answersFrom: ['known-instances'] } });
+    expect(indicators[0]).toMatchObject({ serving: { status: 'up', lookups: 'memory', writes: expect.stringContaining('unavailable') } });
   });
 
   it('is starting, not serving, until the initial read of the registry is done', () => {
@@ -74,7 +49,7 @@ describe('assessReadiness', () => {
   });
 
   it('treats Redis being down as non-fatal', () => {
-    const input: ReadinessInputs = { ...healthy(), redis: { ready: false, state: 'reconnecting' }, cache: { watch: 'up', l2: 'down', warmServices: 0 } };
+    const input: ReadinessInputs = { ...healthy(), redis: { ready: false, state: 'reconnecting' }, watch: { up: true, revision: 5, lookupViews: 1 } };
     expect(assessReadiness(input).serving).toBe(true);
     expect(statusOf(input)).toMatchObject({ redis: 'down', serving: 'up' });
   });

@@ -1,5 +1,4 @@
 import type { HealthIndicatorResult } from '@nestjs/terminus';
-import { CacheHealthReport } from './cache-health';
 
 /**
  * Readiness means "this replica can answer", not "every dependency is up".
@@ -8,11 +7,11 @@ import { CacheHealthReport } from './cache-health';
  * fail, it would fail on all replicas at once: the load balancer (or Kubernetes) would take every
  * replica out of rotation, and pods and clients would get connection errors instead of the answers
  * the gateway can still give from memory: heartbeats of known instances are absorbed in memory and
- * lookups are served from the last snapshot (`stale: true`). That would turn a degraded registry into
- * an outage, the very failure the gateway exists to prevent. So a dependency that is down is reported
- * (status `degraded`, the dependency in `error`), and the replica leaves rotation (503) only when it
- * has nothing to answer from: etcd unreachable AND no instance known AND no service cached in memory
- * AND no shared (Redis) cache to fall back on, or while it shuts down.
+ * every lookup is answered from the directory the watch keeps (`stale: true` while the watch is
+ * down). That would turn a degraded registry into an outage, the very failure the gateway exists to
+ * prevent. So a dependency that is down is reported (status `degraded`, the dependency in `error`),
+ * and the replica leaves rotation (503) only before its initial read of the registry (`starting`:
+ * it knows nothing to answer from yet) and while it shuts down.
  */
 export interface ReadinessInputs {
   now: number;
@@ -40,8 +39,8 @@ export interface ReadinessInputs {
   /** Instances whose leases this replica renews: their heartbeats are answered from memory. */
   instancesInMemory: number;
   redis: { ready: boolean; state: string };
-  /** Absent until the lookup cache is wired in (see cache-health.ts). */
-  cache?: CacheHealthReport;
+  /** The registry watch: lookups are `stale` while it is down; absent in tests of the other parts. */
+  watch?: { up: boolean; revision: number; lookupViews: number };
   /**
    * The initial read of the registry (every instance and its lease) is done. Until then the replica
    * would answer heartbeats of instances it cannot know yet with 404: it is not ready, `starting`.
@@ -50,7 +49,7 @@ export interface ReadinessInputs {
 }
 
 export interface ReadinessAssessment {
-  /** The replica can answer requests (through etcd, or from what it holds in memory). */
+  /** The replica can answer requests (it has read the registry and is not shutting down). */
   serving: boolean;
   /** Not serving yet because the initial read of the registry is not done. */
   starting: boolean;
@@ -62,25 +61,16 @@ export function assessReadiness(input: ReadinessInputs): ReadinessAssessment {
   const ago = (at: number): number | null => (at > 0 ? Math.max(0, input.now - at) : null);
   // Connected but refused (e.g. the password changed): etcd cannot answer this replica either.
   const etcdReachable = input.etcd.readyConnections > 0 && !input.etcd.authError;
-  const warmServices = input.cache?.warmServices ?? 0;
-
-  const answersFrom: string[] = [];
-  if (etcdReachable) answersFrom.push('etcd');
-  if (input.instancesInMemory > 0) answersFrom.push('known-instances');
-  if (warmServices > 0) answersFrom.push('cache');
-  // Snapshots in Redis outlive any one replica (CACHE_L2_TTL_MS): a cold replica answers from them.
-  if (input.cache?.l2 === 'up') answersFrom.push('shared-cache');
   const starting = input.synced === false;
-  const serving = answersFrom.length > 0 && !starting;
+  // Once synced, every lookup is answered from memory and every known instance's heartbeat too.
+  const serving = !starting;
   const lagging = input.keepalive.lagLimitMs !== undefined && (input.keepalive.oldestDueMs ?? 0) > input.keepalive.lagLimitMs;
 
   const indicators: HealthIndicatorResult[] = [
     {
       serving: serving
-        ? { status: 'up', answersFrom }
-        : starting
-          ? { status: 'down', message: 'starting: the initial read of the registry (every instance and its lease) is not done yet' }
-          : { status: 'down', message: 'etcd is unreachable and there is nothing to answer from (no known instance, no cached service, no shared cache)' },
+        ? { status: 'up', lookups: input.watch?.up === false ? 'memory (stale: the watch is down)' : 'memory', writes: etcdReachable ? 'etcd' : 'unavailable (etcd unreachable or refusing the gateway)' }
+        : { status: 'down', message: 'starting: the initial read of the registry (every instance and its lease) is not done yet' },
     },
     {
       etcd: {
@@ -106,15 +96,9 @@ export function assessReadiness(input: ReadinessInputs): ReadinessAssessment {
       },
     },
   ];
-  if (input.cache) {
-    indicators.push({ watch: { status: input.cache.watch, warmServices } });
+  if (input.watch) {
+    indicators.push({ watch: { status: input.watch.up ? 'up' : 'down', revision: input.watch.revision, lookupViews: input.watch.lookupViews } });
   }
-  indicators.push({
-    redis: {
-      status: input.redis.ready ? 'up' : 'down',
-      state: input.redis.state,
-      ...(input.cache ? { l2: input.cache.l2 } : {}),
-    },
-  });
+  indicators.push({ redis: { status: input.redis.ready ? 'up' : 'down', state: input.redis.state } });
   return { serving, starting, indicators };
 }

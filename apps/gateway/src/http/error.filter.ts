@@ -28,11 +28,11 @@ export function describeError(exception: unknown): ErrorResponse {
     if (exception instanceof InvalidRequestError) return { status: 400, body: { ...body, field: exception.field }, headers: {} };
     if (exception instanceof InstanceNotFoundError) return { status: 404, body, headers: {} };
     if (exception instanceof OverloadedError) return { status: 503, body, headers: retryAfter(exception.retryAfterSeconds) };
-    if (exception instanceof RegistryUnavailableError) return { status: 503, body, headers: retryAfter(1) };
+    if (exception instanceof RegistryUnavailableError) return { status: 503, body, headers: retryAfter(exception.retryAfterSeconds) };
     if (exception instanceof StorageFullError) return { status: 503, body, headers: retryAfter(exception.retryAfterSeconds) };
     if (exception instanceof RateLimitedError) return { status: 429, body, headers: retryAfter(exception.retryAfterSeconds) };
     if (exception instanceof UpdateConflictError) return { status: 409, body, headers: {} };
-    if (exception instanceof RegistryBackendError) return { status: 502, body, headers: {} };
+    if (exception instanceof RegistryBackendError) return { status: 503, body, headers: retryAfter(exception.retryAfterSeconds) };
   }
   if (exception instanceof HttpException) {
     const status = exception.getStatus();

@@ -194,11 +194,23 @@ export class GatewayMetrics {
     labelNames: ['method', 'result'] as const,
     registers: [this.registry],
   });
-  readonly cacheRequests = new Counter({
-    name: 'registry_cache_requests_total',
-    help: 'Lookup cache requests, by tier (l1, l2) and result (hit, miss, stale)',
-    labelNames: ['tier', 'result'] as const,
+  readonly watchUp = new Gauge({
+    name: 'registry_watch_up',
+    help: '1 while the registry watch is up; while it is 0, lookups are answered from memory with stale: true',
     registers: [this.registry],
+    collect: this.fromSource(() => this.runtimeHealth?.(), (h) => (h.watch.up ? 1 : 0)),
+  });
+  readonly watchRevision = new Gauge({
+    name: 'registry_watch_revision',
+    help: 'The etcd revision the registry watch has applied: lookups answer the registry as of this revision',
+    registers: [this.registry],
+    collect: this.fromSource(() => this.runtimeHealth?.(), (h) => h.watch.revision),
+  });
+  readonly lookupViews = new Gauge({
+    name: 'registry_lookup_views',
+    help: 'Services whose decoded lookup answer is held in memory (built on the first lookup, patched by the watch)',
+    registers: [this.registry],
+    collect: this.fromSource(() => this.runtimeHealth?.(), (h) => h.lookupViews),
   });
   readonly admissionRejections = new Counter({
     name: 'registry_admission_rejections_total',
@@ -244,7 +256,6 @@ export class GatewayMetrics {
     for (const kind of ['created', 'replaced']) this.registrations.inc({ kind }, 0);
     for (const result of ['sent', 'confirmed', 'lost', 'deduplicated']) this.leaseRenewals.inc({ result }, 0);
     for (const reason of ['event_loop', 'renewal_lag']) this.admissionRejections.inc({ reason }, 0);
-    for (const tier of ['l1', 'l2']) for (const result of ['hit', 'miss', 'stale']) this.cacheRequests.inc({ tier, result }, 0);
     for (const outcome of BLOCKING_QUERY_OUTCOMES) this.blockingQueries.inc({ outcome }, 0);
   }
 }

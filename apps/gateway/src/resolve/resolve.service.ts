@@ -1,5 +1,5 @@
 import { Inject, Injectable, OnModuleDestroy } from '@nestjs/common';
-import { filterInstances, InstanceFilter, RegistryCache, ServiceView, WaitOutcome } from '@app/cache';
+import { filterInstances, InstanceFilter, RegistryReadModel, ServiceView, WaitOutcome } from '@app/cache';
 import { InstanceRegistrar, RegistryWatch } from '@app/etcd';
 import { InstanceRecord, InstanceStatus, RateLimitedError, ResolvedInstance } from '@app/registry';
 import { GATEWAY_CONFIG, GatewayConfig } from '../config/gateway-config';
@@ -50,13 +50,14 @@ function answerOf(view: ServiceView, filter: InstanceFilter): ResolveAnswer {
 const OWN_WRITE_WAIT_MS = 1_000;
 
 /**
- * The resolve path over the runtime's lookup cache and registry watch (both built and owned by
- * RegistryRuntime in @app/runtime): answers, blocking queries, PATCH with read-your-writes.
+ * The resolve path over the runtime's read model and registry watch (both built and owned by
+ * RegistryRuntime in @app/runtime): answers, blocking queries, PATCH with read-your-writes. Every
+ * answer comes from memory; nothing here reads etcd.
  */
 @Injectable()
 export class ResolveService implements OnModuleDestroy {
   private readonly watch: RegistryWatch;
-  private readonly cache: RegistryCache;
+  private readonly reads: RegistryReadModel;
   private readonly registrar: InstanceRegistrar;
   private readonly encodedAnswers = new EncodedAnswerCache(ENCODED_ANSWERS_KEPT, ENCODED_ANSWER_BYTES);
   private heldQueries = 0;
@@ -67,7 +68,7 @@ export class ResolveService implements OnModuleDestroy {
     runtime: RegistryRuntimeProvider,
     private readonly blockingMetrics: GatewayMetrics,
   ) {
-    ({ watch: this.watch, cache: this.cache, registrar: this.registrar } = runtime.runtime);
+    ({ watch: this.watch, reads: this.reads, registrar: this.registrar } = runtime.runtime);
   }
 
   /**
@@ -77,9 +78,9 @@ export class ResolveService implements OnModuleDestroy {
    */
   async onModuleDestroy(): Promise<void> {
     const answered = this.heldQueries ? new Promise<void>((resolve) => (this.allAnswered = resolve)) : Promise.resolve();
-    this.cache.close();
+    this.reads.close();
     let timer: NodeJS.Timeout | undefined;
-    // Bounded: an answer may need one etcd read (a document re-read after its negative TTL).
+    // Bounded, though every answer comes from memory: a client slow to take its answer must not hold shutdown.
     await Promise.race([answered, new Promise((resolve) => (timer = setTimeout(resolve, this.config.ETCD_REQUEST_TIMEOUT_MS)))]);
     clearTimeout(timer);
   }
@@ -115,8 +116,8 @@ export class ResolveService implements OnModuleDestroy {
 
   private serviceView(service: string, query: BlockingQuery | undefined, signal: AbortSignal | undefined): Promise<ServiceView> {
     return this.holdUntilChanged(
-      () => this.cache.resolve(service),
-      (timeoutMs) => this.cache.waitForServiceChange(service, timeoutMs, signal),
+      () => this.reads.resolve(service),
+      (timeoutMs) => this.reads.waitForServiceChange(service, timeoutMs, signal),
       query,
     );
   }
@@ -124,8 +125,8 @@ export class ResolveService implements OnModuleDestroy {
   /** listServices() as a blocking query: wakes when a service appears, disappears or its instance count changes. */
   async listServicesBlocking(query: BlockingQuery | undefined, signal?: AbortSignal): Promise<IndexedAnswer<ServiceListAnswer>> {
     const view = await this.holdUntilChanged(
-      () => this.cache.listServices(),
-      (timeoutMs) => this.cache.waitForListChange(timeoutMs, signal),
+      () => this.reads.listServices(),
+      (timeoutMs) => this.reads.waitForListChange(timeoutMs, signal),
       query,
     );
     return { index: String(view.index), answer: { revision: String(view.revision), stale: view.stale, services: view.services } };
@@ -139,11 +140,11 @@ export class ResolveService implements OnModuleDestroy {
    * At most MAX_BLOCKING_QUERIES are held per replica; beyond that 429.
    */
   private async holdUntilChanged<V extends { index: number }>(
-    read: () => Promise<V>,
+    read: () => V,
     waitForChange: (timeoutMs: number) => Promise<WaitOutcome>,
     query: BlockingQuery | undefined,
   ): Promise<V> {
-    let view = await read();
+    let view = read();
     if (!query) return view;
     // From here until waitForChange() parks us, nothing awaits: the watch's events arrive as I/O
     // callbacks, so no change can slip between reading the index and parking.
@@ -169,7 +170,7 @@ export class ResolveService implements OnModuleDestroy {
           break;
         }
         outcome = await waitForChange(remainingMs);
-        view = await read();
+        view = read();
         if (outcome !== 'changed') break;
       }
     } finally {
@@ -181,7 +182,7 @@ export class ResolveService implements OnModuleDestroy {
     return view;
   }
 
-  /** PATCH: writes through the registrar, then waits (briefly) until this replica's cache shows it. */
+  /** PATCH: writes through the registrar, then waits (briefly) until this replica's watch shows it. */
   async updateInstance(
     service: string,
     id: string,
