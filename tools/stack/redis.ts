@@ -1,4 +1,4 @@
-/** A throw-away redis-server on loopback: the gateway's shared L2 cache (no persistence on purpose). */
+/** A throw-away redis-server on loopback: the replicas' renewal ledger (no persistence on purpose). */
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -53,8 +53,8 @@ export class RedisServer extends LocalServer {
     const args = [
       '--port', String(this.port),
       '--bind', '127.0.0.1',
-      '--save', '', // a cache: no RDB snapshots ...
-      '--appendonly', 'no', // ... and no AOF, so a restart starts empty like a real cache node loss
+      '--save', '', // short-lived claims only: no RDB snapshots ...
+      '--appendonly', 'no', // ... and no AOF, so a restart starts empty like a real node loss
       '--dir', this.dir,
       '--daemonize', 'no', // we own the process: it must stay our child
     ];

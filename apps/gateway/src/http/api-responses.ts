@@ -80,7 +80,11 @@ const ERRORS: Record<number, { description: string; headers?: Record<string, Hea
   414: { description: 'A path segment longer than 1024 characters' },
   415: { description: 'A non-empty body that is not `application/json`' },
   429: { description: 'Over the rate limit; retry after `Retry-After`', headers: { 'Retry-After': RETRY_AFTER } },
-  503: { description: 'etcd unreachable, too many etcd writes queued, or the etcd database full (`registry_read_only`, writes only); retry after `Retry-After`', headers: { 'Retry-After': RETRY_AFTER } },
+  503: {
+    description:
+      'etcd unreachable, too many etcd writes queued, the etcd database full (`registry_read_only`), etcd refusing the gateway (`etcd_error`: its credentials, a permission; an operator must act), or the replica starting; retry after `Retry-After`',
+    headers: { 'Retry-After': RETRY_AFTER },
+  },
 };
 
 /** Every v1 call can meet these: input is checked first, then the token, and etcd may be away. */

@@ -4,7 +4,7 @@
  * service every lookup with the same filter gets the same bytes.
  *
  * A version is a short tuple compared element by element with `===`: for a service view, the
- * memoised instances array of its cached document (replaced, never mutated, on every change), its
+ * frozen instances array of the read model's view (replaced, never mutated, on every change), its
  * revision and its stale flag, i.e. everything the answer is built from.
  *
  * Bounded: at most `maxEntries` answers and `maxBytes` of encoded bytes, the oldest dropped first;

@@ -16,17 +16,21 @@ export class ResolveController {
   constructor(private readonly resolver: ResolveService) {}
 
   @Get()
-  @ApiOperation({ summary: 'Services and their instance counts (cached; kept current by the watch)' })
+  @ApiOperation({ summary: 'Services and their instance counts (from memory; kept current by the watch)' })
   @ApiBlockingQuery()
   @ApiOkResponse({ type: ServiceListResponseDto, description: 'Every service with its number of instances', headers: REGISTRY_INDEX_HEADER })
-  @ApiErrorResponses([403, 'Only readers and admins may list services'], [429, 'This replica already holds MAX_BLOCKING_QUERIES blocking queries; retry after `Retry-After`'])
+  @ApiErrorResponses(
+    [403, 'Only readers and admins may list services'],
+    [429, 'This replica already holds MAX_BLOCKING_QUERIES blocking queries; retry after `Retry-After`'],
+    [503, 'The replica is starting: it has not read the registry yet; retry after `Retry-After`'],
+  )
   async list(@Query(new ParseBlockingQueryPipe()) blocking: BlockingQuery | undefined, @Res({ passthrough: true }) reply: FastifyReply): Promise<ServiceListAnswer> {
     const { index, answer } = await this.resolver.listServicesBlocking(blocking, blocking && untilClientGone(reply));
     void reply.header(INDEX_HEADER_NAME, index);
     return answer;
   }
 
-  /** Hot path: served by http/fast-routes (answered from memory; etcd is read only on a miss, through one shared read). */
+  /** Hot path: served by http/fast-routes (answered from memory, never from etcd). */
   @Get(':service')
   @ApiOperation({ summary: 'Resolve a service: its UP instances, or those matching the filters' })
   @ApiNameParams('service')
@@ -35,7 +39,7 @@ export class ResolveController {
   @ApiOkResponse({ type: ResolveResponseDto, description: 'An unknown service answers 200 with no instances', headers: REGISTRY_INDEX_HEADER })
   @ApiErrorResponses(
     [429, 'This replica already holds MAX_BLOCKING_QUERIES blocking queries; retry after `Retry-After`'],
-    [503, 'etcd is unreachable and the service has never been cached; retry after `Retry-After`'],
+    [503, 'The replica is starting: it has not read the registry yet; retry after `Retry-After`'],
   )
   resolve(
     @Param('service', new ParseNamePipe('service')) _service: string,
