@@ -44,20 +44,22 @@ export interface ServiceListView {
   services: Array<{ service: string; instances: number }>;
 }
 
-/** The decoded instances of one service, with the stored value each came from (the directory's own string). */
+/** What the read model knows of one service with instances. */
 interface ServiceState {
   /** Revision of the last change to the service (see ServiceView.revision). */
   index: number;
-  /** Decoded on the first lookup, then patched by the watch's events; undefined until looked up. */
-  items?: ViewItem[];
-  instances?: readonly ResolvedInstance[];
+  /** The decoded view, sorted by id: built on the first lookup, then patched by the watch's events. */
+  view?: DecodedView;
 }
 
-interface ViewItem {
-  id: string;
-  /** The stored value (the directory's own string): an identical re-put is no change. */
-  value: string;
-  instance: ResolvedInstance;
+/**
+ * Parallel arrays rather than an object per instance (~40 bytes less each): `values[i]` is the
+ * stored value `instances[i]` was decoded from (the directory's own string), so an identical re-put
+ * is recognised as no change.
+ */
+interface DecodedView {
+  instances: readonly ResolvedInstance[];
+  values: readonly string[];
 }
 
 /** Error raised before the first read of the registry: readiness says `starting` as well. */
@@ -136,7 +138,7 @@ export class RegistryReadModel {
     this.assertSynced();
     const state = this.states.get(service);
     const index = state?.index || this.baseIndex;
-    const instances = state?.instances ?? this.materialize(service, state);
+    const instances = state?.view?.instances ?? this.materialize(service, state);
     return { service, revision: index, index, stale: this.isStale(), instances };
   }
 
@@ -164,7 +166,7 @@ export class RegistryReadModel {
   /** For readiness and the dashboard: services with decoded views in memory. */
   get viewsInMemory(): number {
     let views = 0;
-    for (const state of this.states.values()) if (state.items) views++;
+    for (const state of this.states.values()) if (state.view) views++;
     return views;
   }
 
@@ -192,7 +194,7 @@ export class RegistryReadModel {
     let state = this.states.get(event.service);
     // Without a decoded view there is nothing to compare with: any event is a change (the view is
     // built from the directory on the next lookup).
-    if (state?.items && !this.patchItems(state, state.items, event, record)) return false;
+    if (state?.view && !this.patchView(state, state.view, event, record)) return false;
     if (this.directory.instanceCount(event.service) === 0) {
       // States are kept only for services with instances: an emptied one falls back to baseIndex.
       this.states.delete(event.service);
@@ -205,41 +207,39 @@ export class RegistryReadModel {
   }
 
   /** Patches a decoded view, copy-on-write; whether its content changed. */
-  private patchItems(state: ServiceState, items: ViewItem[], event: RegistryEvent, record: InstanceRecord | undefined): boolean {
-    const at = findId(items, event.id);
-    const found = at >= 0 ? items[at] : undefined;
+  private patchView(state: ServiceState, view: DecodedView, event: RegistryEvent, record: InstanceRecord | undefined): boolean {
+    const at = findId(view.instances, event.id);
     // An identical re-put (the same stored value) is no change; neither is removing what is not there.
-    if (record ? found?.value === event.value : !found) return false;
-    const next = items.slice();
-    if (record) {
-      const item = { id: event.id, value: event.value!, instance: toResolved(event.id, record, this.parts) };
-      if (found) next[at] = item;
-      else next.splice(-at - 1, 0, item);
+    if (record ? at >= 0 && view.values[at] === event.value : at < 0) return false;
+    const instances = view.instances.slice();
+    const values = view.values.slice();
+    if (record && at >= 0) {
+      instances[at] = toResolved(event.id, record, this.parts);
+      values[at] = event.value!;
+    } else if (record) {
+      instances.splice(-at - 1, 0, toResolved(event.id, record, this.parts));
+      values.splice(-at - 1, 0, event.value!);
     } else {
       // A delete, or a value that is not an instance record (another version, a hand edit).
-      next.splice(at, 1);
+      instances.splice(at, 1);
+      values.splice(at, 1);
     }
-    this.setItems(state, next);
+    state.view = { instances: Object.freeze(instances), values };
     return true;
   }
 
   private materialize(service: string, state: ServiceState | undefined): readonly ResolvedInstance[] {
-    const items: ViewItem[] = [];
+    const decoded: Array<{ instance: ResolvedInstance; value: string }> = [];
     for (const [id, value] of this.directory.instancesOf(service)) {
       const record = decodeRecord(value);
       // A value that is not an instance record (another version, a hand edit) is no instance.
-      if (record) items.push({ id, value, instance: toResolved(id, record, this.parts) });
+      if (record) decoded.push({ instance: toResolved(id, record, this.parts), value });
     }
-    if (items.length === 0) return EMPTY;
-    items.sort((a, b) => compareIds(a.id, b.id));
+    if (decoded.length === 0) return EMPTY;
+    decoded.sort((a, b) => compareIds(a.instance.id, b.instance.id));
     if (!state) this.states.set(service, (state = { index: this.baseIndex }));
-    return this.setItems(state, items);
-  }
-
-  private setItems(state: ServiceState, items: ViewItem[]): readonly ResolvedInstance[] {
-    state.items = items;
-    state.instances = Object.freeze(items.map((item) => item.instance));
-    return state.instances;
+    state.view = { instances: Object.freeze(decoded.map((d) => d.instance)), values: decoded.map((d) => d.value) };
+    return state.view.instances;
   }
 }
 
@@ -250,12 +250,12 @@ function compareIds(a: string, b: string): number {
 }
 
 /** Binary search by id: the index, or -(insertion point) - 1. */
-function findId(items: readonly ViewItem[], id: string): number {
+function findId(instances: readonly ResolvedInstance[], id: string): number {
   let low = 0;
-  let high = items.length - 1;
+  let high = instances.length - 1;
   while (low <= high) {
     const mid = (low + high) >>> 1;
-    const order = compareIds(items[mid].id, id);
+    const order = compareIds(instances[mid].id, id);
     if (order === 0) return mid;
     if (order < 0) low = mid + 1;
     else high = mid - 1;
