@@ -164,6 +164,24 @@ describe('RegistryWatch', () => {
     watch.close();
   });
 
+  it('does not re-authenticate again when someone else already replaced the token its stream was opened with', async () => {
+    const { watch, streams, latest, connection } = setup();
+    watch.start();
+    await jest.advanceTimersByTimeAsync(0);
+    // Another caller on the same connection met the stale token first and re-authenticated.
+    connection.invalidateToken('token-1');
+    expect(connection.token()).toBe('token-2');
+    latest().respond({ created: true, canceled: true, cancel_reason: 'rpc error: code = Unauthenticated desc = etcdserver: invalid auth token' });
+    await jest.advanceTimersByTimeAsync(100);
+    // The watch names the token it used (token-1), which is no longer current: nothing more is dropped.
+    expect(connection.invalidateToken).toHaveBeenLastCalledWith('token-1');
+    expect(connection.token()).toBe('token-2');
+    expect(streams).toHaveLength(2);
+    latest().respond({ created: true, revision: 5 });
+    expect(watch.isUp()).toBe(true);
+    watch.close();
+  });
+
   it('asks for progress while healthy and treats a silent stream (frozen etcd) as broken', async () => {
     const { watch, streams, latest } = setup();
     watch.start();
