@@ -179,7 +179,8 @@ export class RegistryReadModel {
     if (!this.directory.isSynced) throw new RegistryStartingError(this.options.startingRetryAfterSeconds ?? 1);
   }
 
-  private isStale(): boolean {
+  /** Whether answers are `stale` now: the watch has not confirmed the directory for `staleAfterMs`. */
+  isStale(): boolean {
     return this.now() - this.watch.confirmedAt > this.options.staleAfterMs;
   }
 

@@ -65,7 +65,8 @@ export interface RuntimeHealth {
   /** LeaseGrant calls: made by the grant worker, or on the HTTP thread while it is not running. */
   grants: LeaseGrantStats;
   instancesInMemory: number;
-  watch: { up: boolean; revision: number };
+  /** `stale`: lookups are answered from memory but marked stale (the watch has not confirmed them). */
+  watch: { up: boolean; revision: number; stale: boolean };
   /** The initial read of the registry is done (readiness: `starting` until then). */
   synced: boolean;
   /** Services whose decoded view is in memory (looked up since the last change or read). */
@@ -239,7 +240,7 @@ export class RegistryRuntime {
       renewals: this.engine.snapshot(now),
       grants: this.grants.stats(),
       instancesInMemory: this.leases.size,
-      watch: { up: this.watch.isUp(), revision: this.watch.revision },
+      watch: { up: this.watch.isUp(), revision: this.watch.revision, stale: this.reads.isStale() },
       synced: this.directory.isSynced,
       lookupViews: this.reads.viewsInMemory,
       writeQueueDepth: this.registrar.writeQueueDepth,

@@ -23,7 +23,7 @@ const readinessSchema = (status: string, error: object, details: object) => ({
   },
 });
 const DEGRADED_EXAMPLE = {
-  serving: { status: 'up', lookups: 'memory (stale: the watch is down)', writes: 'unavailable (etcd unreachable or refusing the gateway)' },
+  serving: { status: 'up', lookups: 'memory (stale: the watch has not confirmed them lately)', writes: 'unavailable (etcd unreachable or refusing the gateway)' },
   etcd: { status: 'down', readyConnections: 0, poolSize: 2, lastSuccessAgoMs: 21500 },
   keepalive: { status: 'down', open: 0, total: 2, lastAnswerAgoMs: 20900, instances: 812 },
   watch: { status: 'down', revision: 18422, lookupViews: 57 },

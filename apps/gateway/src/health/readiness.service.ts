@@ -39,7 +39,7 @@ export class ReadinessService {
       },
       instancesInMemory: health.instancesInMemory,
       redis: { ready: this.redis.isReady(), state: this.redis.client.status },
-      watch: { up: health.watch.up, revision: health.watch.revision, lookupViews: health.lookupViews },
+      watch: { ...health.watch, lookupViews: health.lookupViews },
       synced: health.synced,
     });
     this.logTransition(assessment);

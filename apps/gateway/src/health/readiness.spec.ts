@@ -24,12 +24,12 @@ describe('assessReadiness', () => {
       ...healthy(),
       etcd: { readyConnections: 0, poolSize: 2, lastSuccessAt: 0 },
       redis: { ready: false, state: 'reconnecting' },
-      watch: { up: false, revision: 812, lookupViews: 0 },
+      watch: { up: false, revision: 812, stale: true, lookupViews: 0 },
       instancesInMemory: 0,
     };
     const { serving, indicators } = assessReadiness(input);
     expect(serving).toBe(true);
-    expect(indicators[0]).toEqual({ serving: { status: 'up', lookups: 'memory (stale: the watch is down)', writes: 'unavailable (etcd unreachable or refusing the gateway)' } });
+    expect(indicators[0]).toEqual({ serving: { status: 'up', lookups: 'memory (stale: the watch has not confirmed them lately)', writes: 'unavailable (etcd unreachable or refusing the gateway)' } });
     expect(indicators[1].etcd.lastSuccessAgoMs).toBeNull();
     expect(statusOf(input)).toEqual({ serving: 'up', etcd: 'down', keepalive: 'up', watch: 'down', redis: 'down' });
     expect(indicators[3]).toEqual({ watch: { status: 'down', revision: 812, lookupViews: 0 } });
@@ -49,7 +49,7 @@ describe('assessReadiness', () => {
   });
 
   it('treats Redis being down as non-fatal', () => {
-    const input: ReadinessInputs = { ...healthy(), redis: { ready: false, state: 'reconnecting' }, watch: { up: true, revision: 5, lookupViews: 1 } };
+    const input: ReadinessInputs = { ...healthy(), redis: { ready: false, state: 'reconnecting' }, watch: { up: true, revision: 5, stale: false, lookupViews: 1 } };
     expect(assessReadiness(input).serving).toBe(true);
     expect(statusOf(input)).toMatchObject({ redis: 'down', serving: 'up' });
   });

@@ -39,8 +39,8 @@ export interface ReadinessInputs {
   /** Instances whose leases this replica renews: their heartbeats are answered from memory. */
   instancesInMemory: number;
   redis: { ready: boolean; state: string };
-  /** The registry watch: lookups are `stale` while it is down; absent in tests of the other parts. */
-  watch?: { up: boolean; revision: number; lookupViews: number };
+  /** The registry watch, and whether lookups are answered `stale` (it has not confirmed them lately); absent in tests of the other parts. */
+  watch?: { up: boolean; revision: number; stale: boolean; lookupViews: number };
   /**
    * The initial read of the registry (every instance and its lease) is done. Until then the replica
    * would answer heartbeats of instances it cannot know yet with 404: it is not ready, `starting`.
@@ -69,7 +69,7 @@ export function assessReadiness(input: ReadinessInputs): ReadinessAssessment {
   const indicators: HealthIndicatorResult[] = [
     {
       serving: serving
-        ? { status: 'up', lookups: input.watch?.up === false ? 'memory (stale: the watch is down)' : 'memory', writes: etcdReachable ? 'etcd' : 'unavailable (etcd unreachable or refusing the gateway)' }
+        ? { status: 'up', lookups: input.watch?.stale ? 'memory (stale: the watch has not confirmed them lately)' : 'memory', writes: etcdReachable ? 'etcd' : 'unavailable (etcd unreachable or refusing the gateway)' }
         : { status: 'down', message: 'starting: the initial read of the registry (every instance and its lease) is not done yet' },
     },
     {
