@@ -78,6 +78,16 @@ describe('RegistryReadModel', () => {
     expect(reads.resolve('orders')).toMatchObject({ index: 12, instances: [expect.objectContaining({ port: 9090 })] });
   });
 
+  it('counts a write that stores the same record with its fields in another order (a PATCH to the status it has) as no change', () => {
+    const { reads, sync, apply } = setup([['orders', 'a']]);
+    sync();
+    const { index, instances } = reads.resolve('orders');
+    const reordered = JSON.stringify({ status: 'UP', weight: 100, tags: [], metadata: {}, ttl: 30, port: 8080, address: '10.0.0.1', id: 'a', service: 'orders' });
+    apply({ type: 'put', service: 'orders', id: 'a', value: reordered, leaseId: '7', revision: 11, created: false });
+    expect(reads.resolve('orders').index).toBe(index);
+    expect(reads.resolve('orders').instances).toBe(instances);
+  });
+
   it('wakes the list waiters when a service appears or its count moves, not on an update', async () => {
     const { reads, sync, apply } = setup([['orders', 'a']]);
     sync();

@@ -48,18 +48,8 @@ export interface ServiceListView {
 interface ServiceState {
   /** Revision of the last change to the service (see ServiceView.revision). */
   index: number;
-  /** The decoded view, sorted by id: built on the first lookup, then patched by the watch's events. */
-  view?: DecodedView;
-}
-
-/**
- * Parallel arrays rather than an object per instance (~40 bytes less each): `values[i]` is the
- * stored value `instances[i]` was decoded from (the directory's own string), so an identical re-put
- * is recognised as no change.
- */
-interface DecodedView {
-  instances: readonly ResolvedInstance[];
-  values: readonly string[];
+  /** The decoded view, sorted by id and frozen: built on the first lookup, then patched by the watch's events. */
+  instances?: readonly ResolvedInstance[];
 }
 
 /** Error raised before the first read of the registry: readiness says `starting` as well. */
@@ -138,7 +128,7 @@ export class RegistryReadModel {
     this.assertSynced();
     const state = this.states.get(service);
     const index = state?.index || this.baseIndex;
-    const instances = state?.view?.instances ?? this.materialize(service, state);
+    const instances = state?.instances ?? this.materialize(service, state);
     return { service, revision: index, index, stale: this.isStale(), instances };
   }
 
@@ -166,7 +156,7 @@ export class RegistryReadModel {
   /** For readiness and the dashboard: services with decoded views in memory. */
   get viewsInMemory(): number {
     let views = 0;
-    for (const state of this.states.values()) if (state.view) views++;
+    for (const state of this.states.values()) if (state.instances) views++;
     return views;
   }
 
@@ -195,7 +185,7 @@ export class RegistryReadModel {
     let state = this.states.get(event.service);
     // Without a decoded view there is nothing to compare with: any event is a change (the view is
     // built from the directory on the next lookup).
-    if (state?.view && !this.patchView(state, state.view, event, record)) return false;
+    if (state?.instances && !this.patchView(state, state.instances, event, record)) return false;
     if (this.directory.instanceCount(event.service) === 0) {
       // States are kept only for services with instances: an emptied one falls back to baseIndex.
       this.states.delete(event.service);
@@ -208,39 +198,37 @@ export class RegistryReadModel {
   }
 
   /** Patches a decoded view, copy-on-write; whether its content changed. */
-  private patchView(state: ServiceState, view: DecodedView, event: RegistryEvent, record: InstanceRecord | undefined): boolean {
-    const at = findId(view.instances, event.id);
-    // An identical re-put (the same stored value) is no change; neither is removing what is not there.
-    if (record ? at >= 0 && view.values[at] === event.value : at < 0) return false;
-    const instances = view.instances.slice();
-    const values = view.values.slice();
-    if (record && at >= 0) {
-      instances[at] = toResolved(event.id, record, this.parts);
-      values[at] = event.value!;
-    } else if (record) {
-      instances.splice(-at - 1, 0, toResolved(event.id, record, this.parts));
-      values.splice(-at - 1, 0, event.value!);
-    } else {
-      // A delete, or a value that is not an instance record (another version, a hand edit).
-      instances.splice(at, 1);
-      values.splice(at, 1);
+  private patchView(state: ServiceState, view: readonly ResolvedInstance[], event: RegistryEvent, record: InstanceRecord | undefined): boolean {
+    const at = findId(view, event.id);
+    // A delete, or a value that is not an instance record (another version, a hand edit): removes it.
+    if (!record) {
+      if (at < 0) return false;
+      state.instances = Object.freeze(view.filter((_, i) => i !== at));
+      return true;
     }
-    state.view = { instances: Object.freeze(instances), values };
+    const instance = toResolved(event.id, record, this.parts);
+    // A write that changes nothing a lookup shows (a PATCH to the status it has, an identical re-put)
+    // is no change. Compared decoded: the same record can be stored with its fields in another order.
+    if (at >= 0 && JSON.stringify(view[at]) === JSON.stringify(instance)) return false;
+    const next = view.slice();
+    if (at >= 0) next[at] = instance;
+    else next.splice(-at - 1, 0, instance);
+    state.instances = Object.freeze(next);
     return true;
   }
 
   private materialize(service: string, state: ServiceState | undefined): readonly ResolvedInstance[] {
-    const decoded: Array<{ instance: ResolvedInstance; value: string }> = [];
+    const instances: ResolvedInstance[] = [];
     for (const [id, value] of this.directory.instancesOf(service)) {
       const record = decodeRecord(value);
       // A value that is not an instance record (another version, a hand edit) is no instance.
-      if (record) decoded.push({ instance: toResolved(id, record, this.parts), value });
+      if (record) instances.push(toResolved(id, record, this.parts));
     }
-    if (decoded.length === 0) return EMPTY;
-    decoded.sort((a, b) => compareIds(a.instance.id, b.instance.id));
+    if (instances.length === 0) return EMPTY;
+    instances.sort((a, b) => compareIds(a.id, b.id));
     if (!state) this.states.set(service, (state = { index: this.baseIndex }));
-    state.view = { instances: Object.freeze(decoded.map((d) => d.instance)), values: decoded.map((d) => d.value) };
-    return state.view.instances;
+    state.instances = Object.freeze(instances);
+    return state.instances;
   }
 }
 

@@ -216,10 +216,11 @@ export class EtcdConnection implements ICallable<EtcdConnection> {
       this.options.observer?.authenticateCalled?.('ok');
       return res.token;
     } catch (raw) {
-      this.options.observer?.authenticateCalled?.('error');
       const err = castGrpcError(raw as Error);
       // Unreachable is not an authentication failure: readiness reports that through the channels.
       if (!(err instanceof GRPCUnavailableError) && !(err instanceof GRPCDeadlineExceededError)) this.lastAuthError = err.message.replace(/^\d+ [A-Z_]+: /, '');
+      // After authError is set: an observer may read it.
+      this.options.observer?.authenticateCalled?.('error');
       throw err;
     }
   }

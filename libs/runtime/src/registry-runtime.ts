@@ -100,6 +100,8 @@ export class RegistryRuntime {
   /** Lookups, the service list and blocking queries, derived from the directory. */
   readonly reads: RegistryReadModel;
   private watchDown = false;
+  /** etcd's words for the failing authentication last logged; undefined while it succeeds. */
+  private loggedAuthError: string | undefined;
 
   constructor(
     private readonly options: RegistryRuntimeOptions,
@@ -112,7 +114,13 @@ export class RegistryRuntime {
       credentials: options.etcd.credentials,
       tls: options.etcd.tls,
       requestTimeoutMs: options.etcd.requestTimeoutMs,
-      observer: observer.etcd,
+      observer: {
+        ...observer.etcd,
+        authenticateCalled: (result) => {
+          observer.etcd?.authenticateCalled?.(result);
+          this.authenticationChanged();
+        },
+      },
     });
     this.store = new RegistryStore(this.pool, new KeyLayout(options.etcd.prefix));
     // The one copy of every instance's value: the lease table keeps none and re-grants read it here.
@@ -255,6 +263,22 @@ export class RegistryRuntime {
     this.shedder.stop();
     await Promise.all([this.engine.close(), this.grants.close()]);
     this.pool.close();
+  }
+
+  /**
+   * Logged once per change, not per attempt: etcd refusing the gateway's credentials (a changed
+   * password) is what an operator must act on, and nothing else in the replica stops working loudly
+   * (lookups go on from memory, heartbeats of known instances too).
+   */
+  private authenticationChanged(): void {
+    const authError = this.pool.authError();
+    if (authError === this.loggedAuthError) return;
+    if (authError) {
+      this.observer.log('error', 'EtcdAuth', `etcd refuses the gateway's credentials: ${authError} (check ETCD_USERNAME/ETCD_PASSWORD); lookups are answered from memory, writes are refused with 503 until it succeeds`);
+    } else {
+      this.observer.log('info', 'EtcdAuth', 'etcd accepts the gateway\'s credentials again');
+    }
+    this.loggedAuthError = authError;
   }
 
   /** One watch response, in revision order, to every consumer. */
