@@ -4,7 +4,7 @@
  * (the gateway's own user: every permission check etcd makes for the gateway is made here too).
  *
  *   node -r ts-node/register/transpile-only -r tsconfig-paths/register bench/experiments/shared-lease-cost.ts
- *     --only keepalive,put-check,register,delete,expiry,memory   phases to run (default: all, in this order)
+ *     --only keepalive,put-check,register,delete,expiry,memory,liveness   phases to run (default: all, in this order)
  *     --rounds R     rounds per phase (default 5; medians are printed)
  *     --json FILE    also write every round's figures as JSON
  *
@@ -30,6 +30,10 @@
  *             on 10,000 leases, all expiring together (etcd's lessor revokes at most 1,000 leases/s).
  *  memory     etcd RSS and Go heap with 100,000 keys on 100 shared leases vs on 100,000 leases (a fresh
  *             etcd each), plus etcd's idle CPU while it holds them.
+ *  liveness   the replicas' per-pass exchange of "instances I heard" at 1,000,000 instances, 3 replicas,
+ *             TTL 30 s, 2 s passes (66,700 8-byte key hashes per replica per pass): through Redis (one SET
+ *             per replica, two GETs each) vs through etcd (one Put per replica under the prefix, read by
+ *             three watches); Redis's or etcd's CPU per pass, and a replica's CPU to look its candidates up.
  */
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -39,7 +43,8 @@ import { parseArgs } from 'node:util';
 import type { ClientDuplexStream } from '@grpc/grpc-js';
 import type { ILeaseKeepAliveRequest, ILeaseKeepAliveResponse, IRequestOp, IWatchRequest, IWatchResponse } from 'etcd3';
 import { EtcdConnection } from '@app/etcd';
-import { EtcdServer, LOCAL_DIR, parsePrometheusText, startEtcd, sumSamples } from '@app/stack';
+import Redis from 'ioredis';
+import { EtcdServer, LOCAL_DIR, parsePrometheusText, startEtcd, startRedis, sumSamples } from '@app/stack';
 import { readProcess } from '../../apps/fleet-sim/src/process-sampler';
 
 const log = (msg: string) => process.stderr.write(`[exp ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
@@ -62,7 +67,7 @@ const { values: args } = parseArgs({
   options: { only: { type: 'string' }, rounds: { type: 'string' }, json: { type: 'string' } },
 });
 const ROUNDS = Number(args.rounds ?? 5);
-const PHASES = ['keepalive', 'put-check', 'register', 'delete', 'expiry', 'memory'] as const;
+const PHASES = ['keepalive', 'put-check', 'register', 'delete', 'expiry', 'memory', 'liveness'] as const;
 type Phase = (typeof PHASES)[number];
 const selected = new Set<Phase>((args.only?.split(',') as Phase[] | undefined) ?? PHASES);
 const results: Record<string, unknown> = { machine: machine(), rounds: ROUNDS };
@@ -593,6 +598,118 @@ async function memoryPhase(): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// liveness: the per-pass exchange of heard instances, Redis vs etcd
+
+async function livenessPhase(): Promise<void> {
+  const REPLICAS = 3;
+  const HEARD_PER_PASS = 66_700; // 1,000,000 instances heartbeating every 10 s, 2 s passes, 3 replicas
+  const PASSES = 20;
+  const blobs = Array.from({ length: REPLICAS }, () => randomBytes(HEARD_PER_PASS * 8));
+  const lab = await Lab.start();
+  const redisServer = await startRedis({ dir: path.join(LOCAL_DIR, 'exp', `redis-shared-${randomBytes(3).toString('hex')}`) });
+  const replicas = Array.from({ length: REPLICAS }, () => new Redis(redisServer.url, { lazyConnect: true, maxRetriesPerRequest: 1 }));
+  try {
+    await Promise.all(replicas.map((r) => r.connect()));
+    const redisCpu = () => readProcess(redisServer.pid!)?.cpuSeconds ?? NaN;
+    const prefix = lab.key('gateway-heard', '');
+    const watches = await Promise.all(Array.from({ length: REPLICAS }, () => watchPuts(lab, prefix)));
+    const out: Record<string, number[]> = {};
+    const push = (k: string, v: number) => (out[k] ??= []).push(v);
+    let seq = 0;
+    for (let r = 0; r < ROUNDS; r++) {
+      // Redis: every replica SETs its record, then GETs the others'.
+      const c0 = redisCpu();
+      let t0 = performance.now();
+      let lookupCpuMs = 0;
+      for (let pass = 0; pass < PASSES; pass++, seq++) {
+        await Promise.all(replicas.map((client, i) => client.set(`hl:heard:${i}:${seq}`, blobs[i], 'PX', 60_000)));
+        const read = await Promise.all(replicas.map((client, i) => Promise.all(replicas.map((_, j) => (j === i ? undefined : client.getBuffer(`hl:heard:${j}:${seq}`))))));
+        // One replica's work on what it read: sort the others' hashes, look its own candidates up.
+        const u0 = process.cpuUsage();
+        lookupCandidates(read[0].filter((b): b is Buffer => !!b), blobs[0]);
+        const u = process.cpuUsage(u0);
+        lookupCpuMs += (u.user + u.system) / 1000;
+      }
+      push('redisCpuMsPerPass', ((redisCpu() - c0) * 1000) / PASSES);
+      push('redisWallMsPerPass', (performance.now() - t0) / PASSES);
+      push('replicaLookupCpuMsPerPass', lookupCpuMs / PASSES);
+      // etcd: every replica Puts its record under the prefix; three watches (one per replica) read them all.
+      const e0 = lab.cpuSeconds();
+      const db0 = await lab.metric('etcd_mvcc_db_total_size_in_bytes');
+      t0 = performance.now();
+      for (let pass = 0; pass < PASSES; pass++) {
+        const before = watches.map((w) => w.puts);
+        await Promise.all(blobs.map((blob, i) => lab.conn.kv.put({ key: Buffer.from(lab.key('gateway-heard', i)), value: blob })));
+        await Promise.all(watches.map((w, i) => untilWatchedPuts(w, before[i] + REPLICAS, 30_000)));
+      }
+      push('etcdCpuMsPerPass', ((lab.cpuSeconds() - e0) * 1000) / PASSES);
+      push('etcdWallMsPerPass', (performance.now() - t0) / PASSES);
+      push('etcdDbGrowthMbPerPass', ((await lab.metric('etcd_mvcc_db_total_size_in_bytes')) - db0) / 2 ** 20 / PASSES);
+      log(`liveness round ${r + 1}/${ROUNDS}: ${Object.entries(out).map(([k, v]) => `${k}=${round(v.at(-1)!, 2)}`).join(' ')}`);
+    }
+    for (const w of watches) w.close();
+    const row = medians(out);
+    results.liveness = { replicas: REPLICAS, heardPerReplicaPerPass: HEARD_PER_PASS, recordBytes: HEARD_PER_PASS * 8, passesPerRound: PASSES, medians: row, rounds: out };
+    console.log(`\n## liveness: ${REPLICAS} replicas, one ${HEARD_PER_PASS * 8}-byte record each per pass, medians over ${ROUNDS} rounds of ${PASSES} passes`);
+    console.log(JSON.stringify(row));
+  } finally {
+    for (const client of replicas) client.disconnect();
+    await redisServer.dispose();
+    await lab.dispose();
+  }
+}
+
+/** Sorts the hashes other replicas heard and binary-searches this replica's own candidates in them. */
+function lookupCandidates(others: Buffer[], candidates: Buffer): number {
+  const heard = new BigUint64Array(others.reduce((n, b) => n + b.length / 8, 0));
+  let at = 0;
+  for (const b of others) {
+    heard.set(new BigUint64Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length)), at);
+    at += b.length / 8;
+  }
+  heard.sort();
+  const own = new BigUint64Array(candidates.buffer.slice(candidates.byteOffset, candidates.byteOffset + candidates.length));
+  let found = 0;
+  for (const h of own) {
+    let lo = 0;
+    let hi = heard.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (heard[mid] === h) {
+        found++;
+        break;
+      }
+      if (heard[mid] < h) lo = mid + 1;
+      else hi = mid - 1;
+    }
+  }
+  return found;
+}
+
+/** A watch counting put events under `prefix`. */
+async function watchPuts(lab: Lab, prefix: string): Promise<{ puts: number; close(): void }> {
+  const stream = (await lab.conn.watch.watch()) as unknown as ClientDuplexStream<IWatchRequest, IWatchResponse>;
+  const state = { puts: 0, close: () => stream.end() };
+  await new Promise<void>((resolve, reject) => {
+    stream.on('data', (res: IWatchResponse) => {
+      if (res.created) return resolve();
+      state.puts += (res.events ?? []).filter((e) => e.type === 'Put').length;
+    });
+    stream.once('error', reject);
+    stream.write({ create_request: { key: Buffer.from(prefix), range_end: prefixEnd(prefix) } });
+  });
+  return state;
+}
+
+async function untilWatchedPuts(watch: { puts: number }, puts: number, timeoutMs: number): Promise<void> {
+  const t0 = performance.now();
+  while (watch.puts < puts) {
+    if (performance.now() - t0 > timeoutMs) throw new Error(`only ${watch.puts} of ${puts} put events after ${timeoutMs} ms`);
+    await sleep(2);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
   log(`machine: ${results.machine as string}; rounds ${ROUNDS}; phases ${[...selected].join(',')}`);
@@ -603,6 +720,7 @@ async function main(): Promise<void> {
     delete: deletePhase,
     expiry: expiryPhase,
     memory: memoryPhase,
+    liveness: livenessPhase,
   };
   for (const phase of PHASES) {
     if (!selected.has(phase)) continue;
