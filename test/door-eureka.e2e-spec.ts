@@ -167,6 +167,15 @@ describe('Eureka door', () => {
     expect(malformed.status).toBe(400);
     const bomb = await eureka({ method: 'POST', path: '/eureka/apps/BAD', body: '<!DOCTYPE x [<!ENTITY a "aaaa">]><instance><ipAddr>&a;</ipAddr></instance>', headers: { 'content-type': 'text/xml' } });
     expect(bomb.status).toBe(400);
+    // The body parsers' refusals, in the door's shape as well.
+    for (const [body, headers, status] of [
+      ['{"instance": ', { 'content-type': 'application/json' }, 400],
+      ['instance=1', { 'content-type': 'application/x-www-form-urlencoded' }, 415],
+      [`<instance>${'x'.repeat(17 * 1024)}</instance>`, { 'content-type': 'application/xml' }, 413],
+    ] as const) {
+      const res = await eureka({ method: 'POST', path: '/eureka/apps/BAD', body, headers });
+      expect({ status: res.status, type: res.headers['content-type'] }).toEqual({ status, type: 'text/plain; charset=utf-8' });
+    }
     // XML is taken by the Eureka door only.
     expect((await rawRequest(ctx.gw.url, { method: 'PUT', path: instancePath('bad', 'x'), token: ctx.tokens.admin, body: '<x/>', headers: { 'content-type': 'application/xml' } })).status).toBe(415);
 
@@ -185,7 +194,7 @@ describe('Eureka door', () => {
     expect(seen.json.applications.application.map((a: { name: string }) => a.name)).toEqual(['PAYMENTS']);
 
     expect((await restIds('bad')).sort()).toEqual(['bad-1']);
-    expect(await ctx.gw.metric('registry_door_requests_total', { door: 'eureka', operation: 'register', status: '400' })).toBeGreaterThanOrEqual(cases.length + 2);
+    expect(await ctx.gw.metric('registry_door_requests_total', { door: 'eureka', operation: 'register', status: '400' })).toBeGreaterThanOrEqual(cases.length + 3);
     expect(await ctx.gw.metric('registry_door_requests_total', { door: 'eureka', operation: 'register', status: '401' })).toBe(3);
   });
 });

@@ -69,7 +69,9 @@ export class EurekaDoor {
       for (const prefix of PREFIXES) {
         for (const url of [`${prefix}${operation.path}`, `${prefix}${operation.path}/`]) {
           const config: DoorRouteConfig & XmlBodyRouteConfig = { door: 'eureka', operation: operation.name, xmlBody: operation.xmlBody };
-          fastify.route({ method: operation.method, url, config, handler: this.handler(operation) } as RouteOptions);
+          // The route's own error handler: the body parsers' refusals (413, 415, malformed JSON) in Eureka's shape too.
+          const errorHandler = (err: unknown, request: Request, reply: FastifyReply) => sendEurekaError(request, reply, err);
+          fastify.route({ method: operation.method, url, config, handler: this.handler(operation), errorHandler } as RouteOptions);
         }
       }
     }
