@@ -2,7 +2,8 @@
  * Issue 23, the Eureka door against the shared etcd + Redis, with authentication on: the real npm
  * eureka-js-client (register with Basic auth, heartbeats, registry fetch, re-register after a 404,
  * deregister), one registry behind both doors (REST <-> Eureka), JSON and XML reads and an XML
- * registration, status and metadata overrides, and bad input answered in Eureka's shape, writing nothing.
+ * registration, status and metadata overrides, bad input answered in Eureka's shape, writing nothing, and
+ * load shedding (503 + Retry-After) exactly as on the REST API.
  */
 import { Eureka } from 'eureka-js-client';
 import { etcdAdmin } from './support/etcd-admin';
@@ -196,5 +197,35 @@ describe('Eureka door', () => {
     expect((await restIds('bad')).sort()).toEqual(['bad-1']);
     expect(await ctx.gw.metric('registry_door_requests_total', { door: 'eureka', operation: 'register', status: '400' })).toBeGreaterThanOrEqual(cases.length + 3);
     expect(await ctx.gw.metric('registry_door_requests_total', { door: 'eureka', operation: 'register', status: '401' })).toBe(3);
+  });
+});
+
+describe('Eureka door under load shedding', () => {
+  // One etcd write at a time and two waiting, as test/security-load-shedding: any burst overflows it.
+  const ctx = useSecuredGateway({ WRITE_CONCURRENCY: '1', WRITE_QUEUE_CAPACITY: '2' });
+
+  it('sheds a registration burst with 503 + Retry-After, as the REST API, and keeps exactly what it accepted', async () => {
+    const ids = Array.from({ length: 100 }, (_, i) => `pod-${i}`);
+    const results = await Promise.all(
+      ids.map(async (id) => ({
+        id,
+        res: await rawRequest(ctx.gw.url, {
+          method: 'POST',
+          path: '/eureka/v2/apps/BURST',
+          headers: { authorization: `Bearer ${ctx.tokens.admin}` },
+          body: { instance: { instanceId: id, ipAddr: '10.0.5.1', port: 80 } },
+        }),
+      })),
+    );
+    expect(results.filter(({ res }) => res.status !== 204 && res.status !== 503).map(({ id, res }) => `${id}: ${res.status} ${res.text}`)).toEqual([]);
+    const shed = results.filter(({ res }) => res.status === 503);
+    expect(shed.length).toBeGreaterThan(0);
+    for (const { res } of shed) {
+      expect(Number(res.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+      expect(res.headers['content-type']).toBe('text/plain; charset=utf-8');
+    }
+    const accepted = results.filter(({ res }) => res.status === 204).map(({ id }) => id);
+    const stored = (await etcdAdmin().listKeys(`${ctx.gw.prefix}services/burst/`)).map((key) => key.split('/').pop());
+    expect(stored.sort()).toEqual(accepted.sort());
   });
 });
