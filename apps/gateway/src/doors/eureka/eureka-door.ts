@@ -159,7 +159,7 @@ export class EurekaDoor {
 
   private async getApp({ request, reply, service }: Call): Promise<unknown> {
     const { instances } = await this.deps.resolver.resolve(service!, EVERY_STATUS);
-    if (!instances.length) throw new InstanceNotFoundError(service!, '*');
+    if (!instances.length) return sendNotFound(reply, `app ${request.params.app} has no instances`);
     return sendDocument(request, reply, { application: eurekaApplicationOf(service!, instances) });
   }
 
@@ -177,7 +177,7 @@ export class EurekaDoor {
       const instance = (await this.deps.resolver.resolve(service, EVERY_STATUS)).instances.find((i) => i.id === id);
       if (instance) return sendDocument(request, reply, { instance: eurekaInstanceOf(service, instance) });
     }
-    throw new InstanceNotFoundError('*', id);
+    return sendNotFound(reply, `instance ${request.params.id} is not registered`);
   }
 
   /** `PUT .../status?value=OUT_OF_SERVICE`, `DELETE .../status` (back to UP, or `value`): the instance's status in the registry. */
@@ -209,8 +209,14 @@ export class EurekaDoor {
 function queryText(request: Request, name: string, required: boolean): string | undefined {
   const value = request.query?.[name];
   if (value === undefined && !required) return undefined;
+  if (value === undefined) throw new InvalidRequestError(`query parameter ${name} is required`, name);
   if (typeof value !== 'string') throw new InvalidRequestError(`query parameter ${name} must be given once`, name);
   return value;
+}
+
+/** A lookup that found nothing (no typed error names an app or an instance without its app). */
+function sendNotFound(reply: FastifyReply, message: string): FastifyReply {
+  return reply.code(404).type('text/plain; charset=utf-8').send(message);
 }
 
 /** JSON when the client asks for it (eureka-js-client, Spring); XML otherwise, as Eureka (Prometheus sends no Accept and reads XML only). */
