@@ -11,7 +11,8 @@ import { plainRegistration } from '../../http/fast-routes/registration-body';
 import { isStringMap, RegisterInstanceDto, registrationFrom } from '../../http/register-instance.dto';
 import { ResolveService } from '../../resolve/resolve.service';
 import { DoorRouteConfig } from '../door-requests';
-import { EurekaObject, eurekaApplicationOf, eurekaApplicationsOf, eurekaInstanceOf, registrationOf, registryIdOf, serviceOfApp, statusOf } from './eureka-instance';
+import { EncodedApplications, EurekaFormat } from './encoded-applications';
+import { EurekaObject, eurekaApplicationOf, eurekaInstanceOf, registrationOf, registryIdOf, serviceOfApp, statusOf } from './eureka-instance';
 import { eurekaXml, parseEurekaXml } from './eureka-xml';
 
 export interface EurekaDoorDeps {
@@ -61,6 +62,8 @@ interface Operation {
  * body of /v1. Names are mapped reversibly (eureka-instance.ts).
  */
 export class EurekaDoor {
+  private readonly applications = new EncodedApplications();
+
   constructor(private readonly deps: EurekaDoorDeps) {}
 
   /** Adds the door's routes to Fastify (before Nest's own routes are registered). */
@@ -148,13 +151,15 @@ export class EurekaDoor {
 
   /**
    * Every service with its instances, from the directory (listServices, then resolve per service, both
-   * from memory). An agent token sees the services its globs cover.
+   * from memory), each application encoded once per revision (EncodedApplications). An agent token
+   * sees the services its globs cover.
    */
   private async getApps({ request, reply, token }: Call): Promise<unknown> {
     const { services } = await this.deps.resolver.listServices();
     const covered = services.filter(({ service }) => !token || token.coversService(service));
-    const resolved = await Promise.all(covered.map(async ({ service }) => ({ service, instances: (await this.deps.resolver.resolve(service, EVERY_STATUS)).instances })));
-    return sendDocument(request, reply, eurekaApplicationsOf(resolved));
+    const answers = await Promise.all(covered.map(({ service }) => this.deps.resolver.resolve(service, EVERY_STATUS)));
+    const format = formatOf(request);
+    return reply.type(CONTENT_TYPES[format]).send(this.applications.encode(format, answers));
   }
 
   private async getApp({ request, reply, service }: Call): Promise<unknown> {
@@ -220,9 +225,15 @@ function sendNotFound(reply: FastifyReply, message: string): FastifyReply {
 }
 
 /** JSON when the client asks for it (eureka-js-client, Spring); XML otherwise, as Eureka (Prometheus sends no Accept and reads XML only). */
+function formatOf(request: Request): EurekaFormat {
+  return /json/i.test(request.headers.accept ?? '') ? 'json' : 'xml';
+}
+
+const CONTENT_TYPES: Record<EurekaFormat, string> = { json: 'application/json', xml: 'application/xml' };
+
 function sendDocument(request: Request, reply: FastifyReply, document: EurekaObject): FastifyReply {
-  if (/json/i.test(request.headers.accept ?? '')) return reply.type('application/json').send(JSON.stringify(document));
-  return reply.type('application/xml').send(eurekaXml(document));
+  const format = formatOf(request);
+  return reply.type(CONTENT_TYPES[format]).send(format === 'json' ? JSON.stringify(document) : eurekaXml(document));
 }
 
 /**

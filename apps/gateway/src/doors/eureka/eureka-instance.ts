@@ -197,21 +197,19 @@ export function eurekaApplicationOf(service: string, instances: readonly Resolve
 }
 
 /**
- * The `applications` document. `apps__hashcode` is Eureka's: the count of instances per status
- * (`DOWN_1_UP_3_`, statuses in alphabetical order), which clients compare with their own copy.
+ * The `applications` document's `apps__hashcode`, as Eureka computes it: the count of instances per
+ * status (`DOWN_1_UP_3_`, statuses in alphabetical order), which clients compare with their own copy.
  */
-export function eurekaApplicationsOf(services: ReadonlyArray<{ service: string; instances: readonly ResolvedInstance[] }>): EurekaObject {
+export function appsHashcode(services: ReadonlyArray<{ instances: readonly ResolvedInstance[] }>): string {
   const counts = new Map<string, number>();
   for (const { instances } of services) for (const { status } of instances) counts.set(TO_EUREKA_STATUS[status], (counts.get(TO_EUREKA_STATUS[status]) ?? 0) + 1);
-  const hashcode = [...counts.keys()]
+  return [...counts.keys()]
     .sort()
     .map((status) => `${status}_${counts.get(status)}_`)
     .join('');
-  return {
-    applications: {
-      versions__delta: '1',
-      apps__hashcode: hashcode,
-      application: services.filter(({ instances }) => instances.length).map(({ service, instances }) => eurekaApplicationOf(service, instances)),
-    },
-  };
+}
+
+/** The head of the `applications` document; its `application` list is written by EncodedApplications. */
+export function applicationsHead(hashcode: string): EurekaObject {
+  return { versions__delta: '1', apps__hashcode: hashcode };
 }

@@ -32,9 +32,16 @@ export function parseEurekaXml(text: string): EurekaObject {
 /** An XML element name: metadata keys that are not one (`1st`, `-x`) cannot be written as XML and are left out of it. */
 const XML_NAME = /^[A-Za-z_][A-Za-z0-9._-]*$/;
 
+export const XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>';
+
 /** A Eureka document (`{applications: ...}`, `{application: ...}`, `{instance: ...}`) as XML. */
 export function eurekaXml(document: EurekaObject): string {
-  return `<?xml version="1.0" encoding="UTF-8" standalone="yes"?>${builder.build(xmlSafe(document)) as string}`;
+  return `${XML_DECLARATION}${eurekaXmlElements(document)}`;
+}
+
+/** The elements alone, without the declaration: a part of a larger document. */
+export function eurekaXmlElements(document: EurekaObject): string {
+  return builder.build(xmlSafe(document)) as string;
 }
 
 function xmlSafe(value: unknown): unknown {
