@@ -143,7 +143,11 @@ describe('Eureka door', () => {
     expect(await restInstance('shipping', 's1')).toMatchObject({ status: 'UP' });
     expect((await eureka({ method: 'PUT', path: '/eureka/apps/SHIPPING/s1/metadata?b=2&a=3' })).status).toBe(200);
     await waitFor('the metadata change', async () => JSON.stringify((await restInstance('shipping', 's1'))?.metadata) === JSON.stringify({ a: '3', b: '2' }), 5_000, 50);
+    // Outside the registration limits (a key with a space): 400, the metadata unchanged.
+    expect((await eureka({ method: 'PUT', path: '/eureka/apps/SHIPPING/s1/metadata?bad%20key=x' })).status).toBe(400);
+    expect((await restInstance('shipping', 's1'))?.metadata).toEqual({ a: '3', b: '2' });
     expect((await eureka({ method: 'PUT', path: '/eureka/apps/SHIPPING/s1/status?value=SLEEPY' })).status).toBe(400);
+    expect((await eureka({ method: 'PUT', path: '/eureka/apps/SHIPPING/s1/status' })).text).toBe('query parameter value is required');
     expect((await eureka({ method: 'PUT', path: '/eureka/apps/SHIPPING/nope/status?value=DOWN' })).status).toBe(404);
   });
 

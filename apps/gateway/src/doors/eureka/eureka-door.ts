@@ -39,6 +39,8 @@ interface Call {
   token: ApiToken | undefined;
   /** `:app` as its registry service name (undefined on routes without one). */
   service: string | undefined;
+  /** `:id` as its registry instance id (undefined on routes without one). */
+  id: string | undefined;
 }
 
 interface Operation {
@@ -96,7 +98,7 @@ export class EurekaDoor {
       op('DELETE', '/apps/:app/:id', 'cancel', (call) => this.cancel(call)),
       op('GET', '/apps', 'get_apps', (call) => this.getApps(call)),
       // Eureka's own answer when it serves no deltas (disableDelta): clients then fetch /apps in full.
-      op('GET', '/apps/delta', 'get_delta', async ({ reply }) => reply.code(403).type('text/plain').send('deltas are not served: fetch /apps')),
+      op('GET', '/apps/delta', 'get_delta', async ({ reply }) => reply.code(403).type(TEXT).send('deltas are not served: fetch /apps')),
       op('GET', '/apps/:app', 'get_app', (call) => this.getApp(call)),
       op('GET', '/apps/:app/:id', 'get_instance', (call) => this.getInstance(call)),
       op('GET', '/instances/:id', 'get_instance_by_id', (call) => this.getInstanceById(call)),
@@ -114,9 +116,9 @@ export class EurekaDoor {
       if (app === '' || id === '') return reply.callNotFound();
       try {
         const service = app === undefined ? undefined : serviceOfApp(app);
-        if (id !== undefined) registryIdOf(id);
+        const registryId = id === undefined ? undefined : registryIdOf(id);
         const token = this.deps.access.authorizer?.authorize(operation.rule, service, request.headers.authorization, { basic: true });
-        return await operation.handle({ request, reply, token, service });
+        return await operation.handle({ request, reply, token, service, id: registryId });
       } catch (err) {
         return sendEurekaError(request, reply, err);
       }
@@ -138,14 +140,13 @@ export class EurekaDoor {
   }
 
   /** 404 for an instance the registry does not know: the Eureka client then registers again. */
-  private async renew({ request, reply, service }: Call): Promise<unknown> {
-    const id = registryIdOf(request.params.id!);
-    if (!this.deps.registrar.heartbeatTracked(service!, id)) await this.deps.registrar.heartbeat(service!, id);
+  private async renew({ reply, service, id }: Call): Promise<unknown> {
+    if (!this.deps.registrar.heartbeatTracked(service!, id!)) await this.deps.registrar.heartbeat(service!, id!);
     return reply.code(200).send();
   }
 
-  private async cancel({ request, reply, service }: Call): Promise<unknown> {
-    await this.deps.registrar.deregister(service!, registryIdOf(request.params.id!));
+  private async cancel({ reply, service, id }: Call): Promise<unknown> {
+    await this.deps.registrar.deregister(service!, id!);
     return reply.code(200).send();
   }
 
@@ -168,14 +169,13 @@ export class EurekaDoor {
     return sendDocument(request, reply, { application: eurekaApplicationOf(service!, instances) });
   }
 
-  private async getInstance({ request, reply, service }: Call): Promise<unknown> {
-    const instance = await this.find(service!, registryIdOf(request.params.id!));
+  private async getInstance({ request, reply, service, id }: Call): Promise<unknown> {
+    const instance = await this.find(service!, id!);
     return sendDocument(request, reply, { instance: eurekaInstanceOf(service!, instance) });
   }
 
   /** Eureka's lookup by id alone: every service (an agent's: those it covers) is searched, from memory. */
-  private async getInstanceById({ request, reply, token }: Call): Promise<unknown> {
-    const id = registryIdOf(request.params.id!);
+  private async getInstanceById({ request, reply, token, id }: Call): Promise<unknown> {
     const { services } = await this.deps.resolver.listServices();
     for (const { service } of services) {
       if (token && !token.coversService(service)) continue;
@@ -186,21 +186,20 @@ export class EurekaDoor {
   }
 
   /** `PUT .../status?value=OUT_OF_SERVICE`, `DELETE .../status` (back to UP, or `value`): the instance's status in the registry. */
-  private async overrideStatus({ request, reply, service }: Call, value: string): Promise<unknown> {
+  private async overrideStatus({ reply, service, id }: Call, value: string): Promise<unknown> {
     const status = statusOf(value, 'value');
-    await this.deps.resolver.updateInstance(service!, registryIdOf(request.params.id!), { status });
+    await this.deps.resolver.updateInstance(service!, id!, { status });
     return reply.code(200).send();
   }
 
   /** `PUT .../metadata?key=value&...`: merged into the instance's metadata, within the registration limits. */
-  private async updateMetadata({ request, reply, service }: Call): Promise<unknown> {
-    const id = registryIdOf(request.params.id!);
+  private async updateMetadata({ request, reply, service, id }: Call): Promise<unknown> {
     const changes: Record<string, string> = {};
     for (const key of Object.keys(request.query ?? {})) changes[key] = queryText(request, key, true)!;
-    const current = await this.find(service!, id);
+    const current = await this.find(service!, id!);
     const metadata = { ...current.metadata, ...changes };
     if (!isStringMap(metadata)) throw new InvalidRequestError('metadata must stay within the registration limits (keys of [A-Za-z0-9._/-], sizes as for the REST API)', 'metadata');
-    await this.deps.resolver.updateInstance(service!, id, { status: current.status, metadata });
+    await this.deps.resolver.updateInstance(service!, id!, { status: current.status, metadata });
     return reply.code(200).send();
   }
 
@@ -221,8 +220,10 @@ function queryText(request: Request, name: string, required: boolean): string | 
 
 /** A lookup that found nothing (no typed error names an app or an instance without its app). */
 function sendNotFound(reply: FastifyReply, message: string): FastifyReply {
-  return reply.code(404).type('text/plain; charset=utf-8').send(message);
+  return reply.code(404).type(TEXT).send(message);
 }
+
+const TEXT = 'text/plain; charset=utf-8';
 
 /** JSON when the client asks for it (eureka-js-client, Spring); XML otherwise, as Eureka (Prometheus sends no Accept and reads XML only). */
 function formatOf(request: Request): EurekaFormat {
@@ -245,5 +246,5 @@ function sendEurekaError(request: Request, reply: FastifyReply, err: unknown): F
   logError(request, err, status, body);
   for (const [name, value] of Object.entries(headers)) void reply.header(name, value);
   if (status === 401) void reply.header('www-authenticate', 'Basic realm="registry-gateway"');
-  return reply.code(status).type('text/plain; charset=utf-8').send(body.message);
+  return reply.code(status).type(TEXT).send(body.message);
 }
