@@ -62,6 +62,16 @@ describe('registrationOf (POST /apps/{app} body)', () => {
     expect(refusal('ORDERS', instance({ status: 'SLEEPY' })).field).toBe('instance.status');
   });
 
+  it('takes null fields as not given (Jackson-based clients write them)', () => {
+    expect(registrationOf('ORDERS', instance({ hostName: null, securePort: null, leaseInfo: null, metadata: null, status: null, appGroupName: null })).registration).toMatchObject({
+      address: '10.0.0.5',
+      port: 8080,
+      ttl: 90,
+      metadata: {},
+      status: 'UP',
+    });
+  });
+
   it('falls back on hostName for the id and the address, as Eureka does', () => {
     const { id, registration } = registrationOf('ORDERS', { instance: { hostName: 'pod-1.example', port: 80 } });
     expect(id).toBe('pod-1.example');

@@ -111,7 +111,7 @@ function portOf(instance: EurekaObject): number {
 
 /** `8080`, `"8080"` or `{"$": 8080, "@enabled": "true"}` (XML: `<port enabled="true">8080</port>`). */
 function portField(value: unknown, field: string): { port: number; enabled: boolean } | undefined {
-  if (value === undefined) return undefined;
+  if (value === undefined || value === null) return undefined;
   const raw = isObject(value) ? value.$ : value;
   const enabled = isObject(value) ? String(value['@enabled'] ?? 'true') !== 'false' : true;
   const port = typeof raw === 'string' && /^\d{1,5}$/.test(raw) ? Number(raw) : raw;
@@ -123,10 +123,10 @@ function portField(value: unknown, field: string): { port: number; enabled: bool
 
 /** `leaseInfo.durationInSecs` is the TTL, held to the REST API's bounds (a clear 400 outside them). */
 function leaseSecondsOf(leaseInfo: unknown): number {
-  if (leaseInfo === undefined) return EUREKA_DEFAULT_LEASE_SECONDS;
+  if (leaseInfo === undefined || leaseInfo === null) return EUREKA_DEFAULT_LEASE_SECONDS;
   if (!isObject(leaseInfo)) throw new InvalidRequestError('instance.leaseInfo must be an object', 'instance.leaseInfo');
   const raw = leaseInfo.durationInSecs;
-  if (raw === undefined) return EUREKA_DEFAULT_LEASE_SECONDS;
+  if (raw === undefined || raw === null) return EUREKA_DEFAULT_LEASE_SECONDS;
   const seconds = typeof raw === 'string' && /^\d{1,6}$/.test(raw) ? Number(raw) : raw;
   const { min, max } = L.ttlSeconds;
   if (typeof seconds !== 'number' || !Number.isInteger(seconds) || seconds < min || seconds > max) {
@@ -140,7 +140,7 @@ function leaseSecondsOf(leaseInfo: unknown): number {
  * Jackson's `@class` marker (`java.util.Collections$EmptyMap`) is not metadata.
  */
 function metadataOf(value: unknown): Record<string, string> {
-  if (value === undefined || value === '') return {};
+  if (value === undefined || value === null || value === '') return {};
   if (!isObject(value)) throw new InvalidRequestError('instance.metadata must be an object of strings', 'instance.metadata');
   const metadata: Record<string, string> = {};
   for (const [key, entry] of Object.entries(value)) {
@@ -152,8 +152,9 @@ function metadataOf(value: unknown): Record<string, string> {
   return metadata;
 }
 
+/** Absent, empty and `null` (which some Jackson-based clients write for unset fields) are all "not given". */
 function optionalText(value: unknown, field: string): string | undefined {
-  if (value === undefined || value === '') return undefined;
+  if (value === undefined || value === null || value === '') return undefined;
   if (typeof value !== 'string') throw new InvalidRequestError(`${field} must be a string`, field);
   return value;
 }
