@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash tools/stack/ensure-packages.sh
-# chromium, kubectl, docker-compose: driven by the dashboard and deployment-manifest tests.
+# chromium, kubectl, docker-compose, prometheus: driven by the dashboard, deployment-manifest and
+# Prometheus service-discovery tests.
 bash tools/stack/ensure-test-tools.sh
 if [ ! -d node_modules ]; then
   npm ci --no-audit --no-fund

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # apt-install.sh LABEL PACKAGE...: installs Debian packages with apt-get, as root or through sudo,
 # without starting the packages' own services, waiting for another apt run's lock instead of failing.
-# Shared by ensure-packages.sh (etcd, Redis) and ensure-test-tools.sh (chromium, kubectl, docker-compose).
+# Shared by ensure-packages.sh (etcd, Redis) and ensure-test-tools.sh (chromium, kubectl, docker-compose, prometheus).
 set -euo pipefail
 label=$1
 shift

@@ -4,6 +4,8 @@
 #   kubernetes-client  kubectl: test/deploy-manifests renders deploy/k8s with `kubectl kustomize`
 #   docker-compose     test/deploy-manifests and .ci/run validate docker-compose.yml (`config -q`;
 #                      validation only, no Docker engine needed)
+#   prometheus         test/door-prometheus starts /usr/bin/prometheus itself (eureka_sd and http_sd
+#                      pointed at the gateway); the package's own service must not keep running
 # Installs (Debian 12, apt-get) only what is missing; silent when everything is there.
 set -euo pipefail
 
@@ -11,13 +13,28 @@ missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+[ -x /usr/bin/prometheus ] || missing+=(prometheus)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 
 bash "$(dirname "$0")/apt-install.sh" ensure-test-tools "${missing[@]}"
 
-[ -x /usr/bin/chromium ] || { echo "ensure-test-tools: /usr/bin/chromium still missing after install" >&2; exit 1; }
+# As ensure-packages.sh: a service the install started anyway (a policy-rc.d we did not write) would sit
+# on :9090 and outlive us; stop exactly that daemon through its pid file, never by name.
+for pidfile in /run/prometheus/prometheus.pid /var/run/prometheus/prometheus.pid /run/prometheus.pid; do
+  if [ -s "$pidfile" ]; then
+    pid=$(cat "$pidfile")
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "ensure-test-tools: stopping service process $pid ($pidfile) started by the package install" >&2
+      kill "$pid" 2>/dev/null || sudo kill "$pid" 2>/dev/null || true
+    fi
+  fi
+done
+
+for bin in /usr/bin/chromium /usr/bin/prometheus; do
+  [ -x "$bin" ] || { echo "ensure-test-tools: $bin still missing after install" >&2; exit 1; }
+done
 for bin in kubectl docker-compose; do
   command -v "$bin" >/dev/null 2>&1 || { echo "ensure-test-tools: $bin still missing after install" >&2; exit 1; }
 done

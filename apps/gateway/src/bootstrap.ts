@@ -7,6 +7,8 @@ import { InstanceRegistrar } from '@app/etcd';
 import { AppModule } from './app.module';
 import { ApiAccess } from './auth/request-auth';
 import { GatewayConfig } from './config/gateway-config';
+import { countDoorRequests } from './doors/door-requests';
+import { EurekaDoor } from './doors/eureka/eureka-door';
 import { registerBodyParsers } from './http/body-parsers';
 import { corsOptions } from './http/cors';
 import { answerFrameworkError, MAX_PATH_SEGMENT_LENGTH } from './http/error.filter';
@@ -59,7 +61,11 @@ export async function createGatewayApp(config: GatewayConfig): Promise<NestFasti
   const fastify = app.getHttpAdapter().getInstance();
   // Before Nest registers its routes (app.init()/listen()): heartbeat, resolve and batch heartbeat
   // are swapped onto handlers outside Nest's per-request pipeline (http/fast-routes).
-  serveHotRoutesOutsideNest(fastify, { registrar: app.get(InstanceRegistrar), resolver: app.get(ResolveService), access: app.get(ApiAccess), bodyPipe });
+  const door = { registrar: app.get(InstanceRegistrar), resolver: app.get(ResolveService), access: app.get(ApiAccess), bodyPipe };
+  serveHotRoutesOutsideNest(fastify, door);
+  // The Eureka door (issue 23) is Fastify routes too: Basic auth, XML bodies, Eureka's error shape.
+  new EurekaDoor(door).serve(fastify);
+  countDoorRequests(fastify, metrics.doorRequests);
   registerBodyParsers(fastify, REGISTRATION_LIMITS.bodyMaxBytes, { '/v1/heartbeats': HEARTBEAT_BATCH_LIMITS.bodyMaxBytes });
   const cors = corsOptions(config.CORS_ORIGINS);
   if (cors) app.enableCors(cors);

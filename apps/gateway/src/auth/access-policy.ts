@@ -33,6 +33,15 @@ export const ACCESS_POLICY: readonly AccessRule[] = [
   { methods: ['POST'], route: '/v1/heartbeats', grants: ['admin', 'agent'] },
   { methods: ['GET'], route: '/v1/services/:service', grants: ['admin', 'reader', 'agent-in-scope'] },
   { methods: ['GET'], route: '/v1/services', grants: ['admin', 'reader'] },
+  { methods: ['GET'], route: '/v1/sd/prometheus', grants: ['admin', 'reader'] },
+  // The Eureka door (doors/eureka) checks its routes under these patterns, whatever the prefix
+  // (/eureka or /eureka/v2) and trailing slash; `:service` is the app's registry name.
+  { methods: ['POST'], route: '/eureka/apps/:service', grants: ['admin', 'agent-in-scope'], rateLimit: 'registrations' },
+  { methods: ['PUT', 'DELETE'], route: '/eureka/apps/:service/*', grants: ['admin', 'agent-in-scope'] },
+  // Every Eureka client fetches the whole registry: agents may, and see only the services their globs cover.
+  { methods: ['GET'], route: '/eureka/apps', grants: ['admin', 'reader', 'agent'] },
+  { methods: ['GET'], route: '/eureka/instances/:id', grants: ['admin', 'reader', 'agent'] },
+  { methods: ['GET'], route: '/eureka/apps/:service*', grants: ['admin', 'reader', 'agent-in-scope'] },
 ];
 
 export const ADMIN_ONLY: AccessRule = { methods: ['*'], route: '*', grants: ['admin'] };

@@ -98,3 +98,29 @@ describe('RequestAuthorizer', () => {
     expect(await denied()).toMatchObject({ rate_limited: 1 });
   });
 });
+
+describe('Basic credentials (protocol doors whose clients speak only Basic auth)', () => {
+  const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+  const EUREKA_REGISTER = ruleFor('POST', '/eureka/apps/:service');
+
+  it('takes user = token name and password = token, or Bearer, when the route allows Basic', () => {
+    const { authorizer } = setup();
+    expect(authorizer.authorize(EUREKA_REGISTER, 'payments', basic('ops', ADMIN), { basic: true }).name).toBe('ops');
+    expect(authorizer.authorize(EUREKA_REGISTER, 'payments', `Bearer ${ADMIN}`, { basic: true }).name).toBe('ops');
+  });
+
+  it('refuses a token under another name, a wrong password and Basic where only Bearer is taken, as invalid tokens', async () => {
+    const { authorizer, denied } = setup();
+    for (const [header, options] of [
+      [basic('payments-agent', ADMIN), { basic: true }],
+      [basic('ops', 'wrong-token-0123456789'), { basic: true }],
+      ['Basic bm8tY29sb24=', { basic: true }],
+      [basic('ops', ADMIN), {}],
+    ] as const) {
+      const err = thrown(() => authorizer.authorize(EUREKA_REGISTER, 'payments', header, options));
+      expect(err).toBeInstanceOf(TokenRequiredError);
+      expect((err as TokenRequiredError).reason).toBe('invalid_token');
+    }
+    expect(await denied()).toEqual({ invalid_token: 4 });
+  });
+});

@@ -54,9 +54,15 @@ export class RequestAuthorizer {
     private readonly denials: Counter<'reason'>,
   ) {}
 
-  authorize(rule: AccessRule, service: string | undefined, authorization: string | undefined): ApiToken {
-    const presented = bearerToken(authorization);
-    const token = presented && this.tokens.verify(presented);
+  /**
+   * `basic`: the protocol doors whose clients only speak Basic auth (Eureka) also take `Authorization:
+   * Basic` with the token's name as user and the token as password; a wrong name is a wrong token.
+   */
+  authorize(rule: AccessRule, service: string | undefined, authorization: string | undefined, { basic = false } = {}): ApiToken {
+    const credentials = basic ? bearerOrBasicCredentials(authorization) : tokenCredentials(bearerToken(authorization));
+    const presented = credentials?.token;
+    const found = presented ? this.tokens.verify(presented) : undefined;
+    const token = found && (credentials?.name === undefined || credentials.name === found.name) ? found : undefined;
     if (!token) {
       const reason = presented === undefined ? 'missing_token' : 'invalid_token';
       this.denials.inc({ reason });
@@ -93,6 +99,25 @@ export function bearerToken(header: string | undefined): string | undefined {
   if (header === undefined) return undefined;
   const match = /^Bearer +([\x21-\x7e]+) *$/i.exec(header);
   return match ? match[1] : '';
+}
+
+interface Credentials {
+  token: string;
+  /** The user of Basic credentials, which must be the token's name. */
+  name?: string;
+}
+
+function tokenCredentials(token: string | undefined): Credentials | undefined {
+  return token === undefined ? undefined : { token };
+}
+
+/** Bearer as bearerToken(), or Basic `name:token`; `{token: ''}` for anything else, undefined without a header. */
+export function bearerOrBasicCredentials(header: string | undefined): Credentials | undefined {
+  const basic = header === undefined ? null : /^Basic +([A-Za-z0-9+/=]+) *$/i.exec(header);
+  if (!basic) return tokenCredentials(bearerToken(header));
+  const decoded = Buffer.from(basic[1], 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  return colon < 0 ? { token: '' } : { name: decoded.slice(0, colon), token: decoded.slice(colon + 1) };
 }
 
 function describe(rule: AccessRule): string {

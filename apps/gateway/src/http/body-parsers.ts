@@ -15,6 +15,11 @@ class PayloadTooLargeError extends Error {
   }
 }
 
+/** Fastify route config of a route that takes XML bodies (as text). */
+export interface XmlBodyRouteConfig {
+  xmlBody?: boolean;
+}
+
 /**
  * The only body the API reads is JSON. Replaces Fastify's and Nest's parsers (JSON, text/plain,
  * form-encoded), which turned a text or form body into a string or an object of strings that then
@@ -22,6 +27,8 @@ class PayloadTooLargeError extends Error {
  * - application/json: parsed with Fastify's own parser (`__proto__`/`constructor` keys are errors);
  * - an empty body, whatever its content type, is no body: HTTP wrappers send `content-type:
  *   application/json` on a bodiless heartbeat or DELETE;
+ * - application/xml and text/xml, on the routes that take XML (route config `xmlBody: true`: the
+ *   Eureka door, whose clients may register in XML): handed to the route as text, which parses it;
  * - any other non-empty body, or one without a content type: 415.
  * Bodies over `bodyLimit` are 413 before any of this (Fastify counts while it reads).
  */
@@ -36,6 +43,11 @@ export function registerBodyParsers(fastify: FastifyInstance, bodyLimit: number,
     if (Buffer.byteLength(body as string) > limit) return done(new PayloadTooLargeError(limit), undefined);
     if ((body as string).trim() === '') return done(null, undefined);
     parseJson(request, body as string, done);
+  });
+  fastify.addContentTypeParser(['application/xml', 'text/xml'], { parseAs: 'string', bodyLimit }, (request, body, done) => {
+    if ((body as string).trim() === '') return done(null, undefined);
+    if (!(request.routeOptions.config as XmlBodyRouteConfig | undefined)?.xmlBody) return done(new UnsupportedMediaTypeError(), undefined);
+    done(null, body);
   });
   fastify.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (_request, body, done) => {
     if ((body as Buffer).length === 0) return done(null, undefined);

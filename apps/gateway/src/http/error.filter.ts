@@ -67,7 +67,7 @@ export function sendError(request: FastifyRequest | undefined, reply: FastifyRep
  * they are counted in registry_http_request_duration_seconds, and an outage must not turn into a
  * log storm. Only the message and stack of an unexpected error are logged, never its other fields.
  */
-function logError(request: FastifyRequest | undefined, exception: unknown, status: number, body: ErrorBody): void {
+export function logError(request: FastifyRequest | undefined, exception: unknown, status: number, body: ErrorBody): void {
   if (status >= 500 && !(exception instanceof RegistryError)) {
     const err = exception as Error | undefined;
     const message = `unhandled error: ${err?.message ?? String(exception)}`;
