@@ -63,9 +63,10 @@ export async function createGatewayApp(config: GatewayConfig): Promise<NestFasti
   // are swapped onto handlers outside Nest's per-request pipeline (http/fast-routes).
   const door = { registrar: app.get(InstanceRegistrar), resolver: app.get(ResolveService), access: app.get(ApiAccess), bodyPipe };
   serveHotRoutesOutsideNest(fastify, door);
+  // Before any door route is registered: it hooks into the doors' routes as they are added.
+  countDoorRequests(fastify, metrics.doorRequests);
   // The Eureka door (issue 23) is Fastify routes too: Basic auth, XML bodies, Eureka's error shape.
   new EurekaDoor(door).serve(fastify);
-  countDoorRequests(fastify, metrics.doorRequests);
   registerBodyParsers(fastify, REGISTRATION_LIMITS.bodyMaxBytes, { '/v1/heartbeats': HEARTBEAT_BATCH_LIMITS.bodyMaxBytes });
   const cors = corsOptions(config.CORS_ORIGINS);
   if (cors) app.enableCors(cors);

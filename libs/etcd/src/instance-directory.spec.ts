@@ -18,10 +18,18 @@ describe('InstanceDirectory', () => {
     dir.apply([{ type: 'delete', service: 'b', id: '1', revision: 6, created: false }]);
     expect([dir.instanceCount('b'), [...dir.instancesOf('b')]]).toEqual([0, []]);
     expect(dir.serviceCounts()).toEqual([{ service: 'a', instances: 2 }]);
+    // The registrar's own write is held (for renewals) but not looked up until the watch delivers it.
     dir.written(layout.instanceKey('c', '9'), 'c/9', '8', 1_000);
+    expect([dir.instanceCount('c'), dir.latest(layout.instanceKey('c', '9'))]).toEqual([0, 'c/9']);
+    dir.apply([{ type: 'put', service: 'c', id: '9', value: 'c/9', leaseId: '8', revision: 7, created: true }]);
     expect([...dir.instancesOf('c')]).toEqual([['9', 'c/9']]);
+    dir.apply([{ type: 'put', service: 'c', id: '9', value: 'c/9', leaseId: '8', revision: 8, created: false }]);
+    expect(dir.instanceCount('c')).toBe(1);
     dir.replace({ revision: '9', items: [item('b', '2')] });
     expect([dir.instanceCount('a'), dir.instanceCount('c'), dir.instanceCount('b')]).toEqual([0, 0, 1]);
+    dir.written(layout.instanceKey('b', '3'), 'b/3', '8', 2_000);
+    dir.apply([{ type: 'delete', service: 'b', id: '3', revision: 10, created: false }]);
+    expect([...dir.instancesOf('b')]).toEqual([['2', 'b/2']]);
   });
 
   it('knows every instance and its lease from the initial read and the watch, with when a lease was seen granted', () => {

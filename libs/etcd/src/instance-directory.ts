@@ -37,6 +37,11 @@ export class InstanceDirectory implements InstanceValues {
    * derived from it (RegistryReadModel in @app/cache), so a replica answers them from memory once
    * synced. A row's place in its list is kept in `positions`, so a delete is O(1) (swap with the
    * last). About 12 bytes per instance; a Map of id -> row cost ~78 (bench/experiments/memory-probe.ts).
+   *
+   * Only what the initial read and the watch delivered is indexed: a row the registrar wrote (written())
+   * is indexed when its watch event arrives, so every replica's lookups show the same registry, as of
+   * the revision its watch reached, and a client moving between replicas never sees an instance vanish.
+   * `positions[row]` is -1 for a row not indexed (yet).
    */
   private readonly byService = new Map<string, number[]>();
   private positions = new Int32Array(1024);
@@ -113,7 +118,7 @@ export class InstanceDirectory implements InstanceValues {
     this.values = [];
     this.freeRows = [];
     for (const item of range.items) {
-      this.set(item.key, item.value, item.leaseId, 0);
+      this.set(item.key, item.value, item.leaseId, 0, true);
     }
     this.synced = true;
   }
@@ -141,7 +146,7 @@ export class InstanceDirectory implements InstanceValues {
   /** InstanceValues: the registrar wrote `value` under `leaseId`; the watch's copy of it will not be kept twice. */
   written(key: string, value: string, leaseId: string, now: number): string {
     this.deleted.delete(key);
-    return this.set(key, value, leaseId, now);
+    return this.set(key, value, leaseId, now, false);
   }
 
   /** InstanceValues: the latest value of `key`, also when etcd deleted it lately (see DELETED_KEEP_MS). */
@@ -167,13 +172,13 @@ export class InstanceDirectory implements InstanceValues {
         this.freeRows.push(row);
       } else if (event.value !== undefined && event.leaseId !== undefined) {
         this.deleted.delete(key);
-        this.set(key, event.value, event.leaseId, now);
+        this.set(key, event.value, event.leaseId, now, true);
       }
     }
   }
 
-  /** Upserts a row; returns the key string the directory holds (the first one it saw). */
-  private set(key: string, value: string, leaseId: string, now: number): string {
+  /** Upserts a row (indexed for lookups when `watched`); returns the key string the directory holds (the first one it saw). */
+  private set(key: string, value: string, leaseId: string, now: number, watched: boolean): string {
     const lease = toLease(leaseId);
     let row = this.rows.get(key);
     if (row === undefined) {
@@ -184,9 +189,8 @@ export class InstanceDirectory implements InstanceValues {
       key = Buffer.from(key).toString();
       row = this.freeRows.pop() ?? this.keys.length;
       if (row >= this.leases.length) this.grow();
-      let rows = this.byService.get(address.service);
-      if (!rows) this.byService.set(address.service, (rows = []));
-      this.positions[row] = rows.push(row) - 1;
+      this.positions[row] = -1;
+      if (watched) this.index(address.service, row);
       this.rows.set(key, row);
       this.keys[row] = key;
       this.values[row] = value;
@@ -194,6 +198,7 @@ export class InstanceDirectory implements InstanceValues {
       this.observed[row] = now;
       return key;
     }
+    if (watched && this.positions[row] === -1) this.index(this.layout.parseInstanceKey(key)!.service, row);
     // A put that keeps the lease (a PATCH, a re-registration with the same TTL, our own write coming
     // back through the watch) says nothing new about when the lease was renewed: keep the earlier observation.
     if (this.leases[row] !== lease) {
@@ -205,15 +210,22 @@ export class InstanceDirectory implements InstanceValues {
     return this.keys[row]!;
   }
 
+  private index(service: string, row: number): void {
+    let rows = this.byService.get(service);
+    if (!rows) this.byService.set(service, (rows = []));
+    this.positions[row] = rows.push(row) - 1;
+  }
+
   private unindex(service: string, row: number): void {
     const rows = this.byService.get(service);
-    if (!rows) return;
     const at = this.positions[row];
+    if (!rows || at === -1) return;
     const last = rows.pop()!;
     if (last !== row) {
       rows[at] = last;
       this.positions[last] = at;
     }
+    this.positions[row] = -1;
     if (rows.length === 0) this.byService.delete(service);
   }
 
