@@ -1,3 +1,6 @@
+/** Far longer than the watch takes to deliver a write to this replica's view. */
+const RECENT_MS = 10_000;
+
 /** What ConsulServiceIds reads the registry through (ResolveService's view, in the door). */
 export interface RegistryServices {
   services(): Promise<string[]>;
@@ -15,8 +18,11 @@ export interface RegistryServices {
  */
 export class ConsulServiceIds {
   private serviceOf = new Map<string, string>();
-  /** learn()t while a pass runs: the pass's result may predate them. */
-  private learntDuringPass: Map<string, string> | undefined;
+  /**
+   * When IDs were learn()t here: a pass keeps those of the last RECENT_MS, because the view it reads
+   * may not show a registration yet (the watch delivers it a moment after the write).
+   */
+  private readonly learntAt = new Map<string, number>();
   private refreshing: Promise<void> | undefined;
   private refreshedAt = -Infinity;
 
@@ -32,11 +38,12 @@ export class ConsulServiceIds {
 
   learn(id: string, service: string): void {
     this.serviceOf.set(id, service);
-    this.learntDuringPass?.set(id, service);
+    this.learntAt.set(id, this.now());
   }
 
   forget(id: string): void {
     this.serviceOf.delete(id);
+    this.learntAt.delete(id);
   }
 
   /** The service known for `id` here, without looking further. */
@@ -65,15 +72,15 @@ export class ConsulServiceIds {
   /** Replaces the map, so IDs deregistered through other replicas are dropped here too. */
   private async readAll(): Promise<void> {
     const found = new Map<string, string>();
-    this.learntDuringPass = new Map();
-    try {
-      for (const service of await this.registry.services()) {
-        for (const id of await this.registry.consulIds(service)) found.set(id, service);
-      }
-      for (const [id, service] of this.learntDuringPass) found.set(id, service);
-      this.serviceOf = found;
-    } finally {
-      this.learntDuringPass = undefined;
+    for (const service of await this.registry.services()) {
+      for (const id of await this.registry.consulIds(service)) found.set(id, service);
     }
+    const now = this.now();
+    for (const [id, at] of this.learntAt) {
+      const service = this.serviceOf.get(id);
+      if (now - at > RECENT_MS || service === undefined) this.learntAt.delete(id);
+      else found.set(id, service);
+    }
+    this.serviceOf = found;
   }
 }
