@@ -160,6 +160,19 @@ describe('Consul door: the npm consul client', () => {
     expect((await restInstances('payments')).length).toBe(2);
   });
 
+  it('takes the token from X-Consul-Token, ?token= or Authorization: Bearer', async () => {
+    const get = (path: string, headers: Record<string, string> = {}) => rawRequest(consulUrl.origin, { method: 'GET', path, headers });
+    expect((await get('/v1/health/service/payments', { 'x-consul-token': ctx.tokens.reader })).status).toBe(200);
+    expect((await get(`/v1/health/service/payments?token=${encodeURIComponent(ctx.tokens.reader)}`)).status).toBe(200);
+    expect((await get('/v1/health/service/payments', { authorization: `Bearer ${ctx.tokens.reader}` })).status).toBe(200);
+    const refused = await get('/v1/health/service/payments?token=not-a-token-of-this-gateway-000');
+    expect({ status: refused.status, text: refused.text }).toEqual({ status: 403, text: 'ACL not found' });
+    expect((await get('/v1/health/service/payments')).status).toBe(403);
+    // Listing every service is for readers and admins, as on REST; an agent token is scoped to its services.
+    expect((await get('/v1/catalog/services', { 'x-consul-token': ctx.tokens.reader })).status).toBe(200);
+    expect((await get('/v1/catalog/services', { 'x-consul-token': ctx.tokens.agent })).status).toBe(403);
+  });
+
   it('answers bad input with a plain-text 400 and writes nothing', async () => {
     const registrations = await ctx.gw.metric('registry_registrations_total');
     const register = (body: unknown) => rawRequest(consulUrl.origin, { method: 'PUT', path: '/v1/agent/service/register', body, headers: { 'x-consul-token': ctx.tokens.agent } });
@@ -189,6 +202,20 @@ describe('Consul door: the npm consul client', () => {
     // Unknown ids and checks: Consul's 404s.
     await expect(agent.agent.check.pass('service:nobody')).rejects.toMatchObject({ statusCode: 404 });
     await expect(agent.agent.service.deregister('nobody')).rejects.toMatchObject({ statusCode: 404 });
+  });
+
+  it("takes a body sent without a content type, as Go's Consul client sends it", async () => {
+    const body = JSON.stringify({ Name: 'payments-go', ID: 'go-1', Address: '10.0.0.3', Port: 81, Check: { TTL: '15s', Status: 'passing' } });
+    const answer = await rawRequest(consulUrl.origin, {
+      method: 'PUT',
+      path: '/v1/agent/service/register',
+      headers: ['x-consul-token', ctx.tokens.agent, 'content-length', String(Buffer.byteLength(body))],
+      body,
+    });
+    expect(answer.status).toBe(200);
+    expect(await restInstances('payments-go')).toEqual([expect.objectContaining({ id: 'go-1', port: 81, status: 'UP' })]);
+    await agent.agent.service.deregister('go-1');
+    expect(await restInstances('payments-go')).toEqual([]);
   });
 
   it('deregisters: gone from Consul and from the REST API', async () => {

@@ -1,6 +1,7 @@
+import { Logger } from '@nestjs/common';
 import Fastify, { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { InstanceRegistrar } from '@app/etcd';
-import { DOOR_TAG_LIMITS, fromRegistryName, InstanceNotFoundError, InvalidRequestError, ResolvedInstance, toRegistryName } from '@app/registry';
+import { DOOR_TAG_LIMITS, fromRegistryName, InstanceNotFoundError, InvalidRequestError, RegistryError, ResolvedInstance, toRegistryName } from '@app/registry';
 import { AccessRule, ruleFor } from '../../auth/access-policy';
 import { ApiToken } from '../../auth/api-tokens';
 import { ApiAccess, TokenRequiredError } from '../../auth/request-auth';
@@ -255,9 +256,13 @@ class ConsulApi {
  * A failure in Consul's shape: plain text, the status describeError gives it (Retry-After kept), but
  * Consul refuses tokens with 403 (`ACL not found` for an unknown one), never 401.
  */
+const logger = new Logger('ConsulDoor');
+
 function sendConsulError(reply: FastifyReply, err: unknown): FastifyReply {
   if (err instanceof UnknownDatacenterError) return reply.code(500).type('text/plain; charset=utf-8').send(err.message);
   const { status, body, headers } = describeError(err);
+  // Expected refusals are counted in registry_door_requests_total; only a failure nobody mapped is logged.
+  if (status >= 500 && !(err instanceof RegistryError)) logger.error(`unhandled error: ${(err as Error)?.message ?? String(err)}`, (err as Error)?.stack);
   for (const [name, value] of Object.entries(headers)) if (name !== 'www-authenticate') void reply.header(name, value);
   let text = body.message;
   if (err instanceof TokenRequiredError) text = err.reason === 'missing_token' ? 'Permission denied: token required' : 'ACL not found';
