@@ -148,7 +148,15 @@ describe('Consul door: the npm consul client', () => {
       }
       expect(await restInstances(name)).toEqual([]);
     }
-    expect(await doorCount('service.register', '403')).toBe(denied + attempts.length);
+    // The token is checked before the body: a stranger's bad body is a 403 too.
+    const strangerBadBody = await rawRequest(consulUrl.origin, {
+      method: 'PUT',
+      path: '/v1/agent/service/register',
+      headers: { 'x-consul-token': 'not-a-token-of-this-gateway-000' },
+      body: { Name: 'payments-x', Port: 80, Check: { HTTP: 'http://x', Interval: '1s' } },
+    });
+    expect({ status: strangerBadBody.status, text: strangerBadBody.text }).toEqual({ status: 403, text: 'ACL not found' });
+    expect(await doorCount('service.register', '403')).toBe(denied + attempts.length + 1);
     const stranger = client('not-a-token-of-this-gateway-000');
     try {
       await expect(stranger.agent.check.pass(CHECK_ID(FIRST))).rejects.toMatchObject({ statusCode: 403 });

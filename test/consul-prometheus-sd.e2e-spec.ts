@@ -125,6 +125,19 @@ describe('Consul door: the calls of Prometheus consul_sd_configs, replayed', () 
     expect(Number(onB.index)).toBeGreaterThanOrEqual(Math.max(Number(fromA.index), Number(current.index)));
   });
 
+  it('answers a held query when its replica shuts down, then closes the Consul listener', async () => {
+    const c = await startSecuredGateway(tokens, { CONSUL_API_PORT: '0', HOST: '127.0.0.1', ETCD_PREFIX: a.prefix });
+    const doorUrl = doorOf(c);
+    const current = await prometheusGet(c, '/v1/health/service/prom-web?stale=&wait=120000ms');
+    const heldQuery = prometheusGet(c, `/v1/health/service/prom-web?index=${current.index}&stale=&wait=120000ms`);
+    await waitFor('the query held on c', async () => (await held(c)) === 1);
+    await c.close();
+    const answer = await heldQuery;
+    expect({ status: answer.status, index: answer.index }).toEqual({ status: 200, index: current.index });
+    expect(answer.body).toEqual(current.body);
+    await expect(rawRequest(doorUrl, { method: 'GET', path: '/v1/agent/self', freshConnection: true, timeoutMs: 5_000 })).rejects.toThrow(/ECONNREFUSED/);
+  });
+
   it('passes and fails a check through the replica that did not take the registration', async () => {
     const pass = (gw: GatewayUnderTest, verb: string) =>
       rawRequest(doorOf(gw), { method: 'PUT', path: `/v1/agent/check/${verb}/${encodeURIComponent('service:prom-web:10.2.0.2:9100')}`, headers: { 'x-consul-token': tokens.admin } });

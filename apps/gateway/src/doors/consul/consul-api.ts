@@ -51,7 +51,7 @@ const RULES = {
   anyWrite: ruleFor('POST', BATCH_ROUTE),
   service: ruleFor('GET', RESOLVE_ROUTE),
   catalog: ruleFor('GET', '/v1/services'),
-  /** Clients read it at start (Prometheus for the datacenter): any valid token. */
+  /** Clients read it at start (Prometheus for the datacenter): any valid token. Also the check of a token before a 400 for a name no service can have. */
   agentSelf: { methods: ['GET'], route: '/v1/agent/self', grants: ['admin', 'reader', 'agent'] } satisfies AccessRule,
 } as const;
 
@@ -78,8 +78,10 @@ export function buildConsulApi(deps: ConsulApiDeps): FastifyInstance {
     bodyLimit: DOOR_TAG_LIMITS.bodyMaxBytes,
     // Consul names and IDs are free-form: an encoded ID up to 128 bytes may take 3 characters a byte.
     routerOptions: { maxParamLength: 1024 },
-    // Registration: the door-level registration rate is what RATE_LIMIT_REGISTRATIONS_* bound.
     logger: false,
+    // request.ip (the Address of a service registered without one) is the client's behind a proxy
+    // that sends X-Forwarded-For. Trusting it gives a client nothing: it may send any Address anyway.
+    trustProxy: true,
   });
   // Consul clients send JSON with or without a content type (Go's client sets none): any body is JSON.
   fastify.removeAllContentTypeParsers();
@@ -93,7 +95,8 @@ export function buildConsulApi(deps: ConsulApiDeps): FastifyInstance {
     done();
   });
   fastify.setErrorHandler((err, request, reply) => sendConsulError(reply, err));
-  fastify.setNotFoundHandler((request, reply) => reply.code(404).type('text/plain; charset=utf-8').send(`Unsupported path: the registry gateway serves a subset of Consul's API (${request.method} ${request.url.split('?')[0]})`));
+  // The path is not echoed (as the REST API's router errors do not).
+  fastify.setNotFoundHandler((_request, reply) => reply.code(404).type('text/plain; charset=utf-8').send('Unsupported path: the registry gateway serves a subset of the Consul HTTP API'));
 
   const route = (method: 'GET' | 'PUT', url: string, operation: string, handler: (request: Request, reply: FastifyReply) => Promise<unknown>) =>
     fastify.route({ method, url, config: { operation }, handler: (request, reply) => handler(request as Request, reply).catch((err: unknown) => sendConsulError(reply, err)) });
@@ -132,6 +135,9 @@ class ConsulApi {
 
   /** Consul IDs are unique per agent: registering one under another name replaces it, here too. */
   async register(request: Request, reply: FastifyReply): Promise<unknown> {
+    // The token before the body, as on REST: a wrong token is refused whatever it sent. The service
+    // (and the registration budget) is checked once the body names it.
+    this.authorize(request, RULES.anyWrite, undefined);
     const { service, id, registration } = parseServiceRegistration(request.body, request.ip);
     this.authorize(request, RULES.register, service);
     const previous = this.ids.known(id);
@@ -194,6 +200,7 @@ class ConsulApi {
 
   async serviceEntries(request: Request, reply: FastifyReply, shape: 'catalog' | 'health'): Promise<unknown> {
     const name = request.params.service;
+    if (!toRegistryName(name)) this.authorize(request, RULES.agentSelf, undefined);
     const service = registryNameOf(name, 'service');
     this.authorize(request, RULES.service, service);
     const query = parseConsulQuery(request.query, this.deps.datacenter);
