@@ -138,6 +138,21 @@ describe('Consul door: the calls of Prometheus consul_sd_configs, replayed', () 
     await expect(rawRequest(doorUrl, { method: 'GET', path: '/v1/agent/self', freshConnection: true, timeoutMs: 5_000 })).rejects.toThrow(/ECONNREFUSED/);
   });
 
+  it('passes at once through the other replica what was just registered through one (a round-robin load balancer)', async () => {
+    const door = (gw: GatewayUnderTest, path: string, body?: Json) => rawRequest(doorOf(gw), { method: 'PUT', path, body, headers: { 'x-consul-token': tokens.admin } });
+    const pods = Array.from({ length: 20 }, (_, i) => `rr:10.3.0.${i}:80`);
+    const answers = await Promise.all(
+      pods.map(async (id, i) => {
+        const registered = await door(a, '/v1/agent/service/register', { Name: 'prom-rr', ID: id, Address: `10.3.0.${i}`, Port: 80, Check: { TTL: '30s' } });
+        const passed = await door(b, `/v1/agent/check/pass/${encodeURIComponent(`service:${id}`)}`);
+        return [registered.status, passed.status];
+      }),
+    );
+    expect(answers).toEqual(pods.map(() => [200, 200]));
+    const stored = await rawRequest(a.url, { method: 'GET', path: '/v1/services/prom-rr?status=all', token: tokens.reader });
+    expect(stored.json.instances.map((i: Json) => i.status)).toEqual(pods.map(() => 'UP'));
+  });
+
   it('passes and fails a check through the replica that did not take the registration', async () => {
     const pass = (gw: GatewayUnderTest, verb: string) =>
       rawRequest(doorOf(gw), { method: 'PUT', path: `/v1/agent/check/${verb}/${encodeURIComponent('service:prom-web:10.2.0.2:9100')}`, headers: { 'x-consul-token': tokens.admin } });

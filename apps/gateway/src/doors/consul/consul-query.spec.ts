@@ -2,7 +2,6 @@ import { InvalidRequestError, ResolvedInstance } from '@app/registry';
 import { checksOf, healthEntry, tagUnion } from './consul-answers';
 import { consulIndex, parseConsulQuery, UnknownDatacenterError } from './consul-query';
 import { CONSUL_CHECK_KEY, CONSUL_MAINTENANCE_KEY } from './consul-registration';
-import { ConsulServiceIds } from './consul-service-ids';
 
 describe('parseConsulQuery', () => {
   it("reads Prometheus's blocking query (index, stale=, wait=120000ms)", () => {
@@ -80,37 +79,4 @@ describe('Consul answers', () => {
   });
 
   it('lists each tag of a service once', () => expect(tagUnion([instance({ tags: ['a', 'b'] }), instance({ tags: ['b', 'c'] })])).toEqual(['a', 'b', 'c']));
-});
-
-describe('ConsulServiceIds', () => {
-  it('finds an ID registered elsewhere with one pass over the registry, at most one pass per interval', async () => {
-    let now = 0;
-    let passes = 0;
-    const registry: Record<string, string[]> = { web: ['w1', 'w2'], api: ['a1'] };
-    const ids = new ConsulServiceIds(
-      {
-        services: async () => {
-          passes++;
-          return Object.keys(registry);
-        },
-        consulIds: async (service) => registry[service] ?? [],
-      },
-      1_000,
-      () => now,
-    );
-    expect(await Promise.all([ids.find('w2'), ids.find('a1')])).toEqual(['web', 'api']);
-    expect(passes).toBe(1);
-    registry.web.push('w3');
-    expect(await ids.find('w3')).toBeUndefined();
-    expect(passes).toBe(1);
-    now = 1_000;
-    expect(await ids.find('w3')).toBe('web');
-    // A pass replaces the map: IDs gone from the registry are dropped, IDs learnt here are kept.
-    delete registry.api;
-    ids.learn('n1', 'new');
-    now = 2_000;
-    await ids.find('missing');
-    expect([ids.known('a1'), ids.known('n1'), ids.known('w1')]).toEqual([undefined, 'new', 'web']);
-    expect(passes).toBe(3);
-  });
 });

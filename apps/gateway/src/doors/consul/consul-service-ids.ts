@@ -1,6 +1,3 @@
-/** Far longer than the watch takes to deliver a write to this replica's view. */
-const RECENT_MS = 10_000;
-
 /** What ConsulServiceIds reads the registry through (ResolveService's view, in the door). */
 export interface RegistryServices {
   services(): Promise<string[]>;
@@ -8,33 +5,44 @@ export interface RegistryServices {
   consulIds(service: string): Promise<string[]>;
 }
 
+export interface ConsulServiceIdsOptions {
+  /**
+   * Quiet time between two passes over the registry: a flood of unknown IDs costs at most one pass
+   * per this period (a pass is O(instances), ~tens of ms at 100k).
+   */
+  minGapMs: number;
+  /**
+   * Passes an unknown ID waits for before it is unknown: a registration made through another replica
+   * a moment ago may reach this replica's view (its watch) just after the first pass.
+   */
+  passesPerMiss: number;
+  /** learn()t IDs a pass keeps although its view does not show them yet (the watch delivers writes a moment later). */
+  keepLearntMs: number;
+}
+
+export const DEFAULT_SERVICE_IDS_OPTIONS: ConsulServiceIdsOptions = { minGapMs: 250, passesPerMiss: 2, keepLearntMs: 10_000 };
+
 /**
  * Consul addresses an instance by its service ID alone (deregister/{id}, check/pass/service:{id}),
  * the registry by service and id: this maps a (registry-encoded) Consul ID to its service. An ID
  * registered through this replica is known at once; one registered through another replica (a
- * client's calls may land on any replica) is found by one pass over this replica's view of the
- * registry, which then learns every ID at once. Passes run one at a time and at most once per
- * `minRefreshMs`, so unknown IDs cannot turn into a scan per request.
+ * client's calls may land on any replica) is found by a pass over this replica's view of the
+ * registry, which then knows every ID at once. Passes run one at a time; callers that miss during a
+ * pass share the one after it.
  */
 export class ConsulServiceIds {
   private serviceOf = new Map<string, string>();
-  /**
-   * When IDs were learn()t here: a pass keeps those of the last RECENT_MS, because the view it reads
-   * may not show a registration yet (the watch delivers it a moment after the write).
-   */
   private readonly learntAt = new Map<string, number>();
-  private refreshing: Promise<void> | undefined;
-  private refreshedAt = -Infinity;
+  private running: Promise<void> | undefined;
+  private next: Promise<void> | undefined;
+  private lastEndedAt = -Infinity;
 
   constructor(
     private readonly registry: RegistryServices,
-    private readonly minRefreshMs = 1_000,
+    private readonly options: ConsulServiceIdsOptions = DEFAULT_SERVICE_IDS_OPTIONS,
     private readonly now: () => number = Date.now,
+    private readonly delay: (ms: number) => Promise<void> = (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
   ) {}
-
-  get size(): number {
-    return this.serviceOf.size;
-  }
 
   learn(id: string, service: string): void {
     this.serviceOf.set(id, service);
@@ -51,22 +59,31 @@ export class ConsulServiceIds {
     return this.serviceOf.get(id);
   }
 
-  /** The service of `id`, looking through the registry if this replica has not learnt it yet. */
+  /** The service of `id`, looking through the registry (passes that start after this call) if it is not known here. */
   async find(id: string): Promise<string | undefined> {
-    const known = this.serviceOf.get(id);
-    if (known !== undefined) return known;
-    await this.refresh();
+    for (let pass = 0; pass < this.options.passesPerMiss && !this.serviceOf.has(id); pass++) await this.freshPass();
     return this.serviceOf.get(id);
   }
 
-  private refresh(): Promise<void> {
-    if (this.refreshing) return this.refreshing;
-    if (this.now() - this.refreshedAt < this.minRefreshMs) return Promise.resolve();
-    this.refreshing = this.readAll().finally(() => {
-      this.refreshedAt = this.now();
-      this.refreshing = undefined;
+  /** Settles when a pass that started after this call has ended. */
+  private freshPass(): Promise<void> {
+    if (this.next) return this.next;
+    const after = (this.running ?? Promise.resolve()).catch(() => undefined);
+    const pass: Promise<void> = after.then(async () => {
+      const quiet = this.lastEndedAt + this.options.minGapMs - this.now();
+      if (quiet > 0) await this.delay(quiet);
+      // From here on, a caller that misses needs the pass after this one.
+      this.running = pass;
+      this.next = undefined;
+      try {
+        await this.readAll();
+      } finally {
+        this.lastEndedAt = this.now();
+        if (this.running === pass) this.running = undefined;
+      }
     });
-    return this.refreshing;
+    this.next = pass;
+    return pass;
   }
 
   /** Replaces the map, so IDs deregistered through other replicas are dropped here too. */
@@ -78,7 +95,7 @@ export class ConsulServiceIds {
     const now = this.now();
     for (const [id, at] of this.learntAt) {
       const service = this.serviceOf.get(id);
-      if (now - at > RECENT_MS || service === undefined) this.learntAt.delete(id);
+      if (now - at > this.options.keepLearntMs || service === undefined) this.learntAt.delete(id);
       else found.set(id, service);
     }
     this.serviceOf = found;
