@@ -226,6 +226,15 @@ describe('Consul door: the npm consul client', () => {
     expect(await restInstances('payments-go')).toEqual([]);
   });
 
+  it('re-registering an ID under another name moves it, as Consul IDs are unique per agent', async () => {
+    await agent.agent.service.register({ name: 'payments-old', id: 'mover', address: '10.0.0.5', port: 80, check: ttlCheck('10s') });
+    await agent.agent.service.register({ name: 'payments-new', id: 'mover', address: '10.0.0.5', port: 80, check: ttlCheck('10s') });
+    expect(await restInstances('payments-old')).toEqual([]);
+    expect((await restInstances('payments-new')).map((i: Json) => i.id)).toEqual(['mover']);
+    await agent.agent.service.deregister('mover');
+    expect(await restInstances('payments-new')).toEqual([]);
+  });
+
   it('deregisters: gone from Consul and from the REST API', async () => {
     await agent.agent.service.deregister(FIRST);
     await agent.agent.service.deregister('payments/api 2');
