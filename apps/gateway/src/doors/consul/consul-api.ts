@@ -47,8 +47,11 @@ const RULES = {
   deregister: ruleFor('DELETE', REGISTER_ROUTE),
   maintenance: ruleFor('PATCH', REGISTER_ROUTE),
   check: ruleFor('PUT', HEARTBEAT_ROUTE),
-  /** An instance write before its service is known (an unknown ID): a token that may write at all. */
-  anyWrite: ruleFor('POST', BATCH_ROUTE),
+  /**
+   * Any agent write, checked before the body or the ID names a service: a token that may write at all
+   * (the roles of POST /v1/heartbeats), refused with a message that names the Consul paths.
+   */
+  anyWrite: { methods: ['PUT'], route: '/v1/agent/*', grants: ruleFor('POST', BATCH_ROUTE).grants } satisfies AccessRule,
   service: ruleFor('GET', RESOLVE_ROUTE),
   catalog: ruleFor('GET', '/v1/services'),
   /** Clients read it at start (Prometheus for the datacenter): any valid token. Also the check of a token before a 400 for a name no service can have. */
@@ -259,12 +262,12 @@ class ConsulApi {
   }
 }
 
+const logger = new Logger('ConsulDoor');
+
 /**
  * A failure in Consul's shape: plain text, the status describeError gives it (Retry-After kept), but
  * Consul refuses tokens with 403 (`ACL not found` for an unknown one), never 401.
  */
-const logger = new Logger('ConsulDoor');
-
 function sendConsulError(reply: FastifyReply, err: unknown): FastifyReply {
   if (err instanceof UnknownDatacenterError) return reply.code(500).type('text/plain; charset=utf-8').send(err.message);
   const { status, body, headers } = describeError(err);
