@@ -123,6 +123,10 @@ describe('Consul door: the npm consul client', () => {
     expect((await checks()).map(([id]: string[]) => id)).not.toContain(`_service_maintenance:${FIRST}`);
   });
 
+  it('answers status.leader (Spring Cloud Consul\'s health indicator) with the address the client reached', async () => {
+    expect(await reader.status.leader()).toBe(consulUrl.host);
+  });
+
   it('catalog.service and catalog.services list what was registered, under the names the client used', async () => {
     const entries: Json[] = await reader.catalog.service.nodes('payments');
     expect(entries.map((e) => e.ServiceID).sort()).toEqual([FIRST, 'payments/api 2']);

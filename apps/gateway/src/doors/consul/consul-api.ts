@@ -104,6 +104,7 @@ export function buildConsulApi(deps: ConsulApiDeps): FastifyInstance {
   const route = (method: 'GET' | 'PUT', url: string, operation: string, handler: (request: Request, reply: FastifyReply) => Promise<unknown>) =>
     fastify.route({ method, url, config: { operation }, handler: (request, reply) => handler(request as Request, reply).catch((err: unknown) => sendConsulError(reply, err)) });
   route('GET', '/v1/agent/self', 'agent.self', (rq, rp) => api.agentSelf(rq, rp));
+  route('GET', '/v1/status/leader', 'status.leader', (rq, rp) => api.statusLeader(rq, rp));
   route('PUT', '/v1/agent/service/register', 'service.register', (rq, rp) => api.register(rq, rp));
   route('PUT', '/v1/agent/service/deregister/:id', 'service.deregister', (rq, rp) => api.deregister(rq, rp));
   route('PUT', '/v1/agent/service/maintenance/:id', 'service.maintenance', (rq, rp) => api.maintenance(rq, rp));
@@ -134,6 +135,14 @@ class ConsulApi {
       Member: { Name: 'registry-gateway', Addr: '', Port: 0, Tags: { dc: datacenter, role: 'node' }, Status: 1 },
       Meta: {},
     });
+  }
+
+  /**
+   * Spring Cloud Consul's health indicator asks for the leader: the registry's "leader" is whichever
+   * replica answers, so the answer is the address the client reached. Consul needs no token here.
+   */
+  async statusLeader(request: Request, reply: FastifyReply): Promise<unknown> {
+    return reply.type(JSON_TYPE).send(JSON.stringify(request.host));
   }
 
   /** Consul IDs are unique per agent: registering one under another name replaces it, here too. */
