@@ -8,7 +8,7 @@ import { CHECK_STATUS_OF, CheckStatus, CONSUL_CHECK_KEY, CONSUL_MAINTENANCE_KEY,
  */
 export interface AnswerContext {
   datacenter: string;
-  /** The answer's X-Consul-Index, also used as every entry's Create/ModifyIndex (the registry keeps none per instance). */
+  /** The service view's index, used as every entry's Create/ModifyIndex (the registry keeps none per instance). */
   index: number;
 }
 

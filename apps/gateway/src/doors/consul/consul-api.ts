@@ -8,6 +8,7 @@ import { ApiAccess, TokenRequiredError } from '../../auth/request-auth';
 import { describeError } from '../../http/error.filter';
 import { BATCH_ROUTE, HEARTBEAT_ROUTE, REGISTER_ROUTE, RESOLVE_ROUTE } from '../../http/fast-routes/fast-routes';
 import { GatewayMetrics } from '../../metrics/gateway-metrics';
+import { BlockingQuery } from '../../resolve/resolve-query.pipe';
 import { ResolveService } from '../../resolve/resolve.service';
 import { untilClientGone } from '../../resolve/until-client-gone';
 import { AnswerContext, catalogEntry, healthEntry, tagUnion } from './consul-answers';
@@ -21,6 +22,8 @@ export interface ConsulApiDeps {
   access: ApiAccess;
   metrics: GatewayMetrics;
   datacenter: string;
+  /** The last revision this replica's registry watch delivered (see consulIndex). */
+  watchRevision: () => number;
 }
 
 /** A Consul service ID the registry does not hold; Consul's own 404 text. */
@@ -206,7 +209,7 @@ class ConsulApi {
     const { index, answer } = await this.deps.resolver.listServicesBlocking(query.blocking, query.blocking && untilClientGone(reply));
     const services: Array<[string, string[]]> = [];
     for (const { service } of answer.services) services.push([fromRegistryName(service), tagUnion(await this.instancesOf(service))]);
-    this.readHeaders(reply, consulIndex(index, answer.revision, query.blocking), answer.stale);
+    this.readHeaders(reply, this.indexOf(index, answer.revision, query.blocking), answer.stale);
     return reply.send(Object.fromEntries(services));
   }
 
@@ -219,11 +222,16 @@ class ConsulApi {
     // `passing` leaves out instances whose checks do not all pass: only UP, and not in maintenance.
     const filter = { status: shape === 'health' && query.passing ? ('UP' as const) : ('all' as const), tags: query.tags.length ? query.tags : undefined };
     const { index, answer } = await this.deps.resolver.resolveBlocking(service, filter, query.blocking, query.blocking && untilClientGone(reply));
-    const consulIdx = consulIndex(index, answer.revision, query.blocking);
-    const ctx: AnswerContext = { datacenter: this.deps.datacenter, index: Number(consulIdx) };
+    const consulIdx = this.indexOf(index, answer.revision, query.blocking);
+    // Entries carry the view's own index: the same content always reads the same, whatever the header echoes.
+    const ctx: AnswerContext = { datacenter: this.deps.datacenter, index: Math.max(1, Number(index)) };
     const instances = filter.status === 'UP' ? answer.instances.filter((i) => !inMaintenance(i.metadata)) : answer.instances;
     this.readHeaders(reply, consulIdx, answer.stale);
     return reply.send(instances.map((instance) => (shape === 'health' ? healthEntry(instance, name, ctx) : catalogEntry(instance, name, ctx))));
+  }
+
+  private indexOf(viewIndex: string, revision: string, query: BlockingQuery | undefined): string {
+    return consulIndex(viewIndex, Math.max(this.deps.watchRevision(), Number(revision)), query);
   }
 
   private readHeaders(reply: FastifyReply, index: string, stale: boolean): void {

@@ -4,6 +4,7 @@ import { FastifyInstance } from 'fastify';
 import { InstanceRegistrar } from '@app/etcd';
 import { ApiAccess } from '../../auth/request-auth';
 import { GATEWAY_CONFIG, GatewayConfig } from '../../config/gateway-config';
+import { RegistryRuntimeProvider } from '../../etcd/registry-runtime.provider';
 import { GatewayMetrics } from '../../metrics/gateway-metrics';
 import { ResolveService } from '../../resolve/resolve.service';
 import { buildConsulApi } from './consul-api';
@@ -23,6 +24,7 @@ export class ConsulDoor implements OnApplicationBootstrap, BeforeApplicationShut
     private readonly registrar: InstanceRegistrar,
     private readonly resolver: ResolveService,
     private readonly metrics: GatewayMetrics,
+    private readonly runtime: RegistryRuntimeProvider,
     private readonly moduleRef: ModuleRef,
   ) {}
 
@@ -37,7 +39,15 @@ export class ConsulDoor implements OnApplicationBootstrap, BeforeApplicationShut
     if (port === undefined) return;
     // AuthModule is a dynamic module imported once by AppModule; its ApiAccess is found app-wide.
     const access = this.moduleRef.get(ApiAccess, { strict: false });
-    this.server = buildConsulApi({ registrar: this.registrar, resolver: this.resolver, access, metrics: this.metrics, datacenter: this.config.CONSUL_DATACENTER });
+    const { watch } = this.runtime.runtime;
+    this.server = buildConsulApi({
+      registrar: this.registrar,
+      resolver: this.resolver,
+      access,
+      metrics: this.metrics,
+      datacenter: this.config.CONSUL_DATACENTER,
+      watchRevision: () => watch.revision,
+    });
     await this.server.listen({ port, host: this.config.HOST });
     this.logger.log(`Consul API listening on ${this.url}`);
   }

@@ -33,13 +33,13 @@ describe('parseConsulQuery', () => {
 });
 
 describe('consulIndex', () => {
-  it('is at least 1', () => expect(consulIndex('0', '0', undefined)).toBe('1'));
-  it('is the view index when past the client index', () => expect(consulIndex('12', '15', { index: 10, waitMs: 1 })).toBe('12'));
+  it('is at least 1', () => expect(consulIndex('0', 0, undefined)).toBe('1'));
+  it('is the view index when past the client index', () => expect(consulIndex('12', 15, { index: 10, waitMs: 1 })).toBe('12'));
   it("stays at the client's index after a wait without change, when this replica has seen that revision", () => {
-    expect(consulIndex('12', '20', { index: 18, waitMs: 1 })).toBe('18');
+    expect(consulIndex('12', 20, { index: 18, waitMs: 1 })).toBe('18');
   });
   it('does not echo an index this replica has never reached: the client starts over, as with Consul', () => {
-    expect(consulIndex('12', '20', { index: 5_000, waitMs: 1 })).toBe('12');
+    expect(consulIndex('12', 20, { index: 5_000, waitMs: 1 })).toBe('12');
   });
 });
 

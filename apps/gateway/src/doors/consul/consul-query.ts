@@ -62,13 +62,14 @@ export function parseConsulQuery(query: Record<string, unknown>, datacenter: str
 /**
  * `X-Consul-Index` of an answer: the view's index, at least 1 (clients treat 0 as an error). When a
  * query ran out its wait without a change, the client's own index is returned if this replica has
- * seen that revision: the answer is what the client already had, and its index must not go back
- * (a replica's view index can be below the index another replica gave for the same content). An
- * index beyond anything this replica has seen (from another registry) is not echoed: the client
- * gets the real one and starts over, as Consul clients do when the index goes backwards.
+ * seen that revision (`seenRevision`: its watch's, or the answer's if a fresh read is ahead): the
+ * content is then what the client already has, and its index must not go back (another replica may
+ * have labelled the same content with a later read revision). An index beyond anything this replica
+ * has seen (another registry, a lagging watch) is not echoed: the client gets the real one and
+ * starts over, as Consul clients do when the index goes backwards.
  */
-export function consulIndex(viewIndex: string, revision: string, query: BlockingQuery | undefined): string {
+export function consulIndex(viewIndex: string, seenRevision: number, query: BlockingQuery | undefined): string {
   const index = Math.max(1, Number(viewIndex));
-  if (query && query.index > index && query.index <= Number(revision)) return String(query.index);
+  if (query && query.index > index && query.index <= seenRevision) return String(query.index);
   return String(index);
 }
