@@ -143,11 +143,8 @@ describe('deployment files', () => {
     expect(containers).toHaveLength(1);
     return containers[0];
   };
-  const containerPort = (): number => {
-    const ports = container().ports as Array<{ name?: string; containerPort: number }>;
-    expect(ports).toHaveLength(1);
-    return ports[0].containerPort;
-  };
+  /** The API's port (named http); the Consul door's is checked on its own. */
+  const containerPort = (): number => resolvePort('http');
   /** A port given by number or by the container port's name. */
   const resolvePort = (port: number | string): number => {
     if (typeof port === 'number') return port;
@@ -211,6 +208,11 @@ describe('deployment files', () => {
       expect(mebibytes(container().resources.requests.memory)).toBeLessThanOrEqual(mebibytes(container().resources.limits.memory));
     });
 
+    it('opens the Consul door on the container port named consul, which CONSUL_API_PORT configures (8500)', () => {
+      expect(Number(k8sEnv().CONSUL_API_PORT)).toBe(resolvePort('consul'));
+      expect(resolvePort('consul')).toBe(8500);
+    });
+
     it('reads secrets from files of the mounted Secret, never from env values', () => {
       const env = k8sEnv();
       const secret = only('Secret');
@@ -244,7 +246,8 @@ describe('deployment files', () => {
       else expect(pdb.spec.minAvailable).toBeLessThan(deployment().spec.replicas);
       const service = only('Service');
       expect(isSubset(service.spec.selector, podLabels)).toBe(true);
-      for (const port of service.spec.ports as Array<{ targetPort: number | string }>) expect(resolvePort(port.targetPort)).toBe(containerPort());
+      const targets = (service.spec.ports as Array<{ targetPort: number | string }>).map((port) => resolvePort(port.targetPort)).sort();
+      expect(targets).toEqual([containerPort(), Number(k8sEnv().CONSUL_API_PORT)].sort());
     });
 
     it('runs as a non-root user without privilege escalation', () => {
@@ -303,6 +306,16 @@ describe('deployment files', () => {
         expect(bootstrap?.environment.GATEWAY_USER).toBe(env.ETCD_USERNAME);
         expect(bootstrap?.environment.ETCD_PREFIX).toBe(env.ETCD_PREFIX);
         expect(service.depends_on?.['etcd-bootstrap']?.condition).toBe('service_completed_successfully');
+      }
+    });
+
+    it('opens every replica\'s Consul door on 8500, behind the load balancer\'s :8500', () => {
+      const lb = Object.values(compose.services).find((s) => String(s.image).startsWith('haproxy:'));
+      expect(JSON.stringify(lb.ports)).toMatch(/8500/);
+      const cfg = fs.readFileSync(path.resolve(__dirname, '..', 'deploy', 'compose', 'haproxy.cfg'), 'utf8');
+      for (const [name, service] of gatewayServices()) {
+        expect(composeEnv(service).CONSUL_API_PORT).toBe('8500');
+        expect(cfg).toMatch(new RegExp(`^\\s*server ${name} ${name}:8500\\b`, 'm'));
       }
     });
 

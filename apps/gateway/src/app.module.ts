@@ -3,6 +3,7 @@ import { APP_FILTER } from '@nestjs/core';
 import { AuthModule } from './auth/auth.module';
 import { GatewayConfig } from './config/gateway-config';
 import { CoreModule } from './core.module';
+import { ConsulModule } from './doors/consul/consul.module';
 import { DoorsModule } from './doors/doors.module';
 import { HealthModule } from './health/health.module';
 import { RegistryErrorFilter } from './http/error.filter';
@@ -26,6 +27,7 @@ export class AppModule {
         HealthModule,
         UiModule,
         DoorsModule,
+        ConsulModule,
       ],
       controllers: [InstancesController, HeartbeatBatchController, MetricsController],
       providers: [{ provide: APP_FILTER, useClass: RegistryErrorFilter }],

@@ -9,6 +9,13 @@ describe('loadGatewayConfig', () => {
     expect(config).toMatchObject({ PORT: 8080, ETCD_POOL_SIZE: 2, ETCD_PREFIX: '/registry/', ETCD_ENDPOINTS: ['127.0.0.1:2379'] });
   });
 
+  it('leaves the Consul door off unless CONSUL_API_PORT is set; its datacenter is dc1 by default', () => {
+    const defaults = loadGatewayConfig({});
+    expect(defaults.CONSUL_API_PORT).toBeUndefined();
+    expect(defaults.CONSUL_DATACENTER).toBe('dc1');
+    expect(loadGatewayConfig({ CONSUL_API_PORT: '8500', CONSUL_DATACENTER: 'eu-west' })).toMatchObject({ CONSUL_API_PORT: 8500, CONSUL_DATACENTER: 'eu-west' });
+  });
+
   it.each([
     ['ETCD_POOL_SIZE', 'abc'],
     ['ETCD_POOL_SIZE', '0'],
@@ -16,6 +23,8 @@ describe('loadGatewayConfig', () => {
     ['ETCD_PREFIX', 'registry'],
     ['ETCD_ENDPOINTS', 'http://x'],
     ['REDIS_URL', 'localhost'],
+    ['CONSUL_API_PORT', '65536'],
+    ['CONSUL_DATACENTER', 'dc 1'],
   ])('rejects %s=%s naming the variable', (name, value) => {
     expect(() => loadGatewayConfig({ [name]: value })).toThrow(new RegExp(`^invalid ${name}:`));
   });

@@ -61,6 +61,13 @@ const schema = z.object({
   // Blocking queries (`?index=&wait=` on resolve) held open at once per replica; beyond it 429 + Retry-After.
   // Each costs memory only (a parked request, no etcd call): 5,000 fit well below 100 MiB.
   MAX_BLOCKING_QUERIES: int(1, 1_000_000).default(5_000),
+  // Consul HTTP API subset (apps/gateway/src/doors/consul) on its own listener: off when unset (0 = any free port).
+  CONSUL_API_PORT: int(0, 65535).optional(),
+  // The datacenter the Consul door reports (`/v1/agent/self`, every entry); a query for another `dc` is refused.
+  CONSUL_DATACENTER: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/, '1-64 characters of [A-Za-z0-9_-]')
+    .default('dc1'),
   // Browser origins allowed to call the API (CORS, with preflight); none by default, so CORS is off.
   CORS_ORIGINS: z
     .string()
