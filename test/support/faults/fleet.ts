@@ -39,8 +39,9 @@ export interface Gap {
   toMs: number;
   /** Still missing when the fleet stopped. */
   open: boolean;
-  /** Replica whose answer first lacked the pod. */
+  /** Replica whose answer first lacked the pod, and that answer's revision and stale flag. */
   via: string;
+  missingAt?: string;
 }
 
 export interface FleetReport {
@@ -72,6 +73,7 @@ interface PodState {
   seen: boolean;
   missingSince?: number;
   missingVia?: string;
+  missingAt?: string;
   silentSince?: number;
   goneAt?: number;
   resurrected: boolean;
@@ -334,8 +336,9 @@ export class FleetDriver {
       if (!present && pod.missingSince === undefined) {
         pod.missingSince = now;
         pod.missingVia = via;
+        pod.missingAt = `r${revision}${stale ? ' stale' : ''}`;
       } else if (present && pod.missingSince !== undefined) {
-        this.gaps.push({ pod: pod.key, fromMs: pod.missingSince - this.startedAt, toMs: now - this.startedAt, open: false, via: pod.missingVia ?? '?' });
+        this.gaps.push({ pod: pod.key, fromMs: pod.missingSince - this.startedAt, toMs: now - this.startedAt, open: false, via: pod.missingVia ?? '?', missingAt: pod.missingAt });
         pod.missingSince = undefined;
       }
     }
@@ -345,7 +348,7 @@ export class FleetDriver {
 /** Runs `task` for every item with at most `concurrency` in flight. */
 /** A short, readable summary for logs and reports. */
 export function summarize(r: FleetReport): string {
-  const worst = r.gaps.slice(0, 3).map((g) => `${g.pod} ${g.toMs - g.fromMs} ms at +${g.fromMs} ms via ${g.via}${g.open ? ' (open)' : ''}`);
+  const worst = r.gaps.slice(0, 3).map((g) => `${g.pod} ${g.toMs - g.fromMs} ms at +${g.fromMs} ms via ${g.via}${g.missingAt ? ` (${g.missingAt})` : ''}${g.open ? ' (open)' : ''}`);
   const gone = r.silent.map((s) => s.goneAfterMs ?? Infinity);
   return [
     `pods ${r.pods}, ${Math.round(r.durationMs / 1000)} s`,
