@@ -1,10 +1,27 @@
 import { randomBytes } from 'node:crypto';
 import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
-import { RedisSharedStore } from '@app/cache';
+import Redis from 'ioredis';
+import { RedisSharedStore, SharedStore } from '@app/cache';
 import { RegistryRuntime } from '@app/runtime';
 import { GATEWAY_CONFIG, GatewayConfig } from '../config/gateway-config';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
+import { redisClientStates } from '../redis/redis-clients';
 import { RedisConnection } from '../redis/redis.provider';
+
+/**
+ * The lookup cache's Redis tier runs multi-key scripts that a Redis Cluster refuses (CROSSSLOT); issue 22
+ * removes that tier. Until then, with REDIS_CLUSTER_NODES it is an empty tier of this replica's own: every
+ * read misses, so each replica reads a service from etcd once (singleflight), as with Redis down.
+ */
+const NO_SHARED_TIER: SharedStore = {
+  read: () => Promise.resolve(undefined),
+  poll: () => Promise.resolve({ stamp: undefined, locked: false }),
+  replace: () => Promise.resolve(),
+  apply: () => Promise.resolve(),
+  tryLock: () => Promise.resolve(true),
+  unlock: () => Promise.resolve(),
+  isUp: () => false,
+};
 
 /**
  * Thin Nest wrapper over the framework-free RegistryRuntime (@app/runtime): builds it from the
@@ -19,7 +36,7 @@ export class RegistryRuntimeProvider implements OnModuleInit, OnApplicationShutd
     const loggers = new Map<string, Logger>();
     const logger = (context: string) => loggers.get(context) ?? loggers.set(context, new Logger(context)).get(context)!;
     // The namespace includes the etcd prefix: gateways of different registries may share one Redis.
-    const shared = new RedisSharedStore(redis.client, `registry-gateway:v1:${config.ETCD_PREFIX}`);
+    const shared = redis.client instanceof Redis ? new RedisSharedStore(redis.client, `registry-gateway:v1:${config.ETCD_PREFIX}`) : NO_SHARED_TIER;
     this.runtime = new RegistryRuntime(
       {
         etcd: {
@@ -33,7 +50,7 @@ export class RegistryRuntimeProvider implements OnModuleInit, OnApplicationShutd
         renewIntervalMs: config.RENEW_INTERVAL_MS,
         selfPreservation: config.SELF_PRESERVATION ? { threshold: config.SELF_PRESERVATION_THRESHOLD, maxMs: config.SELF_PRESERVATION_MAX_MS } : undefined,
         renewalLedger: config.RENEWAL_DEDUP
-          ? { redisUrl: config.REDIS_URL, namespace: `registry-gateway:v1:${config.ETCD_PREFIX}lease:`, replicaId: randomBytes(6).toString('hex') }
+          ? { target: config.redis, namespace: `registry-gateway:v1:${config.ETCD_PREFIX}lease:`, replicaId: randomBytes(6).toString('hex') }
           : undefined,
         renewalLagMaxMs: config.RENEWAL_LAG_MAX_MS,
         admissionMaxEventLoopDelayMs: config.ADMISSION_MAX_EVENT_LOOP_DELAY_MS,
@@ -70,6 +87,7 @@ export class RegistryRuntimeProvider implements OnModuleInit, OnApplicationShutd
       },
     );
     metrics.observeRuntime(() => this.runtime.health());
+    metrics.observeRedis(() => redisClientStates(redis, this.runtime.engine.snapshot()));
   }
 
   onModuleInit(): Promise<void> {

@@ -39,7 +39,11 @@ export interface ReadinessInputs {
   };
   /** Instances whose leases this replica renews: their heartbeats are answered from memory. */
   instancesInMemory: number;
-  redis: { ready: boolean; state: string };
+  /**
+   * Every Redis connection of the process (see redis/redis-clients.ts), the HTTP thread's first, and
+   * where they connect (no secrets). Reported, never fatal: Redis only saves work.
+   */
+  redis: { target?: string; clients: ReadonlyArray<{ client: string; up: boolean; state: string }> };
   /** Absent until the lookup cache is wired in (see cache-health.ts). */
   cache?: CacheHealthReport;
   /**
@@ -109,10 +113,14 @@ export function assessReadiness(input: ReadinessInputs): ReadinessAssessment {
   if (input.cache) {
     indicators.push({ watch: { status: input.cache.watch, warmServices } });
   }
+  const redisDown = input.redis.clients.filter((c) => !c.up).map((c) => c.client);
   indicators.push({
     redis: {
-      status: input.redis.ready ? 'up' : 'down',
-      state: input.redis.state,
+      status: redisDown.length ? 'down' : 'up',
+      state: input.redis.clients[0]?.state,
+      ...(input.redis.target ? { target: input.redis.target } : {}),
+      clients: Object.fromEntries(input.redis.clients.map((c) => [c.client, c.state])),
+      ...(redisDown.length ? { message: `not connected: ${redisDown.join(', ')} (lease renewals are then not de-duplicated; nothing is lost)` } : {}),
       ...(input.cache ? { l2: input.cache.l2 } : {}),
     },
   });
