@@ -9,6 +9,11 @@
 import { FaultStack, ledgerRecordsOn, runScenario, sleep, startFaultStack, waitFor } from './support/faults';
 
 const TTL = 6;
+
+/** The worker's "renewal ledger (redis) call failed" log lines (JSON, pino) from before `at`. */
+function ledgerFailuresBefore(logs: string, at: number): string[] {
+  return logs.split('\n').filter((line) => line.includes('renewal ledger (redis) call failed') && (JSON.parse(line) as { time: number }).time < at);
+}
 const FLEET = { services: 6, podsPerService: 20, ttlSeconds: TTL, requestTimeoutMs: 1000 };
 /**
  * From the kill to a renewal recorded on the promoted primary: Sentinel's down-after-milliseconds (1 s
@@ -38,12 +43,13 @@ describe('reliability: Redis Sentinel failover under a fleet (3 members, 2 repli
     };
     await waitFor('every Redis client of every replica connected', clientsUp, 20_000);
     const timings: Record<string, number> = {};
+    let killedAt = 0;
     const { report } = await runScenario(stack, 'redis-sentinel-failover', FLEET, async (fleet) => {
       await sleep(2 * 1000 * (TTL / 3)); // renewals recorded in the ledger on the first primary
       const primary = (await group.primary())!;
       expect(primary).toBe(group.servers[0]);
       expect((await ledgerRecordsOn(primary.port, group.password)).total).toBeGreaterThan(0);
-      const killedAt = Date.now();
+      killedAt = Date.now();
       await primary.kill();
       fleet.mark(`killed the Redis primary (127.0.0.1:${primary.port})`);
       const promoted = await group.waitForNewPrimary(primary, 30_000);
@@ -66,6 +72,8 @@ describe('reliability: Redis Sentinel failover under a fleet (3 members, 2 repli
     expect(report.heartbeats.notFound + report.heartbeats.serverError).toBe(0);
     expect(timings.ledgerResumedMs).toBeLessThanOrEqual(LEDGER_RESUME_BOUND_MS);
     expect(logs).not.toContain('CROSSSLOT');
+    // Before the fault the ledger answered every call (its failures are logged by the worker, once per reason).
+    expect(ledgerFailuresBefore(logs, killedAt)).toEqual([]);
     // The passwords came by file; they must not show in any log line.
     expect(logs).not.toContain(group.password!);
     expect(logs).not.toContain(group.sentinelPassword!);

@@ -33,7 +33,9 @@ export const REDIS_CLIENT_DEFAULTS = {
   /**
    * Cluster shape: after a node's connection closes, retry the command once the slot map is refreshed
    * (a replica is promoted within the cluster's node timeout); CLUSTERDOWN and TRYAGAIN likewise.
-   * Commands are auto-pipelined per node: the ledger sends one small script call per hash slot.
+   * No auto-pipelining: ioredis 6 then batches a tick's commands into one pipeline and refuses it
+   * ("All keys in the pipeline should belong to the same slots allocation group") as soon as they span
+   * nodes, which the ledger's per-slot calls always do; each call is written at once instead.
    */
   cluster: {
     retryDelayOnFailover: 100,
@@ -41,7 +43,7 @@ export const REDIS_CLIENT_DEFAULTS = {
     retryDelayOnTryAgain: 100,
     slotsRefreshTimeout: 1_000,
     slotsRefreshInterval: 5_000,
-    enableAutoPipelining: true,
+    enableAutoPipelining: false,
   },
 } as const;
 

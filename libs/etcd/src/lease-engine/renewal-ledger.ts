@@ -97,9 +97,10 @@ export class RenewalLedger {
   private readonly client: LedgerClient;
   private readonly timeoutMs: number;
   private readonly clustered: boolean;
-  private lastFailure = '';
+  /** Reasons already reported since the last call that succeeded (a failover mixes several). */
+  private readonly failuresReported = new Set<string>();
 
-  /** `failed` hears each distinct reason a call failed once (e.g. to log it), until a call succeeds again. */
+  /** `failed` hears each distinct reason calls fail once (e.g. to log it), until a call succeeds again. */
   constructor(
     private readonly options: RenewalLedgerOptions,
     private readonly failed: (message: string) => void = () => undefined,
@@ -200,7 +201,7 @@ export class RenewalLedger {
     return Promise.race([call, timeout]).then(
       (value) => {
         clearTimeout(timer);
-        this.lastFailure = '';
+        this.failuresReported.clear();
         return value;
       },
       (err: unknown) => {
@@ -213,8 +214,8 @@ export class RenewalLedger {
   /** Redis's own error text (a command error names no value, so no secret), reported once per distinct reason. */
   private noteFailure(err: Error): undefined {
     const message = err?.message ?? String(err);
-    if (message !== this.lastFailure) this.failed(message);
-    this.lastFailure = message;
+    if (!this.failuresReported.has(message)) this.failed(message);
+    this.failuresReported.add(message);
     return undefined;
   }
 }
