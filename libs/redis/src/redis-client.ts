@@ -62,6 +62,8 @@ export interface RedisClientOptions {
   commandTimeoutMs?: number;
   /** Shown by `CLIENT LIST` on the servers: which part of which gateway holds the connection. */
   connectionName?: string;
+  /** Build without connecting (the first command, or `connect()`, connects). Default false. */
+  lazyConnect?: boolean;
 }
 
 /**
@@ -79,6 +81,7 @@ export function createRedisClient(target: RedisTarget, options: RedisClientOptio
     enableReadyCheck: d.enableReadyCheck,
     reconnectOnError: d.reconnectOnError,
     connectionName: options.connectionName,
+    lazyConnect: options.lazyConnect ?? false,
     username: target.username,
     password: target.password,
     tls,
@@ -107,6 +110,7 @@ export function createRedisClient(target: RedisTarget, options: RedisClientOptio
         enableOfflineQueue: d.enableOfflineQueue,
         enableReadyCheck: d.enableReadyCheck,
         clusterRetryStrategy: redisRetryDelay,
+        lazyConnect: options.lazyConnect ?? false,
         redisOptions: perNode,
       };
       return new Cluster(target.nodes.map(copy), clusterOptions);
