@@ -4,6 +4,7 @@ const moduleNameMapper = {
   '^@app/etcd$': '<rootDir>/libs/etcd/src',
   '^@app/cache$': '<rootDir>/libs/cache/src',
   '^@app/concurrency$': '<rootDir>/libs/concurrency/src',
+  '^@app/redis$': '<rootDir>/libs/redis/src',
   '^@app/runtime$': '<rootDir>/libs/runtime/src',
   '^@app/stack$': '<rootDir>/tools/stack',
   '^@app/client$': '<rootDir>/libs/client/src',

@@ -46,7 +46,7 @@ const isSubset = (subset: Labels | undefined, of: Labels | undefined): boolean =
 // Variables in the container env that configure Node itself, not the gateway's config loader.
 const RUNTIME_VARS = new Set(['NODE_OPTIONS']);
 // The loader's `X_FILE` variables: they supply secret X from a file (gateway-config.ts).
-const FILE_SECRETS = ['ETCD_PASSWORD', 'ETCD_USERNAME', 'REDIS_URL'];
+const FILE_SECRETS = ['ETCD_PASSWORD', 'ETCD_USERNAME', 'REDIS_URL', 'REDIS_PASSWORD', 'REDIS_SENTINEL_PASSWORD'];
 
 let tmpDir: string;
 /** A temp file with `content`, standing in for a mounted secret. */
@@ -84,6 +84,8 @@ function expectLoaderTakesEveryVariable(env: Env, where: string): GatewayConfig 
   for (const [name, value] of Object.entries(local)) {
     const secret = FILE_SECRETS.find((s) => `${s}_FILE` === name);
     if (secret) expect({ [`${where}: ${secret} from ${name}`]: loaded[secret] }).toEqual({ [`${where}: ${secret} from ${name}`]: fileContents[name] });
+    // An empty variable counts as unset (how an override clears the base's REDIS_URL).
+    else if (value === '') expect({ [`${where}: ${name}`]: loaded[name] }).toEqual({ [`${where}: ${name}`]: undefined });
     else expect({ [`${where}: ${name}`]: shown(loaded[name]) }).toEqual({ [`${where}: ${name}`]: value });
   }
   return config;
@@ -338,6 +340,48 @@ describe('deployment files', () => {
       for (const [name, service] of gatewayServices()) {
         expect(JSON.stringify(service.healthcheck.test)).toContain('/health/ready');
         expect(cfg).toMatch(new RegExp(`^\\s*server ${name} ${name}:${composeEnv(service).PORT}\\b`, 'm'));
+      }
+    });
+  });
+
+  describe('Redis behind Sentinel (deploy/k8s-redis-sentinel, deploy/compose/redis-sentinel.yml)', () => {
+    it('the Kubernetes overlay renders the base with the Sentinel variables, both passwords as files of the Secret', () => {
+      const rendered = parseAllDocuments(runTool('kubectl', ['kustomize', 'deploy/k8s-redis-sentinel']))
+        .map((d) => d.toJS() as K8sObject)
+        .filter(Boolean);
+      expect(rendered.map((o) => o.kind).sort()).toEqual(['ConfigMap', 'Deployment', 'PodDisruptionBudget', 'Secret', 'Service']);
+      const deployed = rendered.find((o) => o.kind === 'Deployment')!.spec.template.spec.containers[0];
+      const env: Env = { ...rendered.find((o) => o.kind === 'ConfigMap')!.data };
+      for (const entry of deployed.env as Array<{ name: string; value: string }>) env[entry.name] = entry.value;
+      expect(env).not.toHaveProperty('REDIS_URL');
+      const config = expectLoaderTakesEveryVariable(env, 'deploy/k8s-redis-sentinel');
+      expect(config.redis).toMatchObject({ kind: 'sentinel', name: 'registry', password: expect.any(String), sentinelPassword: expect.any(String) });
+      const secretKeys = Object.keys(rendered.find((o) => o.kind === 'Secret')!.data ?? {});
+      for (const name of ['REDIS_PASSWORD_FILE', 'REDIS_SENTINEL_PASSWORD_FILE']) {
+        expect(path.posix.dirname(env[name])).toBe('/var/run/secrets/registry-gateway');
+        expect(secretKeys).toContain(path.posix.basename(env[name]));
+      }
+    });
+
+    it('the compose override gives every replica the Sentinel variables, accepted by the loader, with mounted, git-ignored secrets', () => {
+      const files = ['-f', 'docker-compose.yml', '-f', 'deploy/compose/redis-sentinel.yml'];
+      runTool('docker-compose', [...files, 'config', '-q']);
+      const merged = parse(runTool('docker-compose', [...files, 'config'])) as typeof compose;
+      const sentinels = Object.entries(merged.services).filter(([, s]) => s.environment?.SENTINEL_HOSTNAME);
+      expect(sentinels).toHaveLength(3);
+      const gateways = Object.entries(merged.services).filter(([, s]) => s.build);
+      expect(gateways.length).toBeGreaterThanOrEqual(2);
+      for (const [name, service] of gateways) {
+        const env: Env = Object.fromEntries(Object.entries(service.environment ?? {}).map(([k, v]) => [k, String(v)]));
+        const config = expectLoaderTakesEveryVariable(env, `redis-sentinel.yml ${name}`);
+        expect(config.redis.kind).toBe('sentinel');
+        expect(env.REDIS_SENTINELS.split(',').map((e) => e.split(':')[0]).sort()).toEqual(sentinels.map(([n]) => n).sort());
+        const mounted = (service.secrets as Array<{ source: string; target?: string }>).map((s) => `/run/secrets/${s.target ?? s.source}`);
+        for (const variable of Object.keys(env).filter((k) => k.endsWith('_FILE'))) expect({ name, variable, mounted: mounted.includes(env[variable]) }).toEqual({ name, variable, mounted: true });
+      }
+      for (const [secret, { file }] of Object.entries(merged.secrets)) {
+        const ignored = spawnSync('git', ['check-ignore', '-q', path.relative(ROOT, file)], { cwd: ROOT });
+        expect({ secret, ignoredByGit: ignored.status === 0 }).toEqual({ secret, ignoredByGit: true });
       }
     });
   });

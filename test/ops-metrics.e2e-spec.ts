@@ -27,6 +27,7 @@ const FAMILIES: Record<string, string> = {
   registry_watch_revision: 'gauge',
   registry_lookup_views: 'gauge',
   registry_http_request_duration_seconds: 'histogram',
+  registry_redis_up: 'gauge',
 };
 
 const sum = (samples: PromSample[], name: string, labels: Record<string, string> = {}) =>
@@ -75,6 +76,9 @@ describe('metrics and OpenAPI', () => {
     expect(sum(s, 'registry_etcd_auth_requests_total', { result: 'error' })).toBe(0);
     expect(sum(s, 'registry_etcd_connections')).toBe(2);
     expect(sum(s, 'registry_keepalive_streams')).toBe(2);
+    // Every Redis connection of the process: the HTTP thread's and the lease engine worker's ledger.
+    expect(sum(s, 'registry_redis_up', { client: 'http' })).toBe(1);
+    expect(sum(s, 'registry_redis_up', { client: 'lease-engine' })).toBe(1);
     // 12 s of heartbeats with renewals due every 2 s: about 5 per instance, never one per heartbeat.
     const renewals = sum(s, 'registry_lease_renewals_total', { result: 'sent' });
     expect(sum(s, 'registry_lease_renewals_total', { result: 'confirmed' })).toBeGreaterThanOrEqual(renewals - fleet.length);

@@ -24,6 +24,9 @@ write() { # name, content
 
 write etcd_root_password "$(random)"
 write etcd_gateway_password "$(random)"
+# Used by the Sentinel example only (deploy/compose/redis-sentinel.yml): Redis's and the Sentinels' own.
+write redis_password "$(random)"
+write redis_sentinel_password "$(random)"
 # The gateway's API tokens (README "Security"): one per role; replace with your own as needed.
 write api_tokens.json "$(cat <<JSON
 {

@@ -6,7 +6,9 @@
  *   --stack-only   start etcd + Redis only (e.g. to run the gateway from an IDE); print its env.
  * Env: PORT (gateway, default 8080), LOG_LEVEL, ETCD_POOL_SIZE, AUTH_TOKENS_FILE or AUTH_DISABLED (default:
  * generated dev tokens), DEV_GATEWAY_MAIN (entry point), LOG_FORMAT (`pretty` or `json`; default: pretty
- * when stdout is a terminal, JSON otherwise).
+ * when stdout is a terminal, JSON otherwise), REDIS_MODE (`single`, the default: one redis-server with its
+ * data under .local/dev/redis; `sentinel`: a primary, a replica and three Sentinels; `cluster`: 3 primaries +
+ * 3 replicas; both of those start empty on loopback ports and are removed when the stack stops).
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -18,6 +20,35 @@ import { prettyFactory } from 'pino-pretty';
 import { EtcdPorts, EtcdServer, credentialsFile, startEtcd } from './etcd';
 import { LOCAL_DIR, REPO_ROOT, freePort, freePorts, httpGet, isPortFree, sleep, trackChild } from './procs';
 import { RedisServer, startRedis } from './redis';
+import { describeRedisTarget } from '../../libs/redis/src/redis-target';
+import { RedisClusterGroup, RedisSentinelGroup, startRedisCluster, startRedisSentinelGroup } from './redis-topologies';
+
+type DevRedis = { kind: 'single'; server: RedisServer } | { kind: 'sentinel'; group: RedisSentinelGroup } | { kind: 'cluster'; group: RedisClusterGroup };
+
+/** Redis in the shape REDIS_MODE asks for; returns it with the gateway's variables and a banner line. */
+async function startDevRedis(): Promise<{ redis: DevRedis; env: Record<string, string>; line: string }> {
+  const mode = process.env.REDIS_MODE ?? 'single';
+  if (mode === 'sentinel' || mode === 'cluster') {
+    const dir = path.join(DEV_DIR, `redis-${mode}`);
+    fs.rmSync(dir, { recursive: true, force: true }); // a Cluster is created on empty nodes only
+    const group = mode === 'sentinel' ? await startRedisSentinelGroup({ dir }) : await startRedisCluster({ dir });
+    const env = group.gatewayEnv();
+    const target =
+      group instanceof RedisSentinelGroup
+        ? describeRedisTarget({ kind: 'sentinel', sentinels: group.sentinels.map((s) => ({ host: '127.0.0.1', port: s.port })), name: group.name })
+        : describeRedisTarget({ kind: 'cluster', nodes: group.nodes.map((n) => ({ host: '127.0.0.1', port: n.port })) });
+    const redis: DevRedis = group instanceof RedisSentinelGroup ? { kind: 'sentinel', group } : { kind: 'cluster', group };
+    return { redis, env, line: `Redis:          ${target}   (REDIS_MODE=${mode}; starts empty)` };
+  }
+  if (mode !== 'single') throw new Error(`REDIS_MODE must be "single", "sentinel" or "cluster", not "${mode}"`);
+  const server = await startRedis({ dir: path.join(DEV_DIR, 'redis'), port: await pickPort(6379, 'Redis') });
+  return { redis: { kind: 'single', server }, env: { REDIS_URL: server.url }, line: `Redis:          ${server.url}` };
+}
+
+function stopDevRedis(redis: DevRedis | undefined): Promise<void> | undefined {
+  if (!redis) return undefined;
+  return redis.kind === 'single' ? redis.server.stop() : redis.group.dispose();
+}
 
 const DEV_DIR = path.join(LOCAL_DIR, 'dev');
 // DEV_GATEWAY_MAIN: run another entry point (e.g. a different build) with the same stack and env.
@@ -117,7 +148,7 @@ async function main(): Promise<void> {
   }
 
   // Filled in as things start; shutdown() stops whatever is there.
-  const running: { etcd?: EtcdServer; redis?: RedisServer; gateway?: ChildProcess; logsDone?: Promise<void> } = {};
+  const running: { etcd?: EtcdServer; redis?: DevRedis; gateway?: ChildProcess; logsDone?: Promise<void> } = {};
   let stopping = false;
 
   // Registered before anything starts, so @app/stack's own signal hook defers to us (see procs.ts).
@@ -138,7 +169,7 @@ async function main(): Promise<void> {
     }
     // The gateway's last lines (shutdown complete) are still in the pipe: print them before ours.
     await Promise.race([running.logsDone, sleep(2000)]);
-    await Promise.all([etcd?.stop(), redis?.stop()]);
+    await Promise.all([etcd?.stop(), stopDevRedis(redis)]);
     log('stopped');
     process.exit(code);
   };
@@ -152,12 +183,9 @@ async function main(): Promise<void> {
     if (process.ppid !== parent) void shutdown('parent process exited', 0);
   }, 1000).unref();
 
-  const [etcdPorts, redisPort] = await Promise.all([pickEtcdPorts(), pickPort(6379, 'Redis')]);
-  const [etcd, redis] = await Promise.all([
-    startEtcd({ dataDir: path.join(DEV_DIR, 'etcd'), prefix: PREFIX, ports: etcdPorts }),
-    startRedis({ dir: path.join(DEV_DIR, 'redis'), port: redisPort }),
-  ]);
-  Object.assign(running, { etcd, redis });
+  const etcdPorts = await pickEtcdPorts();
+  const [etcd, devRedis] = await Promise.all([startEtcd({ dataDir: path.join(DEV_DIR, 'etcd'), prefix: PREFIX, ports: etcdPorts }), startDevRedis()]);
+  Object.assign(running, { etcd, redis: devRedis.redis });
   if (stopping) return; // a signal arrived while starting: shutdown() owns the exit
 
   const env: Record<string, string> = {
@@ -167,7 +195,7 @@ async function main(): Promise<void> {
     ETCD_PASSWORD: etcd.gatewayPassword,
     ETCD_POOL_SIZE: process.env.ETCD_POOL_SIZE ?? '2',
     ETCD_PREFIX: PREFIX,
-    REDIS_URL: redis.url,
+    ...devRedis.env,
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
   };
   // The developer's own AUTH_TOKENS_FILE / AUTH_DISABLED win (inherited from process.env below).
@@ -184,7 +212,7 @@ async function main(): Promise<void> {
   const stackLines = [
     `etcd:           ${etcd.endpoint}   (auth on, gateway user "${etcd.gatewayUser}", prefix ${PREFIX})`,
     `etcd metrics:   ${etcd.metricsUrl}/metrics`,
-    `Redis:          ${redis.url}`,
+    devRedis.line,
     `Credentials:    ${relative(credentialsFile(etcd.dataDir))}   (data + logs in ${relative(DEV_DIR)}/)`,
   ];
 

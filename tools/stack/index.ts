@@ -7,6 +7,8 @@ export { startEtcd, startEtcdCluster, EtcdServer, credentialsFile, GATEWAY_ROLE 
 export type { EtcdOptions, EtcdPorts, EtcdctlIdentity, EtcdctlResult } from './etcd';
 export { startRedis, RedisServer, redisPing } from './redis';
 export type { RedisOptions } from './redis';
+export { startRedisSentinelGroup, startRedisCluster, RedisSentinelGroup, RedisClusterGroup, SentinelServer, redisCli } from './redis-topologies';
+export type { SentinelGroupOptions, ClusterOptions as RedisClusterOptions, ClusterNodeInfo } from './redis-topologies';
 export {
   parsePrometheusText,
   sumSamples,

@@ -11,10 +11,14 @@ export interface RedisOptions {
   /** Default: a random free loopback port. */
   port?: number;
   startTimeoutMs?: number;
+  /** requirepass (and masterauth, so it can follow a primary that has the same password). */
+  password?: string;
+  /** More redis-server arguments (replication, cluster mode; see redis-topologies.ts). */
+  extraArgs?: string[];
 }
 
-/** PING over a raw socket: no client library reconnect/retry logic muddying a readiness probe. */
-export function redisPing(port: number, timeoutMs = 1000): Promise<boolean> {
+/** PING (after AUTH when a password is given) over a raw socket: no client library reconnect/retry logic muddying a readiness probe. */
+export function redisPing(port: number, timeoutMs = 1000, password?: string): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = net.connect({ host: '127.0.0.1', port });
     let buf = '';
@@ -23,10 +27,12 @@ export function redisPing(port: number, timeoutMs = 1000): Promise<boolean> {
       resolve(ok);
     };
     sock.setTimeout(timeoutMs, () => done(false));
-    sock.on('connect', () => sock.write('PING\r\n'));
+    // Inline commands: the password must not contain spaces (the stack generates hex ones).
+    sock.on('connect', () => sock.write(password ? `AUTH ${password}\r\nPING\r\n` : 'PING\r\n'));
     sock.on('data', (d) => {
       buf += d.toString();
-      if (buf.includes('\r\n')) done(buf.startsWith('+PONG'));
+      const lines = buf.split('\r\n').slice(0, -1);
+      if (lines.length >= (password ? 2 : 1)) done(lines[lines.length - 1].startsWith('+PONG'));
     });
     sock.on('error', () => done(false));
   });
@@ -35,6 +41,7 @@ export function redisPing(port: number, timeoutMs = 1000): Promise<boolean> {
 export class RedisServer extends LocalServer {
   readonly url: string;
   readonly logFile: string;
+  readonly password: string | undefined;
   private readonly pidFile: string;
 
   constructor(
@@ -43,7 +50,9 @@ export class RedisServer extends LocalServer {
     private readonly opts: RedisOptions,
   ) {
     super();
-    this.url = `redis://127.0.0.1:${port}`;
+    this.password = opts.password;
+    // The URL carries the password: for the gateway's env only, never for a log line.
+    this.url = opts.password ? `redis://:${opts.password}@127.0.0.1:${port}` : `redis://127.0.0.1:${port}`;
     this.logFile = path.join(dir, 'redis.log');
     this.pidFile = path.join(dir, 'redis.pid');
   }
@@ -57,11 +66,14 @@ export class RedisServer extends LocalServer {
       '--appendonly', 'no', // ... and no AOF, so a restart starts empty like a real node loss
       '--dir', this.dir,
       '--daemonize', 'no', // we own the process: it must stay our child
+      ...(this.opts.password ? ['--requirepass', this.opts.password, '--masterauth', this.opts.password] : []),
+      ...(this.opts.extraArgs ?? []),
     ];
-    fs.appendFileSync(this.logFile, `\n=== ${new Date().toISOString()} redis-server ${args.join(' ')}\n`);
+    const shown = args.map((a) => (a === this.opts.password ? '<password>' : a));
+    fs.appendFileSync(this.logFile, `\n=== ${new Date().toISOString()} redis-server ${shown.join(' ')}\n`);
     this.proc = spawnTracked('redis-server', args, this.logFile);
     fs.writeFileSync(this.pidFile, String(this.proc.child.pid));
-    await waitUntil('redis-server', this.proc, this.logFile, () => redisPing(this.port), this.opts.startTimeoutMs ?? 15_000);
+    await waitUntil('redis-server', this.proc, this.logFile, () => redisPing(this.port, 1000, this.opts.password), this.opts.startTimeoutMs ?? 15_000);
   }
 
   /** Stop and delete the working dir. */

@@ -9,6 +9,7 @@ import {
   InstanceRegistrar,
   isCredentialRejection,
   LeaseEngine,
+  LeaseEngineOptions,
   LeaseEngineStats,
   LeaseGrantStats,
   LeaseTable,
@@ -34,7 +35,7 @@ export interface RegistryRuntimeOptions {
   };
   renewIntervalMs: number;
   /** Redis ledger through which replicas de-duplicate lease renewals; absent = every replica renews alone. */
-  renewalLedger?: { redisUrl: string; namespace: string; replicaId: string };
+  renewalLedger?: LeaseEngineOptions['ledger'];
   /** Keep renewing when more than `threshold` of the instances go silent at once, for at most `maxMs`; absent = off. */
   selfPreservation?: { threshold: number; maxMs: number };
   renewalLagMaxMs: number;

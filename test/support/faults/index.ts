@@ -1,5 +1,6 @@
 /** The fault harness: real etcd cluster, Redis and gateway replicas, a fleet driver, the test tree's HTTP client and poller. */
 export { startFaultStack, FaultStack, EtcdCounterTracker } from './stack';
+export type { RedisTopology } from './stack';
 export type { FaultStackOptions } from './stack';
 export { GatewayReplica } from './replica';
 export { FleetDriver, summarize } from './fleet';
@@ -9,4 +10,6 @@ export { HttpClient, metricValue } from '../http';
 export type { HttpAnswer } from '../http';
 export { waitFor, sleep } from '../wait';
 export { runScenario } from './scenario';
+export { ledgerRecordsOn } from './ledger-records';
+export type { LedgerRecords } from './ledger-records';
 export type { ScenarioResult } from './scenario';

@@ -3,10 +3,14 @@
  * processes on loopback, each of which can be killed, frozen, thawed and restarted. Built on
  * tools/stack (etcd, Redis) and test/support/gateway (gateway env and process start).
  */
+import { randomBytes } from 'node:crypto';
 import { EtcdctlResult, EtcdServer, startEtcdCluster } from '../../../tools/stack/etcd';
 import { EtcdCounters, fetchEtcdCounters } from '../../../tools/stack/metrics';
 import { freePorts, httpGet } from '../../../tools/stack/procs';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { RedisServer, startRedis } from '../../../tools/stack/redis';
+import { RedisClusterGroup, RedisSentinelGroup, startRedisCluster, startRedisSentinelGroup } from '../../../tools/stack/redis-topologies';
 import { gatewayEnv, uniquePrefix } from '../gateway';
 import { HttpClient, metricValue } from '../http';
 import { GatewayReplica } from './replica';
@@ -22,6 +26,41 @@ export interface FaultStackOptions {
    * there for the stack's lifetime so that a restarted member gets it too.
    */
   etcdQuotaBytes?: number;
+  /**
+   * How Redis is run: one server (default), a Sentinel group (a primary, one replica, three Sentinels;
+   * passwords on both, handed to the gateways by file) or a Cluster (3 primaries + 3 replicas, password).
+   */
+  redis?: 'single' | 'sentinel' | 'cluster';
+}
+
+/** The Redis processes of a fault stack, in the shape asked for. */
+export type RedisTopology =
+  | { kind: 'single'; server: RedisServer }
+  | { kind: 'sentinel'; group: RedisSentinelGroup }
+  | { kind: 'cluster'; group: RedisClusterGroup };
+
+async function startRedisTopology(kind: FaultStackOptions['redis']): Promise<RedisTopology> {
+  const password = () => randomBytes(12).toString('hex');
+  if (kind === 'sentinel') return { kind, group: await startRedisSentinelGroup({ password: password(), sentinelPassword: password() }) };
+  if (kind === 'cluster') return { kind, group: await startRedisCluster({ password: password() }) };
+  return { kind: 'single', server: await startRedis() };
+}
+
+/** The gateway's Redis variables for `topology`; passwords of the Sentinel shape go through files, as in production. */
+function redisEnv(topology: RedisTopology): Record<string, string> {
+  if (topology.kind === 'single') return { REDIS_URL: topology.server.url };
+  const { REDIS_PASSWORD, REDIS_SENTINEL_PASSWORD, ...env } = topology.group.gatewayEnv();
+  if (topology.kind === 'cluster') return { REDIS_URL: '', ...env, REDIS_PASSWORD: REDIS_PASSWORD ?? '' };
+  const dir = path.join(topology.group.dir, 'secrets');
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  fs.writeFileSync(path.join(dir, 'redis'), `${REDIS_PASSWORD}\n`, { mode: 0o600 });
+  fs.writeFileSync(path.join(dir, 'sentinel'), `${REDIS_SENTINEL_PASSWORD}\n`, { mode: 0o600 });
+  return { REDIS_URL: '', ...env, REDIS_PASSWORD_FILE: path.join(dir, 'redis'), REDIS_SENTINEL_PASSWORD_FILE: path.join(dir, 'sentinel') };
+}
+
+function disposeTopology(topology: RedisTopology | undefined): Promise<void> | undefined {
+  if (!topology) return undefined;
+  return topology.kind === 'single' ? topology.server.dispose() : topology.group.dispose();
 }
 
 export class FaultStack {
@@ -30,13 +69,29 @@ export class FaultStack {
 
   constructor(
     readonly members: EtcdServer[],
-    readonly redis: RedisServer,
+    readonly redisTopology: RedisTopology,
     readonly replicas: GatewayReplica[],
     readonly http: HttpClient,
     readonly prefix: string,
     private readonly restoreEnv: () => void,
   ) {
     this.counters = new EtcdCounterTracker(members);
+  }
+
+  /** The one Redis server (single shape only). */
+  get redis(): RedisServer {
+    if (this.redisTopology.kind !== 'single') throw new Error(`this fault stack runs Redis as ${this.redisTopology.kind}`);
+    return this.redisTopology.server;
+  }
+
+  get sentinel(): RedisSentinelGroup {
+    if (this.redisTopology.kind !== 'sentinel') throw new Error(`this fault stack runs Redis as ${this.redisTopology.kind}`);
+    return this.redisTopology.group;
+  }
+
+  get cluster(): RedisClusterGroup {
+    if (this.redisTopology.kind !== 'cluster') throw new Error(`this fault stack runs Redis as ${this.redisTopology.kind}`);
+    return this.redisTopology.group;
   }
 
   get urls(): string[] {
@@ -98,7 +153,7 @@ export class FaultStack {
     await Promise.all(this.replicas.map((r) => r.stop()));
     this.http.close();
     for (const m of this.members) m.thaw();
-    await Promise.all([...this.members.map((m) => m.dispose()), this.redis.dispose()]);
+    await Promise.all([...this.members.map((m) => m.dispose()), disposeTopology(this.redisTopology)]);
     this.restoreEnv();
   }
 }
@@ -113,9 +168,9 @@ export async function startFaultStack(opts: FaultStackOptions = {}): Promise<Fau
   // The faults freeze processes: a request must give up in seconds, not hang the scenario.
   const http = new HttpClient({ timeoutMs: 2000, maxSockets: 32 });
   let members: EtcdServer[] = [];
-  let redis: RedisServer | undefined;
+  let redis: RedisTopology | undefined;
   try {
-    [members, redis] = await Promise.all([startEtcdCluster(3), startRedis()]);
+    [members, redis] = await Promise.all([startEtcdCluster(3), startRedisTopology(opts.redis)]);
     const prefix = uniquePrefix();
     const ports = await freePorts(opts.replicas ?? 2);
     const first = members[0];
@@ -125,7 +180,8 @@ export async function startFaultStack(opts: FaultStackOptions = {}): Promise<Fau
         new GatewayReplica(
           `replica-${i}`,
           {
-            ...gatewayEnv(target, redis!.url, {
+            ...gatewayEnv(target, '', {
+              ...redisEnv(redis!),
               ETCD_PREFIX: prefix,
               ETCD_POOL_SIZE: '2',
               ETCD_REQUEST_TIMEOUT_MS: '2000',
@@ -148,7 +204,7 @@ export async function startFaultStack(opts: FaultStackOptions = {}): Promise<Fau
     return stack;
   } catch (err) {
     http.close();
-    await Promise.all([...members.map((m) => m.dispose()), redis?.dispose()]);
+    await Promise.all([...members.map((m) => m.dispose()), disposeTopology(redis)]);
     restoreEnv();
     throw err;
   }

@@ -1,5 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import type { RedisTarget } from '@app/redis';
+import { ConfigError } from './config-error';
+import { REDIS_SECRET_VARIABLES, REDIS_VARIABLES, redisTargetFromConfig } from './redis-config';
+
+export { ConfigError } from './config-error';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const bool = z.enum(['true', 'false']).transform((v) => v === 'true');
@@ -22,12 +27,15 @@ const schema = z.object({
   ETCD_PREFIX: z
     .string()
     .default('/registry/')
-    .refine((p) => p.startsWith('/') && p.endsWith('/') && !p.includes('//'), 'must start and end with "/"'),
+    .refine((p) => p.startsWith('/') && p.endsWith('/') && !p.includes('//'), 'must start and end with "/"')
+    // Redis keys embed the prefix; a brace would become the key's Cluster hash tag (see RenewalLedger).
+    .refine((p) => !/[{}]/.test(p), 'must not contain "{" or "}"'),
   ETCD_REQUEST_TIMEOUT_MS: int(100, 60_000).default(3_000),
   ETCD_TLS_CA_FILE: z.string().optional(),
   ETCD_TLS_CERT_FILE: z.string().optional(),
   ETCD_TLS_KEY_FILE: z.string().optional(),
-  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'redis://host:port').default('redis://127.0.0.1:6379'),
+  // Redis in one of three shapes (one URL, Sentinel, Cluster): see redis-config.ts.
+  ...REDIS_VARIABLES,
   RENEW_INTERVAL_MS: int(50, 10_000).default(500),
   // Replicas de-duplicate lease renewals through a Redis ledger (renewed-at per lease + short claims);
   // with Redis down each replica renews by itself. false = every replica renews every lease it sees heartbeat.
@@ -78,18 +86,11 @@ const schema = z.object({
 
 export type GatewayConfig = z.output<typeof schema> & {
   etcdTls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
+  /** Where Redis is, in whichever shape was configured; every Redis client of the process is built from it. */
+  redis: RedisTarget;
 };
 
-/** Thrown for a bad environment; the message names the variable and never echoes a secret. */
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
-}
-
-// REDIS_URL may carry the Redis password (redis://:password@host:6379).
-const SECRET_FILES = ['ETCD_PASSWORD', 'ETCD_USERNAME', 'REDIS_URL'] as const;
+const SECRET_FILES = ['ETCD_PASSWORD', 'ETCD_USERNAME', ...REDIS_SECRET_VARIABLES] as const;
 
 /** Reads and validates the environment once, at start. `X_FILE` variables supply secret `X` from a file. */
 export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
@@ -110,7 +111,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     const issue = parsed.error.issues[0];
     throw new ConfigError(`invalid ${String(issue.path[0])}: ${issue.message}`);
   }
-  const config: GatewayConfig = parsed.data;
+  const config: GatewayConfig = { ...parsed.data, redis: redisTargetFromConfig(parsed.data) };
   if (Boolean(config.ETCD_USERNAME) !== Boolean(config.ETCD_PASSWORD)) {
     throw new ConfigError('ETCD_USERNAME and ETCD_PASSWORD (or ETCD_PASSWORD_FILE) must be set together');
   }

@@ -3,6 +3,8 @@ import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from 
 import { RegistryRuntime } from '@app/runtime';
 import { GATEWAY_CONFIG, GatewayConfig } from '../config/gateway-config';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
+import { redisClientStates } from '../redis/redis-clients';
+import { RedisConnection } from '../redis/redis.provider';
 
 /**
  * Thin Nest wrapper over the framework-free RegistryRuntime (@app/runtime): builds it from the
@@ -13,7 +15,7 @@ import { GatewayMetrics } from '../metrics/gateway-metrics';
 export class RegistryRuntimeProvider implements OnModuleInit, OnApplicationShutdown {
   readonly runtime: RegistryRuntime;
 
-  constructor(@Inject(GATEWAY_CONFIG) config: GatewayConfig, metrics: GatewayMetrics) {
+  constructor(@Inject(GATEWAY_CONFIG) config: GatewayConfig, metrics: GatewayMetrics, redis: RedisConnection) {
     const loggers = new Map<string, Logger>();
     const logger = (context: string) => loggers.get(context) ?? loggers.set(context, new Logger(context)).get(context)!;
     this.runtime = new RegistryRuntime(
@@ -29,7 +31,7 @@ export class RegistryRuntimeProvider implements OnModuleInit, OnApplicationShutd
         renewIntervalMs: config.RENEW_INTERVAL_MS,
         selfPreservation: config.SELF_PRESERVATION ? { threshold: config.SELF_PRESERVATION_THRESHOLD, maxMs: config.SELF_PRESERVATION_MAX_MS } : undefined,
         renewalLedger: config.RENEWAL_DEDUP
-          ? { redisUrl: config.REDIS_URL, namespace: `registry-gateway:v1:${config.ETCD_PREFIX}lease:`, replicaId: randomBytes(6).toString('hex') }
+          ? { target: config.redis, namespace: `registry-gateway:v1:${config.ETCD_PREFIX}lease:`, replicaId: randomBytes(6).toString('hex') }
           : undefined,
         renewalLagMaxMs: config.RENEWAL_LAG_MAX_MS,
         admissionMaxEventLoopDelayMs: config.ADMISSION_MAX_EVENT_LOOP_DELAY_MS,
@@ -56,6 +58,7 @@ export class RegistryRuntimeProvider implements OnModuleInit, OnApplicationShutd
       },
     );
     metrics.observeRuntime(() => this.runtime.health());
+    metrics.observeRedis(() => redisClientStates(redis, this.runtime.engine.snapshot()));
   }
 
   onModuleInit(): Promise<void> {

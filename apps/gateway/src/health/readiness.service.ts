@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { GATEWAY_CONFIG, GatewayConfig } from '../config/gateway-config';
 import { RegistryRuntimeProvider } from '../etcd/registry-runtime.provider';
+import { redisClientStates } from '../redis/redis-clients';
 import { RedisConnection } from '../redis/redis.provider';
 import { assessReadiness, ReadinessAssessment } from './readiness';
 
@@ -38,7 +39,7 @@ export class ReadinessService {
         lagLimitMs: this.config.RENEWAL_LAG_MAX_MS,
       },
       instancesInMemory: health.instancesInMemory,
-      redis: { ready: this.redis.isReady(), state: this.redis.client.status },
+      redis: { target: this.redis.target, clients: redisClientStates(this.redis, renewals) },
       watch: { ...health.watch, lookupViews: health.lookupViews },
       synced: health.synced,
     });

@@ -5,7 +5,7 @@ const healthy = (): ReadinessInputs => ({
   etcd: { readyConnections: 2, poolSize: 2, lastSuccessAt: 9_000 },
   keepalive: { open: 2, total: 2, lastAnswerAt: 9_500 },
   instancesInMemory: 0,
-  redis: { ready: true, state: 'ready' },
+  redis: { clients: [{ client: 'http', up: true, state: 'ready' }] },
 });
 
 const statusOf = (input: ReadinessInputs) =>
@@ -23,7 +23,7 @@ describe('assessReadiness', () => {
     const input: ReadinessInputs = {
       ...healthy(),
       etcd: { readyConnections: 0, poolSize: 2, lastSuccessAt: 0 },
-      redis: { ready: false, state: 'reconnecting' },
+      redis: { clients: [{ client: 'http', up: false, state: 'reconnecting' }] },
       watch: { up: false, revision: 812, stale: true, lookupViews: 0 },
       instancesInMemory: 0,
     };
@@ -49,8 +49,23 @@ describe('assessReadiness', () => {
   });
 
   it('treats Redis being down as non-fatal', () => {
-    const input: ReadinessInputs = { ...healthy(), redis: { ready: false, state: 'reconnecting' }, watch: { up: true, revision: 5, stale: false, lookupViews: 1 } };
+    const input: ReadinessInputs = { ...healthy(), redis: { clients: [{ client: 'http', up: false, state: 'reconnecting' }] }, watch: { up: true, revision: 5, stale: false, lookupViews: 1 } };
     expect(assessReadiness(input).serving).toBe(true);
     expect(statusOf(input)).toMatchObject({ redis: 'down', serving: 'up' });
+  });
+
+  it("lists every Redis connection and names the ones down (the lease engine worker's ledger included)", () => {
+    const clients = [
+      { client: 'http', up: true, state: 'ready' },
+      { client: 'lease-engine', up: false, state: 'not connected' },
+    ];
+    const { serving, indicators } = assessReadiness({ ...healthy(), redis: { target: 'sentinel group "main" via 10.0.0.1:26379', clients } });
+    expect(serving).toBe(true);
+    expect(indicators.find((i) => i.redis)!.redis).toMatchObject({
+      status: 'down',
+      target: 'sentinel group "main" via 10.0.0.1:26379',
+      clients: { http: 'ready', 'lease-engine': 'not connected' },
+      message: expect.stringContaining('lease-engine'),
+    });
   });
 });

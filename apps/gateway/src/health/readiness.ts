@@ -38,7 +38,11 @@ export interface ReadinessInputs {
   };
   /** Instances whose leases this replica renews: their heartbeats are answered from memory. */
   instancesInMemory: number;
-  redis: { ready: boolean; state: string };
+  /**
+   * Every Redis connection of the process (see redis/redis-clients.ts), the HTTP thread's first, and
+   * where they connect (no secrets). Reported, never fatal: Redis only saves work.
+   */
+  redis: { target?: string; clients: ReadonlyArray<{ client: string; up: boolean; state: string }> };
   /** The registry watch, and whether lookups are answered `stale` (it has not confirmed them lately); absent in tests of the other parts. */
   watch?: { up: boolean; revision: number; stale: boolean; lookupViews: number };
   /**
@@ -99,6 +103,15 @@ export function assessReadiness(input: ReadinessInputs): ReadinessAssessment {
   if (input.watch) {
     indicators.push({ watch: { status: input.watch.up ? 'up' : 'down', revision: input.watch.revision, lookupViews: input.watch.lookupViews } });
   }
-  indicators.push({ redis: { status: input.redis.ready ? 'up' : 'down', state: input.redis.state } });
+  const redisDown = input.redis.clients.filter((c) => !c.up).map((c) => c.client);
+  indicators.push({
+    redis: {
+      status: redisDown.length ? 'down' : 'up',
+      state: input.redis.clients[0]?.state,
+      ...(input.redis.target ? { target: input.redis.target } : {}),
+      clients: Object.fromEntries(input.redis.clients.map((c) => [c.client, c.state])),
+      ...(redisDown.length ? { message: `not connected: ${redisDown.join(', ')} (lease renewals are then not de-duplicated; nothing is lost)` } : {}),
+    },
+  });
   return { serving, starting, indicators };
 }

@@ -16,6 +16,7 @@ const HEARTBEAT_RESULTS = ['accepted', 'lease-lost', 'not-found'] as const;
 export class GatewayMetrics {
   readonly registry = new Registry();
   private runtimeHealth: (() => RuntimeHealth) | undefined;
+  private redisClients: (() => ReadonlyArray<{ client: string; up: boolean }>) | undefined;
   /** The running totals (kept by the runtime) last added to a counter, by series (see addGrowth). */
   private readonly totalsSeen = new Map<string, number>();
 
@@ -25,6 +26,11 @@ export class GatewayMetrics {
    */
   observeRuntime(health: () => RuntimeHealth): void {
     this.runtimeHealth = health;
+  }
+
+  /** Every Redis connection of the process (see redis-clients.ts), read at scrape time. */
+  observeRedis(clients: () => ReadonlyArray<{ client: string; up: boolean }>): void {
+    this.redisClients = clients;
   }
 
   private fromEngine(pick: (stats: LeaseEngineStats) => number): (this: Gauge) => void {
@@ -187,6 +193,15 @@ export class GatewayMetrics {
     help: 'LeaseGrant calls handed to the lease-grant worker and not answered yet',
     registers: [this.registry],
     collect: this.fromSource(() => this.runtimeHealth?.().grants, (g) => g.inFlight),
+  });
+  readonly redisUp = new Gauge({
+    name: 'registry_redis_up',
+    help: 'Per Redis connection of this process (client: http = the HTTP thread, lease-engine = the renewal ledger of the lease engine worker): 1 connected, 0 not',
+    labelNames: ['client'] as const,
+    registers: [this.registry],
+    collect: () => {
+      for (const { client, up } of this.redisClients?.() ?? []) this.redisUp.set({ client }, up ? 1 : 0);
+    },
   });
   readonly etcdRequests = new Counter({
     name: 'registry_etcd_requests_total',

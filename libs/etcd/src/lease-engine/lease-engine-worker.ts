@@ -7,7 +7,7 @@
 import { MessagePort, parentPort, workerData } from 'node:worker_threads';
 import { KeepAliveStreams } from '../keepalive-streams';
 import { ENGINE_STATS, LeaseSlots } from './lease-slots';
-import { RenewalLedger } from './renewal-ledger';
+import { RenewalLedger, RenewalLedgerOptions } from './renewal-ledger';
 import { RenewalScheduler } from './renewal-scheduler';
 import { relayedConnection, RelayedPoolData, TokenAnswer, TokenRelay, TokenRequest } from '../worker-threads/relayed-connections';
 import { SelfPreservation, SelfPreservationOptions } from './self-preservation';
@@ -20,12 +20,15 @@ export interface LeaseEngineWorkerData extends RelayedPoolData {
   segments: SharedArrayBuffer[];
   stats: SharedArrayBuffer;
   /** Cluster-wide renewal de-duplication through Redis (see RenewalLedger); absent = renew alone. */
-  ledger?: { redisUrl: string; namespace: string; replicaId: string };
+  ledger?: LedgerData;
   /** Keep renewing when a mass of pods goes silent at once (see SelfPreservation); absent = off. */
   selfPreservation?: SelfPreservationOptions;
   /** Renewals unanswered this long on a stream move it to the next member (default 2000 ms). */
   stallMs?: number;
 }
+
+/** The ledger's Redis target (plain data: it crosses the thread boundary), namespace and replica id. */
+export type LedgerData = Omit<RenewalLedgerOptions, 'timeoutMs'>;
 
 /** HTTP thread -> worker. */
 export type ToWorker =
@@ -67,7 +70,11 @@ export function runLeaseEngineWorker(port: MessagePort, data: LeaseEngineWorkerD
     },
   });
   const silent: number[] = [];
-  const ledger = data.ledger && new RenewalLedger(data.ledger);
+  const ledger =
+    data.ledger &&
+    new RenewalLedger(data.ledger, (message) =>
+      post({ t: 'log', level: 'warn', message: `renewal ledger (redis) call failed: ${message}; its leases are renewed here (duplicates allowed)` }),
+    );
   let confirmations: Array<{ leaseId: string; at: number; ttlMs: number }> = [];
   const scheduler: RenewalScheduler = new RenewalScheduler(
     streams,
@@ -166,8 +173,26 @@ export function runLeaseEngineWorker(port: MessagePort, data: LeaseEngineWorkerD
     }
   };
 
+  /** Readiness and `registry_redis_up{client="lease-engine"}` read it; a change is logged once. */
+  let ledgerWasUp: boolean | undefined;
+  const publishLedgerState = () => {
+    if (!ledger) return;
+    const up = ledger.isUp();
+    stats[ENGINE_STATS.ledgerRedisUp] = up ? 1 : 0;
+    if (up === ledgerWasUp) return;
+    if (ledgerWasUp !== undefined || !up) {
+      post({
+        t: 'log',
+        level: up ? 'info' : 'warn',
+        message: up ? 'renewal ledger (redis) connected: renewals are de-duplicated across replicas again' : 'renewal ledger (redis) not connected: this replica renews every due lease itself (duplicates, never a lapse)',
+      });
+    }
+    ledgerWasUp = up;
+  };
+
   const pass = () => {
     const started = Date.now();
+    publishLedgerState();
     moveStalledStreams(started);
     checkSilence(started);
     scheduler.renewDueLeases(started);

@@ -5,7 +5,7 @@ import { closeWorker, loadWorker } from '../worker-threads/load-worker';
 import { serveTokenRequest } from '../worker-threads/relayed-connections';
 import { ENGINE_STATS, ENGINE_STATS_LENGTH, LeaseSlots } from './lease-slots';
 import { LeaseTable, LeaseTableHooks, RenewalChannel } from './lease-table';
-import { FromWorker, LeaseEngineWorkerData, OP_REPLACE, OP_TRACK, OP_UNTRACK, ToWorker } from './lease-engine-worker';
+import { FromWorker, LeaseEngineWorkerData, LedgerData, OP_REPLACE, OP_TRACK, OP_UNTRACK, ToWorker } from './lease-engine-worker';
 
 export interface LeaseEngineOptions {
   /** The HTTP thread's pooled connections: the worker uses their tokens (no Authenticate of its own). */
@@ -19,7 +19,7 @@ export interface LeaseEngineOptions {
   /** Renewals written and unanswered at once, over all streams. */
   maxInFlight?: number;
   /** Replicas de-duplicate renewals through this Redis ledger (see RenewalLedger); absent = each renews alone. */
-  ledger?: { redisUrl: string; namespace: string; replicaId: string };
+  ledger?: LedgerData;
   /** Keep renewing the leases of a mass of pods that go silent at once (see SelfPreservation). */
   selfPreservation?: { threshold: number; maxMs: number };
 }
@@ -49,6 +49,8 @@ export interface LeaseEngineStats {
   lastPassMs: number;
   /** Age of the worker's last scheduler pass, ms: a stuck or dead worker shows as a large value. */
   lastPassAgoMs: number;
+  /** The worker's own Redis client (the renewal ledger): connected, not, or no ledger (RENEWAL_DEDUP=false). */
+  ledgerRedis: 'up' | 'down' | 'off';
 }
 
 /**
@@ -149,6 +151,7 @@ export class LeaseEngine implements RenewalChannel {
       inFlight: s[ENGINE_STATS.inFlight],
       lastPassMs: s[ENGINE_STATS.lastPassMs],
       lastPassAgoMs: lastPassAt ? Math.max(0, now - lastPassAt) : 0,
+      ledgerRedis: !this.options.ledger ? 'off' : s[ENGINE_STATS.ledgerRedisUp] === 1 ? 'up' : 'down',
     };
   }
 

@@ -142,5 +142,7 @@ export const ENGINE_STATS = {
    * this follows the cluster even while the watch's member lags (see RegistryWatch.confirmedAt).
    */
   revisionSeen: 14,
+  /** The worker's renewal-ledger Redis client: 1 connected, 0 not (no ledger: never written). */
+  ledgerRedisUp: 15,
 } as const;
-export const ENGINE_STATS_LENGTH = 15;
+export const ENGINE_STATS_LENGTH = 16;

@@ -1,12 +1,14 @@
-import Redis from 'ioredis';
+import calculateSlot from 'cluster-key-slot';
+import { createRedisClient, isCluster, RedisClient, redisClientReady, RedisTarget } from '@app/redis';
 import type { RenewalClaim } from './renewal-scheduler';
 
 /** The ledger's verdict on one claim: renew it, another replica renewed it at `at`, or holds the claim. */
 export type ClaimVerdict = { kind: 'renew' } | { kind: 'renewed-elsewhere'; at: number } | { kind: 'claimed-elsewhere' };
 
 export interface RenewalLedgerOptions {
-  redisUrl: string;
-  /** Key prefix, e.g. `registry-gateway:v1:/registry/lease:`; includes the etcd prefix. */
+  /** Where Redis is (one server, Sentinel or Cluster): the same target as the HTTP thread's connection. */
+  target: RedisTarget;
+  /** Key prefix, e.g. `registry-gateway:v1:/registry/lease:`; includes the etcd prefix, never a brace. */
   namespace: string;
   /** Identifies this replica's claims. */
   replicaId: string;
@@ -14,26 +16,70 @@ export interface RenewalLedgerOptions {
   timeoutMs?: number;
 }
 
-// For each lease: renewed (by anyone, etcd-confirmed) within a third of its TTL -> that time; else take
-// the short claim (SET NX PX) -> 0, or -1 when another replica holds it. One round trip per batch.
+/**
+ * Key layout, one hash tag per lease so that a lease's two keys always share a Redis Cluster slot:
+ *   <namespace>{<lease id>}:r   "<epoch ms>:<replica>": when etcd last confirmed a renewal, and by whom (PX = TTL)
+ *   <namespace>{<lease id>}:c   "<replica>": the short claim of the replica renewing it now (PX = TTL/6, <= 5 s)
+ */
+export function ledgerKeys(namespace: string, leaseId: string): { record: string; claim: string } {
+  const tag = `${namespace}{${leaseId}}`;
+  return { record: `${tag}:r`, claim: `${tag}:c` };
+}
+
+/** At most this many leases per script call or MGET (one round trip, a bounded time inside Redis). */
+const MAX_PER_CALL = 2_000;
+
+/**
+ * The calls one batch becomes: positions into `leaseIds`. On a Cluster each call holds the leases of
+ * ONE hash slot, so every call's keys live on one node (CROSSSLOT cannot happen) and the leases spread
+ * over all primaries; elsewhere (one server, Sentinel) any grouping is legal and a call takes up to
+ * MAX_PER_CALL leases, as many as fit.
+ */
+export function ledgerCallGroups(leaseIds: readonly string[], clustered: boolean, maxPerCall = MAX_PER_CALL): number[][] {
+  const groups: number[][] = [];
+  if (!clustered) {
+    for (let i = 0; i < leaseIds.length; i += maxPerCall) groups.push(Array.from({ length: Math.min(maxPerCall, leaseIds.length - i) }, (_, j) => i + j));
+    return groups;
+  }
+  const bySlot = new Map<number, number[]>();
+  leaseIds.forEach((id, i) => {
+    // The slot of the hash tag `{id}` is the slot of CRC16(id): both of the lease's keys land there.
+    const slot = calculateSlot(id);
+    const group = bySlot.get(slot);
+    if (!group) bySlot.set(slot, [i]);
+    else if (group.length < maxPerCall) group.push(i);
+    else {
+      groups.push(group);
+      bySlot.set(slot, [i]);
+    }
+  });
+  return [...groups, ...bySlot.values()];
+}
+
+// KEYS: each lease's record and claim key, in pairs. ARGV: now, this replica, then each lease's third
+// of its TTL. Per lease: renewed (by anyone, etcd-confirmed) within a third of its TTL -> that time;
+// else take the short claim (SET NX PX) -> 0, or -1 when another replica holds it. Every key it touches
+// is declared, so Redis Cluster routes and checks the call like any other command.
 const CLAIM_SCRIPT = `
-local prefix, now, me = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local now, me = tonumber(ARGV[1]), ARGV[2]
 local out = {}
-for i = 4, #ARGV, 2 do
-  local id, third = ARGV[i], tonumber(ARGV[i + 1])
-  local record = redis.call('GET', prefix .. 'r:' .. id)
+for i = 1, #KEYS, 2 do
+  local third = tonumber(ARGV[2 + (i + 1) / 2])
+  local record = redis.call('GET', KEYS[i])
   local renewed = tonumber(record and string.match(record, '^(%d+)') or '0')
   if renewed > now - third then
     out[#out + 1] = renewed
-  elseif redis.call('SET', prefix .. 'c:' .. id, me, 'NX', 'PX', math.floor(math.min(third / 2, 5000))) then
+  elseif redis.call('SET', KEYS[i + 1], me, 'NX', 'PX', math.floor(math.min(third / 2, 5000))) then
     out[#out + 1] = 0
-  elseif redis.call('GET', prefix .. 'c:' .. id) == me then
+  elseif redis.call('GET', KEYS[i + 1]) == me then
     out[#out + 1] = 0
   else
     out[#out + 1] = -1
   end
 end
 return out`;
+
+type LedgerClient = RedisClient & { renewalLedgerClaim(numberOfKeys: number, ...args: Array<string | number>): Promise<number[]> };
 
 /**
  * Cluster-wide de-duplication of lease renewals, in Redis. With R replicas and pods heartbeating to
@@ -43,62 +89,133 @@ return out`;
  * claim, renews, and records etcd's confirmation ("renewed at", written only after a TTL > 0 answer).
  *
  * Failure is safe by construction: a ledger that is down, slow or unreachable makes the replica renew
- * by itself (duplicates are allowed, a lapsed lease is not); a replica that dies holding a claim loses
- * it after at most TTL/6, well before the lease (renewed at TTL/3) could run out.
+ * by itself (duplicates are allowed, a lapsed lease is not), per call: on a Cluster with one shard
+ * failing over, only the leases of that shard's slots are renewed alone meanwhile. A replica that dies
+ * holding a claim loses it after at most TTL/6, well before the lease (renewed at TTL/3) could run out.
  */
 export class RenewalLedger {
-  private readonly redis: Redis;
+  private readonly client: LedgerClient;
   private readonly timeoutMs: number;
+  private readonly clustered: boolean;
+  /** Reasons already reported since the last call that succeeded (a failover mixes several). */
+  private readonly failuresReported = new Set<string>();
 
-  constructor(private readonly options: RenewalLedgerOptions) {
+  /** `failed` hears each distinct reason calls fail once (e.g. to log it), until a call succeeds again. */
+  constructor(
+    private readonly options: RenewalLedgerOptions,
+    private readonly failed: (message: string) => void = () => undefined,
+  ) {
+    if (/[{}]/.test(options.namespace)) throw new Error('the renewal ledger namespace must not contain "{" or "}" (Redis Cluster hash tags)');
     this.timeoutMs = options.timeoutMs ?? 250;
-    this.redis = new Redis(options.redisUrl, {
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      connectTimeout: 1_000,
-      commandTimeout: this.timeoutMs,
-      retryStrategy: (attempt) => Math.min(100 * 2 ** attempt, 2_000),
-    });
+    const client = createRedisClient(options.target, { commandTimeoutMs: this.timeoutMs, connectionName: 'registry-gateway-lease-ledger' });
+    client.defineCommand('renewalLedgerClaim', { lua: CLAIM_SCRIPT }); // key count passed per call
+    this.client = client as LedgerClient;
+    this.clustered = isCluster(client);
     // Errors surface as rejected calls (the caller falls back); the event must have a listener.
-    this.redis.on('error', () => undefined);
+    this.client.on('error', () => undefined);
   }
 
   isUp(): boolean {
-    return this.redis.status === 'ready';
+    return redisClientReady(this.client);
   }
 
-  /** One verdict per claim, in order. Rejects when the ledger cannot answer (the caller renews itself). */
+  /**
+   * One verdict per claim, in order. Rejects when the ledger is not connected (the caller renews them
+   * all itself); a call that fails or outlasts the timeout makes its own claims `renew`.
+   */
   async claim(claims: readonly RenewalClaim[], now: number): Promise<ClaimVerdict[]> {
     if (!this.isUp()) throw new Error('renewal ledger (redis) is not connected');
-    const args: Array<string | number> = [this.options.namespace, now, this.options.replicaId];
-    for (const claim of claims) args.push(claim.leaseId, Math.floor(claim.thirdMs));
-    const results = (await this.redis.eval(CLAIM_SCRIPT, 0, ...args)) as number[];
-    return results.map((r): ClaimVerdict => (r === 0 ? { kind: 'renew' } : r < 0 ? { kind: 'claimed-elsewhere' } : { kind: 'renewed-elsewhere', at: r }));
+    const verdicts: ClaimVerdict[] = claims.map(() => ({ kind: 'renew' }));
+    const groups = ledgerCallGroups(
+      claims.map((c) => c.leaseId),
+      this.clustered,
+    );
+    await Promise.all(
+      groups.map(async (group) => {
+        const keys: string[] = [];
+        const thirds: number[] = [];
+        for (const i of group) {
+          const { record, claim } = ledgerKeys(this.options.namespace, claims[i].leaseId);
+          keys.push(record, claim);
+          thirds.push(Math.floor(claims[i].thirdMs));
+        }
+        const results = await this.bounded(this.client.renewalLedgerClaim(keys.length, ...keys, now, this.options.replicaId, ...thirds)).catch((err: Error) => this.noteFailure(err));
+        results?.forEach((r, j) => {
+          verdicts[group[j]] = r === 0 ? { kind: 'renew' } : r < 0 ? { kind: 'claimed-elsewhere' } : { kind: 'renewed-elsewhere', at: Number(r) };
+        });
+      }),
+    );
+    return verdicts;
   }
 
-  /** When OTHER replicas last had each lease confirmed by etcd (epoch ms, 0 = no record or this replica's own), in order. */
+  /** When OTHER replicas last had each lease confirmed by etcd (epoch ms, 0 = no record, this replica's own, or unknown), in order. */
   async renewedElsewhereAt(leaseIds: readonly string[]): Promise<number[]> {
     if (!this.isUp()) throw new Error('renewal ledger (redis) is not connected');
-    const values: Array<string | null> = [];
-    for (let i = 0; i < leaseIds.length; i += 5_000) {
-      values.push(...(await this.redis.mget(leaseIds.slice(i, i + 5_000).map((id) => `${this.options.namespace}r:${id}`))));
-    }
-    return values.map((v) => {
-      const [at, by] = (v ?? '0').split(':');
-      return by === this.options.replicaId ? 0 : Number(at) || 0;
-    });
+    const renewed = leaseIds.map(() => 0);
+    await Promise.all(
+      ledgerCallGroups(leaseIds, this.clustered).map(async (group) => {
+        const values = await this.bounded(this.client.mget(group.map((i) => ledgerKeys(this.options.namespace, leaseIds[i]).record)));
+        values.forEach((v, j) => {
+          const [at, by] = (v ?? '0').split(':');
+          renewed[group[j]] = by === this.options.replicaId ? 0 : Number(at) || 0;
+        });
+      }),
+    );
+    return renewed;
   }
 
   /** Records etcd's confirmations (best effort: a lost record costs one duplicate renewal elsewhere). */
   async record(confirmations: ReadonlyArray<{ leaseId: string; at: number; ttlMs: number }>): Promise<void> {
     if (!this.isUp() || !confirmations.length) return;
-    const pipeline = this.redis.pipeline();
-    // "<at>:<replica>": the claim script reads the time; self-preservation asks who renewed.
-    for (const c of confirmations) pipeline.set(`${this.options.namespace}r:${c.leaseId}`, `${Math.floor(c.at)}:${this.options.replicaId}`, 'PX', Math.ceil(c.ttlMs));
-    await pipeline.exec();
+    const groups = ledgerCallGroups(
+      confirmations.map((c) => c.leaseId),
+      this.clustered,
+    );
+    await Promise.all(
+      groups.map((group) => {
+        const pipeline = this.client.pipeline();
+        // "<at>:<replica>": the claim script reads the time; self-preservation asks who renewed.
+        for (const i of group) {
+          const c = confirmations[i];
+          pipeline.set(ledgerKeys(this.options.namespace, c.leaseId).record, `${Math.floor(c.at)}:${this.options.replicaId}`, 'PX', Math.ceil(c.ttlMs));
+        }
+        return this.bounded(pipeline.exec()).catch((err: Error) => this.noteFailure(err));
+      }),
+    );
   }
 
   close(): void {
-    this.redis.disconnect();
+    this.client.disconnect();
+  }
+
+  /**
+   * At most `timeoutMs`, whatever the shape: a Cluster redirects and retries a command while a shard
+   * fails over (MOVED, CLUSTERDOWN, a closed connection), which may outlast each node's command timeout.
+   */
+  private bounded<T>(call: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`call took longer than ${this.timeoutMs} ms`)), this.timeoutMs);
+    });
+    call.catch(() => undefined); // a call that loses the race must not become an unhandled rejection
+    return Promise.race([call, timeout]).then(
+      (value) => {
+        clearTimeout(timer);
+        this.failuresReported.clear();
+        return value;
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        throw err;
+      },
+    );
+  }
+
+  /** Redis's own error text (a command error names no value, so no secret), reported once per distinct reason. */
+  private noteFailure(err: Error): undefined {
+    const message = err?.message ?? String(err);
+    if (!this.failuresReported.has(message)) this.failed(message);
+    this.failuresReported.add(message);
+    return undefined;
   }
 }

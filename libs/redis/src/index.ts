@@ -1,0 +1,2 @@
+export * from './redis-target';
+export * from './redis-client';

@@ -1,0 +1,81 @@
+/**
+ * Redis behind Sentinel (issue 24): a primary, one replica and three Sentinels (real `redis-sentinel`
+ * processes, passwords on Redis and on the Sentinels, handed to the gateways by file), a fleet
+ * heartbeating and resolving through two replicas on a 3-member etcd cluster. The primary is killed:
+ * the Sentinels promote the replica, the gateways' clients (HTTP thread and the lease engine worker's
+ * renewal ledger) follow it, and the registry does not notice beyond the ledger's fail-safe (each
+ * replica renews by itself meanwhile). Bounds and figures: RELIABILITY.md.
+ */
+import { FaultStack, ledgerRecordsOn, runScenario, sleep, startFaultStack, waitFor } from './support/faults';
+
+const TTL = 6;
+
+/** The worker's "renewal ledger (redis) call failed" log lines (JSON, pino) from before `at`. */
+function ledgerFailuresBefore(logs: string, at: number): string[] {
+  return logs.split('\n').filter((line) => line.includes('renewal ledger (redis) call failed') && (JSON.parse(line) as { time: number }).time < at);
+}
+const FLEET = { services: 6, podsPerService: 20, ttlSeconds: TTL, requestTimeoutMs: 1000 };
+/**
+ * From the kill to a renewal recorded on the promoted primary: Sentinel's down-after-milliseconds (1 s
+ * here), the vote and promotion (~1-2 s), the clients' move (the failover detector, else one retry
+ * delay of at most 2 s) and the next confirmed renewal. Generous for a loaded 2-core machine.
+ */
+const LEDGER_RESUME_BOUND_MS = 15_000;
+
+describe('reliability: Redis Sentinel failover under a fleet (3 members, 2 replicas)', () => {
+  let stack: FaultStack;
+
+  beforeAll(async () => {
+    stack = await startFaultStack({ replicas: 2, redis: 'sentinel' });
+    stack.counters.start();
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  it('the primary killed, the replica promoted: no live pod lost, no re-registration, lookups answered, the ledger resumes on the new primary', async () => {
+    const group = stack.sentinel;
+    const clientsUp = async () => {
+      for (const replica of stack.replicas) {
+        for (const client of ['http', 'lease-engine']) if ((await replica.metric('registry_redis_up', { client })) !== 1) return false;
+      }
+      return true;
+    };
+    await waitFor('every Redis client of every replica connected', clientsUp, 20_000);
+    const timings: Record<string, number> = {};
+    let killedAt = 0;
+    const { report } = await runScenario(stack, 'redis-sentinel-failover', FLEET, async (fleet) => {
+      await sleep(2 * 1000 * (TTL / 3)); // renewals recorded in the ledger on the first primary
+      const primary = (await group.primary())!;
+      expect(primary).toBe(group.servers[0]);
+      expect((await ledgerRecordsOn(primary.port, group.password)).total).toBeGreaterThan(0);
+      killedAt = Date.now();
+      await primary.kill();
+      fleet.mark(`killed the Redis primary (127.0.0.1:${primary.port})`);
+      const promoted = await group.waitForNewPrimary(primary, 30_000);
+      timings.promotedMs = Date.now() - killedAt;
+      fleet.mark(`Sentinel promoted 127.0.0.1:${promoted.port}`);
+      await waitFor('a renewal recorded on the promoted primary', async () => (await ledgerRecordsOn(promoted.port, group.password)).newestAt > killedAt, 30_000, 100);
+      timings.ledgerResumedMs = Date.now() - killedAt;
+      await waitFor('every Redis client of every replica connected again', clientsUp, 30_000, 200);
+      timings.allClientsUpMs = Date.now() - killedAt;
+      await sleep(TTL * 1000); // a whole TTL on the new primary
+    });
+    const logs = stack.replicas.map((r) => r.output()).join('\n');
+    process.stdout.write(
+      `[redis-sentinel-failover] promoted after ${timings.promotedMs} ms; ledger recorded on the new primary ${timings.ledgerResumedMs} ms after the kill ` +
+        `(bound ${LEDGER_RESUME_BOUND_MS} ms); every Redis client of both replicas up again after ${timings.allClientsUpMs} ms\n`,
+    );
+    expect(report.gaps).toEqual([]);
+    expect(report.reregistrations).toBe(0);
+    expect(report.lookups.failed).toBe(0);
+    expect(report.heartbeats.notFound + report.heartbeats.serverError).toBe(0);
+    expect(timings.ledgerResumedMs).toBeLessThanOrEqual(LEDGER_RESUME_BOUND_MS);
+    expect(logs).not.toContain('CROSSSLOT');
+    // Before the fault the ledger answered every call (its failures are logged by the worker, once per reason).
+    expect(ledgerFailuresBefore(logs, killedAt)).toEqual([]);
+    // The passwords came by file; they must not show in any log line.
+    expect(logs).not.toContain(group.password!);
+    expect(logs).not.toContain(group.sentinelPassword!);
+  });
+});
