@@ -6,14 +6,10 @@
  * replica takes over, and the registry does not notice. Bounds and figures: RELIABILITY.md.
  */
 import { ClusterNodeInfo } from '../tools/stack/redis-topologies';
-import { FaultStack, ledgerRecordsOn, runScenario, sleep, startFaultStack, waitFor } from './support/faults';
+import { FaultStack, ledgerFailuresBefore, ledgerRecordsOn, redisClientsUp, runScenario, sleep, startFaultStack, waitFor } from './support/faults';
 
 const TTL = 6;
 
-/** The worker's "renewal ledger (redis) call failed" log lines (JSON, pino) from before `at`. */
-function ledgerFailuresBefore(logs: string, at: number): string[] {
-  return logs.split('\n').filter((line) => line.includes('renewal ledger (redis) call failed') && (JSON.parse(line) as { time: number }).time < at);
-}
 const FLEET = { services: 6, podsPerService: 20, ttlSeconds: TTL, requestTimeoutMs: 1000 };
 /**
  * From the kill to a renewal recorded on the promoted replica: the cluster's node timeout (1 s here),
@@ -35,12 +31,7 @@ describe('reliability: Redis Cluster primary failover under a fleet (3 members, 
 
   it('ledger keys on every shard, never CROSSSLOT; one primary killed, its replica takes over: no live pod lost, no re-registration, lookups answered', async () => {
     const cluster = stack.cluster;
-    const clientsUp = async () => {
-      for (const replica of stack.replicas) {
-        for (const client of ['http', 'lease-engine']) if ((await replica.metric('registry_redis_up', { client })) !== 1) return false;
-      }
-      return true;
-    };
+    const clientsUp = () => redisClientsUp(stack.replicas);
     await waitFor('every Redis client of every replica connected', clientsUp, 20_000);
     const timings: Record<string, number> = {};
     let killedAt = 0;

@@ -6,14 +6,10 @@
  * renewal ledger) follow it, and the registry does not notice beyond the ledger's fail-safe (each
  * replica renews by itself meanwhile). Bounds and figures: RELIABILITY.md.
  */
-import { FaultStack, ledgerRecordsOn, runScenario, sleep, startFaultStack, waitFor } from './support/faults';
+import { FaultStack, ledgerFailuresBefore, ledgerRecordsOn, redisClientsUp, runScenario, sleep, startFaultStack, waitFor } from './support/faults';
 
 const TTL = 6;
 
-/** The worker's "renewal ledger (redis) call failed" log lines (JSON, pino) from before `at`. */
-function ledgerFailuresBefore(logs: string, at: number): string[] {
-  return logs.split('\n').filter((line) => line.includes('renewal ledger (redis) call failed') && (JSON.parse(line) as { time: number }).time < at);
-}
 const FLEET = { services: 6, podsPerService: 20, ttlSeconds: TTL, requestTimeoutMs: 1000 };
 /**
  * From the kill to a renewal recorded on the promoted primary: Sentinel's down-after-milliseconds (1 s
@@ -35,12 +31,7 @@ describe('reliability: Redis Sentinel failover under a fleet (3 members, 2 repli
 
   it('the primary killed, the replica promoted: no live pod lost, no re-registration, lookups answered, the ledger resumes on the new primary', async () => {
     const group = stack.sentinel;
-    const clientsUp = async () => {
-      for (const replica of stack.replicas) {
-        for (const client of ['http', 'lease-engine']) if ((await replica.metric('registry_redis_up', { client })) !== 1) return false;
-      }
-      return true;
-    };
+    const clientsUp = () => redisClientsUp(stack.replicas);
     await waitFor('every Redis client of every replica connected', clientsUp, 20_000);
     const timings: Record<string, number> = {};
     let killedAt = 0;

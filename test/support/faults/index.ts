@@ -10,6 +10,6 @@ export { HttpClient, metricValue } from '../http';
 export type { HttpAnswer } from '../http';
 export { waitFor, sleep } from '../wait';
 export { runScenario } from './scenario';
-export { ledgerRecordsOn } from './ledger-records';
+export { ledgerFailuresBefore, ledgerRecordsOn, redisClientsUp } from './ledger-records';
 export type { LedgerRecords } from './ledger-records';
 export type { ScenarioResult } from './scenario';

@@ -35,3 +35,16 @@ export async function ledgerRecordsOn(port: number, password?: string): Promise<
     client.disconnect();
   }
 }
+
+/** The worker's "renewal ledger (redis) call failed" log lines (JSON, pino) from before `at`. */
+export function ledgerFailuresBefore(logs: string, at: number): string[] {
+  return logs.split('\n').filter((line) => line.includes('renewal ledger (redis) call failed') && (JSON.parse(line) as { time: number }).time < at);
+}
+
+/** Whether every Redis client (`http`, `lease-engine`) of every replica reports itself connected. */
+export async function redisClientsUp(replicas: ReadonlyArray<{ metric(name: string, labels?: Record<string, string>): Promise<number> }>): Promise<boolean> {
+  for (const replica of replicas) {
+    for (const client of ['http', 'lease-engine']) if ((await replica.metric('registry_redis_up', { client })) !== 1) return false;
+  }
+  return true;
+}
