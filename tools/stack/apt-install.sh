@@ -46,3 +46,17 @@ if ! { "${APT[@]}" update && "${APT[@]}" install -y --no-install-recommends "$@"
   echo "$label: apt-get failed for $*" >&2
   exit 1
 fi
+
+# Belt and braces: a service the install started anyway (a policy-rc.d we did not write allows it)
+# would sit on its default port and outlive us. Stop exactly the daemons of the packages installed,
+# through their pid files (APT_SERVICE_PIDFILES, space-separated), never by name: a developer's own
+# etcd/Redis/Prometheus stays.
+for pidfile in ${APT_SERVICE_PIDFILES:-}; do
+  if [ -s "$pidfile" ]; then
+    pid=$(cat "$pidfile")
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "$label: stopping service process $pid ($pidfile) started by the package install" >&2
+      "${SUDO[@]}" kill "$pid" 2>/dev/null || true
+    fi
+  fi
+done

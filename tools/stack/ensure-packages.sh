@@ -15,19 +15,9 @@ if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 
-bash "$(dirname "$0")/apt-install.sh" ensure-packages "${missing[@]}"
-
-# Belt and braces: if a service got started anyway (e.g. a policy-rc.d we did not write allows it),
-# stop exactly those daemons via their pid files. Never by name: a developer's own etcd/Redis stays.
-for pidfile in /run/redis/redis-server.pid /var/run/redis/redis-server.pid /run/sentinel/redis-sentinel.pid /var/run/sentinel/redis-sentinel.pid /run/etcd.pid /run/etcd/etcd.pid; do
-  if [ -s "$pidfile" ]; then
-    pid=$(cat "$pidfile")
-    if kill -0 "$pid" 2>/dev/null; then
-      echo "ensure-packages: stopping service process $pid ($pidfile) started by the package install" >&2
-      kill "$pid" 2>/dev/null || sudo kill "$pid" 2>/dev/null || true
-    fi
-  fi
-done
+# The packages' own services must not keep running (see apt-install.sh): stopped by their pid files.
+APT_SERVICE_PIDFILES="/run/redis/redis-server.pid /var/run/redis/redis-server.pid /run/sentinel/redis-sentinel.pid /var/run/sentinel/redis-sentinel.pid /run/etcd.pid /run/etcd/etcd.pid" \
+  bash "$(dirname "$0")/apt-install.sh" ensure-packages "${missing[@]}"
 
 for bin in etcd etcdctl redis-server redis-sentinel; do
   command -v "$bin" >/dev/null 2>&1 || { echo "ensure-packages: $bin still missing after install" >&2; exit 1; }

@@ -18,19 +18,9 @@ if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 
-bash "$(dirname "$0")/apt-install.sh" ensure-test-tools "${missing[@]}"
-
-# As ensure-packages.sh: a service the install started anyway (a policy-rc.d we did not write) would sit
-# on :9090 and outlive us; stop exactly that daemon through its pid file, never by name.
-for pidfile in /run/prometheus/prometheus.pid /var/run/prometheus/prometheus.pid /run/prometheus.pid; do
-  if [ -s "$pidfile" ]; then
-    pid=$(cat "$pidfile")
-    if kill -0 "$pid" 2>/dev/null; then
-      echo "ensure-test-tools: stopping service process $pid ($pidfile) started by the package install" >&2
-      kill "$pid" 2>/dev/null || sudo kill "$pid" 2>/dev/null || true
-    fi
-  fi
-done
+# Prometheus's own service would sit on :9090 (see apt-install.sh): stopped by its pid file.
+APT_SERVICE_PIDFILES="/run/prometheus/prometheus.pid /var/run/prometheus/prometheus.pid /run/prometheus.pid" \
+  bash "$(dirname "$0")/apt-install.sh" ensure-test-tools "${missing[@]}"
 
 for bin in /usr/bin/chromium /usr/bin/prometheus; do
   [ -x "$bin" ] || { echo "ensure-test-tools: $bin still missing after install" >&2; exit 1; }
