@@ -39,8 +39,9 @@ export class ConnectionPool {
     return this.connections.find((c) => c.authError !== undefined)?.authError;
   }
 
+  /** Connections whose channel is up; asks idle ones to reconnect (readiness and metrics call it every few seconds). */
   readyCount(): number {
-    return this.connections.filter((c) => c.isReady()).length;
+    return this.connections.filter((c) => c.isReady(true)).length;
   }
 
   /** The latest successful unary call over all connections, epoch ms; 0 = none yet. */

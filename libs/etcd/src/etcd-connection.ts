@@ -117,8 +117,14 @@ export class EtcdConnection implements ICallable<EtcdConnection> {
     if (this.auth) await this.auth.token();
   }
 
-  isReady(): boolean {
-    return !this.closed && this.channel.getConnectivityState(false) === grpc.connectivityState.READY;
+  /**
+   * Whether the channel is connected. With `reconnectIdle`, a channel that went IDLE (grpc-js does not
+   * reconnect a dropped channel until a call needs it) is asked to connect again: lookups no longer
+   * use the pool, so after an etcd outage a connection may see no call for a long time, and the next
+   * write should not pay the reconnect, nor readiness report it as down.
+   */
+  isReady(reconnectIdle = false): boolean {
+    return !this.closed && this.channel.getConnectivityState(reconnectIdle) === grpc.connectivityState.READY;
   }
 
   /**

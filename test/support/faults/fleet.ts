@@ -71,6 +71,12 @@ interface PodState {
   everRegistered: boolean;
   /** Seen in a lookup once: from then on it must stay visible while it heartbeats. */
   seen: boolean;
+  /**
+   * etcd revision of its last registration. A replica answers from what its watch applied (issue 22):
+   * an answer about an older revision of the service (a replica whose watch lags, marked `stale`) may
+   * not know the pod yet, which is not the pod going missing.
+   */
+  registeredRevision?: number;
   missingSince?: number;
   missingVia?: string;
   missingAt?: string;
@@ -263,6 +269,7 @@ export class FleetDriver {
     });
     if (res && (res.status === 200 || res.status === 201)) {
       pod.registered = true;
+      pod.registeredRevision = Number((JSON.parse(res.body) as { revision?: string }).revision) || undefined;
       pod.everRegistered = true;
       this.reg.ok++;
       if (again) this.reregistrations++;
@@ -333,6 +340,7 @@ export class FleetDriver {
         pod.seen = present;
         continue;
       }
+      if (!present && revision !== undefined && pod.registeredRevision !== undefined && Number(revision) < pod.registeredRevision) continue;
       if (!present && pod.missingSince === undefined) {
         pod.missingSince = now;
         pod.missingVia = via;
