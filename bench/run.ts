@@ -42,12 +42,12 @@ async function runBench(): Promise<void> {
   const startedAt = new Date();
   const machine = machineInfo();
   const name = o.name ?? `${startedAt.toISOString().slice(0, 10)}-${machineShortName(machine)}${set === 'scale' ? '-scale' : ''}`;
-  log(`${machine.cores} cores, ${machine.cpuModel}; ${scenarios.length} scenarios (~${estimate} s, budget ${o.budgetSeconds} s); report: ${path.relative(REPO_ROOT, path.join(o.outDir, name + '.md'))}`);
+  log(`${machine.cores} cores, ${machine.cpuModel}; Redis: ${o.settings.redis}; ${scenarios.length} scenarios (~${estimate} s, budget ${o.budgetSeconds} s); report: ${path.relative(REPO_ROOT, path.join(o.outDir, name + '.md'))}`);
   const idleCheckCpuPercent = await machineBusyPercent(3000);
   if (idleCheckCpuPercent > 30) log(`warning: the machine is already ${idleCheckCpuPercent} % busy (100 % = one core): results will be pessimistic`);
   const loadAtStart = loadAverage();
 
-  const ctx = await BenchContext.start(o.settings.poolSize, scenarios.reduce((n, s) => n + s.steps, 0));
+  const ctx = await BenchContext.start(o.settings.poolSize, scenarios.reduce((n, s) => n + s.steps, 0), o.settings.redis);
   let records;
   try {
     records = await runScenarios(ctx, scenarios, startedAt.getTime() + o.budgetSeconds * 1000, o.budgetSeconds);

@@ -6,11 +6,44 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { EtcdCounters, EtcdServer, LOCAL_DIR, RedisServer, diffCounters, startEtcd, startRedis } from '@app/stack';
+import { EtcdCounters, EtcdServer, LOCAL_DIR, diffCounters, startEtcd, startRedis, startRedisCluster } from '@app/stack';
 import { GatewayEnv, ServerProcess, runFleetSim, startBareServer, startGateway } from './processes';
 import { etcdCounters, waitForIdleEtcd } from './sampling';
 
 export const log = (msg: string): void => void process.stderr.write(`[bench] ${msg}\n`);
+
+/** `single`: one redis-server; `cluster`: a Redis Cluster of 3 primaries + 3 replicas (issue 24). */
+export type RedisShape = 'single' | 'cluster';
+
+/**
+ * The Redis a run's gateways use, whatever its shape: the one place that knows how to start it, what
+ * to tell the gateway (REDIS_URL or REDIS_CLUSTER_NODES, as apps/gateway/src/config/redis-config.ts
+ * reads them) and which processes to sample.
+ */
+export interface BenchRedis {
+  shape: RedisShape;
+  /** For logs: the URL, or the node list. */
+  description: string;
+  gatewayEnv: Record<string, string>;
+  /** `redis` for one server; `redis-1`..`redis-6` for the cluster's nodes. */
+  pids: Record<string, number | undefined>;
+  dispose(): Promise<void>;
+}
+
+async function startBenchRedis(shape: RedisShape, workDir: string): Promise<BenchRedis> {
+  if (shape === 'single') {
+    const redis = await startRedis({ dir: path.join(workDir, 'redis') });
+    return { shape, description: redis.url, gatewayEnv: { REDIS_URL: redis.url }, pids: { redis: redis.pid }, dispose: () => redis.dispose() };
+  }
+  const cluster = await startRedisCluster({ dir: path.join(workDir, 'redis-cluster'), primaries: 3, replicasPerPrimary: 1 });
+  return {
+    shape,
+    description: `cluster ${cluster.nodeEndpoints}`,
+    gatewayEnv: cluster.gatewayEnv(),
+    pids: Object.fromEntries(cluster.nodes.map((n, i) => [`redis-${i + 1}`, n.pid])),
+    dispose: () => cluster.dispose(),
+  };
+}
 
 export class BenchContext {
   private readonly running = new Set<ServerProcess>();
@@ -21,17 +54,17 @@ export class BenchContext {
     private readonly runId: string,
     readonly workDir: string,
     private etcdServer: EtcdServer,
-    readonly redis: RedisServer,
+    readonly redis: BenchRedis,
     readonly poolSize: number,
     private readonly totalSteps: number,
   ) {}
 
-  static async start(poolSize: number, totalSteps: number): Promise<BenchContext> {
+  static async start(poolSize: number, totalSteps: number, redisShape: RedisShape = 'single'): Promise<BenchContext> {
     const runId = randomBytes(3).toString('hex');
     const workDir = path.join(LOCAL_DIR, 'bench', runId);
     fs.mkdirSync(workDir, { recursive: true });
-    const [etcd, redis] = await Promise.all([startEtcd({ dataDir: path.join(workDir, 'etcd-0') }), startRedis({ dir: path.join(workDir, 'redis') })]);
-    log(`etcd ${etcd.endpoint} (metrics ${etcd.metricsUrl}), redis ${redis.url}`);
+    const [etcd, redis] = await Promise.all([startEtcd({ dataDir: path.join(workDir, 'etcd-0') }), startBenchRedis(redisShape, workDir)]);
+    log(`etcd ${etcd.endpoint} (metrics ${etcd.metricsUrl}), redis ${redis.description}`);
     return new BenchContext(runId, workDir, etcd, redis, poolSize, totalSteps);
   }
 
@@ -81,7 +114,7 @@ export class BenchContext {
       ETCD_PASSWORD: this.etcd.gatewayPassword,
       ETCD_PREFIX: prefix,
       ETCD_POOL_SIZE: String(this.poolSize),
-      REDIS_URL: this.redis.url,
+      ...this.redis.gatewayEnv,
     };
   }
 
@@ -111,7 +144,7 @@ export class BenchContext {
 
   /** `etcd=1,redis=2,gateway=3` for fleet-sim's --sample-pid (replicas numbered when several). */
   pids(gateways: ServerProcess[], extra: Record<string, number | undefined> = {}): string {
-    const named: Record<string, number | undefined> = { etcd: this.etcd.pid, redis: gateways.length ? this.redis.pid : undefined, ...extra };
+    const named: Record<string, number | undefined> = { etcd: this.etcd.pid, ...(gateways.length ? this.redis.pids : {}), ...extra };
     gateways.forEach((g, i) => (named[gateways.length === 1 ? 'gateway' : `gateway-${i + 1}`] = g.pid));
     return Object.entries(named)
       .filter(([, pid]) => pid)

@@ -15,12 +15,14 @@
  *   --quick                 small and short: a smoke test of the whole pipeline
  *   --budget S              skip scenarios that would end later than S seconds after the start
  *                           (540; with --scale 2700)
+ *   --redis single|cluster  the gateways' Redis: one server (default) or a 3+3 Redis Cluster (issue 24)
  *   --out DIR               where the report goes (bench/results)
  *   --name NAME             report file name without .md (default <date>-<cores>c-<cpu>[-scale])
  */
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { REPO_ROOT } from '@app/stack';
+import type { RedisShape } from './bench-context';
 import { BenchSettings } from './report';
 
 export interface ScaleSizes {
@@ -82,6 +84,7 @@ export function parseBenchCli(argv: string[]): BenchOptions {
       out: { type: 'string' },
       name: { type: 'string' },
       budget: { type: 'string' },
+      redis: { type: 'string' },
     },
   });
   const quick = values.quick === true;
@@ -92,6 +95,8 @@ export function parseBenchCli(argv: string[]): BenchOptions {
   if (!(factor > 0)) throw new Error(`--scale-factor: a positive number, got ${values['scale-factor']}`);
   const durationSeconds = Number(values.duration ?? (quick ? 4 : 10));
   const only = names(values.only);
+  const redis = (values.redis ?? 'single') as RedisShape;
+  if (redis !== 'single' && redis !== 'cluster') throw new Error(`--redis: single or cluster, got ${values.redis}`);
   return {
     quick,
     scale,
@@ -111,6 +116,7 @@ export function parseBenchCli(argv: string[]): BenchOptions {
       callTimeoutSeconds: 5,
       services: 10,
       poolSize: 2,
+      redis,
       resolvers: 10,
       cannonSeconds: quick ? 3 : 8,
       cannonWarmupSeconds: quick ? 1 : 2,

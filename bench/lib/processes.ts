@@ -79,7 +79,8 @@ export interface GatewayEnv {
   ETCD_PASSWORD: string;
   ETCD_PREFIX: string;
   ETCD_POOL_SIZE: string;
-  REDIS_URL: string;
+  /** REDIS_URL, or REDIS_CLUSTER_NODES (+ REDIS_PASSWORD): BenchRedis.gatewayEnv. */
+  [redisSetting: `REDIS_${string}`]: string;
 }
 
 /** One gateway replica from the build, configured as in production (bearer auth and registration rate limit off). */

@@ -3,6 +3,7 @@
  * text that explains what was measured, so the report can be regenerated without editing.
  */
 import { EtcdCounters } from '@app/stack';
+import type { RedisShape } from './bench-context';
 import { MachineInfo, Versions } from './machine';
 import { ScenarioRecord } from './scenario';
 import type { BatchPair, ThroughputRun } from './scenarios/throughput';
@@ -18,6 +19,8 @@ export interface BenchSettings {
   callTimeoutSeconds: number;
   services: number;
   poolSize: number;
+  /** What the gateways used as Redis (`--redis`); older raw results have none: single. */
+  redis?: RedisShape;
   resolvers: number;
   cannonSeconds: number;
   cannonWarmupSeconds: number;
@@ -298,7 +301,12 @@ function throughputSection(d: BenchData): string[] {
 }
 
 /** The machine and software a report was measured on (shared by the default and the scale report). */
-export function machineTable(m: MachineInfo, v: Versions, poolSize: number): string {
+const REDIS_SHAPES: Record<RedisShape, string> = {
+  single: 'one server (REDIS_URL)',
+  cluster: 'Redis Cluster, 3 primaries + 3 replicas on this machine (REDIS_CLUSTER_NODES)',
+};
+
+export function machineTable(m: MachineInfo, v: Versions, poolSize: number, redisShape: RedisShape = 'single'): string {
   return table(
     ['what', 'value'],
     [
@@ -307,7 +315,7 @@ export function machineTable(m: MachineInfo, v: Versions, poolSize: number): str
       ['OS', m.kernel],
       ['node', v.node],
       ['etcd', `${v.etcd} (single member, auth enabled, bcrypt passwords as etcd stores them)`],
-      ['redis', v.redis],
+      ['redis', `${v.redis}, ${REDIS_SHAPES[redisShape]}`],
       ['gateway', `${v.gateway}, commit ${v.commit}, ETCD_POOL_SIZE=${poolSize}`],
       ['packages', Object.entries(v.packages).map(([k, ver]) => `${k} ${ver}`).join(', ')],
     ],
@@ -331,7 +339,7 @@ export function renderReport(d: BenchData): string {
   out.push('## Headline', '', ...headline(d), '');
   out.push(`![etcd Authenticate calls and heartbeat success vs. pods](${d.chartFile})`, '');
 
-  out.push('## Machine and versions', '', machineTable(m, v, s.poolSize), '');
+  out.push('## Machine and versions', '', machineTable(m, v, s.poolSize, s.redis), '');
   out.push('## How it was run', '');
   out.push('```', d.command, '```', '');
   out.push(

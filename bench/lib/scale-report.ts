@@ -297,7 +297,7 @@ export function renderScaleReport(d: ScaleReportData): string {
   if (failed.length) out.push('**Scenarios that failed to run:**', '', ...failed.map((r) => `- ${r.title}: ${r.reason}`), '');
   if (skipped.length) out.push('**Scenarios skipped:**', '', ...skipped.map((r) => `- ${r.title}: ${r.reason}`), '');
   out.push('## Targets', '', ...targets(d), '');
-  out.push('## Machine and load', '', machineTable(m, d.versions, d.options.settings.poolSize), '');
+  out.push('## Machine and load', '', machineTable(m, d.versions, d.options.settings.poolSize, d.options.settings.redis), '');
   out.push(
     `Before the run the machine was ${d.idleCheckCpuPercent} % busy (100 % = one core, over 3 s); load average (1/5/15 min) ${d.loadAverage.start.join(' / ')} at the start, ` +
       `${d.loadAverage.end.join(' / ')} at the end. etcd, Redis, the replica and the load generator (fleet-sim, one Node process for up to 100,000 pods) share the same cores ` +

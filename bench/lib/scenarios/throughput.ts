@@ -166,7 +166,7 @@ async function runThroughput(ctx: BenchContext, o: BenchOptions): Promise<Throug
       ctx.header(label);
       const args = ['cannon', '--url', server.url, '--scenario', scenarioName, '--connections', String(s.cannonConnections)];
       args.push('--duration', String(s.cannonSeconds), '--warmup', String(s.cannonWarmupSeconds), '--label', label);
-      args.push('--sample-pid', `server=${server.pid},etcd=${ctx.etcd.pid}` + (who === 'gateway' ? `,redis=${ctx.redis.pid}` : ''), ...extra);
+      args.push('--sample-pid', `server=${server.pid},etcd=${ctx.etcd.pid}` + (who === 'gateway' ? Object.entries(ctx.redis.pids).map(([name, pid]) => `,${name}=${pid}`).join('') : ''), ...extra);
       return ctx.sim<CannonResult>(args, `cannon-${scenarioName}-${who}-${round}`);
     };
     // Bare and gateway alternate (B G B G ...); the median of the per-round ratios counts
