@@ -1,6 +1,6 @@
 /**
  * What the lease engine's renewal ledger stored on ONE Redis node (a Sentinel primary, a Cluster shard):
- * its records are `<namespace>{<lease>}:r` = "<epoch ms>:<replica>" (libs/etcd renewal-ledger.ts).
+ * its records are `<namespace>{<bucket>}<lease>:r` = "<epoch ms>:<replica>" (libs/etcd renewal-ledger.ts).
  * Used to time when renewals are recorded on a promoted node, and to see the keys spread over shards.
  */
 import Redis from 'ioredis';
@@ -20,7 +20,7 @@ export async function ledgerRecordsOn(port: number, password?: string): Promise<
     const keys: string[] = [];
     let cursor = '0';
     do {
-      const [next, batch] = await client.scan(cursor, 'MATCH', '*}:r', 'COUNT', 1_000);
+      const [next, batch] = await client.scan(cursor, 'MATCH', '*:r', 'COUNT', 1_000);
       cursor = next;
       keys.push(...batch);
     } while (cursor !== '0');

@@ -1,4 +1,3 @@
-import calculateSlot from 'cluster-key-slot';
 import { createRedisClient, isCluster, RedisClient, redisClientReady, RedisTarget } from '@app/redis';
 import type { RenewalClaim } from './renewal-scheduler';
 
@@ -17,13 +16,30 @@ export interface RenewalLedgerOptions {
 }
 
 /**
- * Key layout, one hash tag per lease so that a lease's two keys always share a Redis Cluster slot:
- *   <namespace>{<lease id>}:r   "<epoch ms>:<replica>": when etcd last confirmed a renewal, and by whom (PX = TTL)
- *   <namespace>{<lease id>}:c   "<replica>": the short claim of the replica renewing it now (PX = TTL/6, <= 5 s)
+ * Leases are spread over this many hash tags (so Cluster slots). One tag per lease made every ledger
+ * call on a Cluster carry a single lease: at 100k leases the replica spent a whole core on ~2,500
+ * Redis round trips per renewal pass (bench, `--redis cluster`); with 64 tags a pass is at most 64
+ * calls (each up to MAX_PER_CALL leases), still spread over every primary of a cluster.
+ */
+export const LEDGER_BUCKETS = 64;
+
+/**
+ * Key layout, one hash tag per bucket of leases so that a lease's two keys always share a Redis
+ * Cluster slot, and the leases of one bucket can go in one call:
+ *   <namespace>{<bucket>}<lease id>:r   "<epoch ms>:<replica>": when etcd last confirmed a renewal, and by whom (PX = TTL)
+ *   <namespace>{<bucket>}<lease id>:c   "<replica>": the short claim of the replica renewing it now (PX = TTL/6, <= 5 s)
+ * `<bucket>` is `b0` .. `b63`, from a hash of the lease id (ledgerBucket).
  */
 export function ledgerKeys(namespace: string, leaseId: string): { record: string; claim: string } {
-  const tag = `${namespace}{${leaseId}}`;
-  return { record: `${tag}:r`, claim: `${tag}:c` };
+  const prefix = `${namespace}{b${ledgerBucket(leaseId)}}${leaseId}`;
+  return { record: `${prefix}:r`, claim: `${prefix}:c` };
+}
+
+/** FNV-1a of the lease id, modulo LEDGER_BUCKETS: etcd's lease ids differ mostly in their low digits. */
+export function ledgerBucket(leaseId: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < leaseId.length; i++) hash = Math.imul(hash ^ leaseId.charCodeAt(i), 0x01000193);
+  return (hash >>> 0) % LEDGER_BUCKETS;
 }
 
 /** At most this many leases per script call or MGET (one round trip, a bounded time inside Redis). */
@@ -31,9 +47,9 @@ const MAX_PER_CALL = 2_000;
 
 /**
  * The calls one batch becomes: positions into `leaseIds`. On a Cluster each call holds the leases of
- * ONE hash slot, so every call's keys live on one node (CROSSSLOT cannot happen) and the leases spread
- * over all primaries; elsewhere (one server, Sentinel) any grouping is legal and a call takes up to
- * MAX_PER_CALL leases, as many as fit.
+ * ONE bucket (one hash tag, so one slot): every call's keys live on one node (CROSSSLOT cannot happen)
+ * and the buckets spread over all primaries; elsewhere (one server, Sentinel) any grouping is legal and
+ * a call takes up to MAX_PER_CALL leases, as many as fit.
  */
 export function ledgerCallGroups(leaseIds: readonly string[], clustered: boolean, maxPerCall = MAX_PER_CALL): number[][] {
   const groups: number[][] = [];
@@ -41,19 +57,18 @@ export function ledgerCallGroups(leaseIds: readonly string[], clustered: boolean
     for (let i = 0; i < leaseIds.length; i += maxPerCall) groups.push(Array.from({ length: Math.min(maxPerCall, leaseIds.length - i) }, (_, j) => i + j));
     return groups;
   }
-  const bySlot = new Map<number, number[]>();
+  const byBucket = new Map<number, number[]>();
   leaseIds.forEach((id, i) => {
-    // The slot of the hash tag `{id}` is the slot of CRC16(id): both of the lease's keys land there.
-    const slot = calculateSlot(id);
-    const group = bySlot.get(slot);
-    if (!group) bySlot.set(slot, [i]);
+    const bucket = ledgerBucket(id);
+    const group = byBucket.get(bucket);
+    if (!group) byBucket.set(bucket, [i]);
     else if (group.length < maxPerCall) group.push(i);
     else {
       groups.push(group);
-      bySlot.set(slot, [i]);
+      byBucket.set(bucket, [i]);
     }
   });
-  return [...groups, ...bySlot.values()];
+  return [...groups, ...byBucket.values()];
 }
 
 // KEYS: each lease's record and claim key, in pairs. ARGV: now, this replica, then each lease's third
