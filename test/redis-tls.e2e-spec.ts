@@ -70,7 +70,7 @@ describe('Redis over TLS, with a password', () => {
         'a renewal recorded in the ledger over TLS',
         async () => {
           await request(gateway!.url, 'PUT', '/v1/services/tls-svc/instances/pod-1/heartbeat');
-          return (await ledger.keys(`registry-gateway:v1:${gateway!.prefix}lease:{*}:r`)).length > 0;
+          return (await ledger.keys(`registry-gateway:v1:${gateway!.prefix}lease:{*}*:r`)).length > 0;
         },
         20_000,
         500,
