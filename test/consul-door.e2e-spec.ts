@@ -7,10 +7,12 @@
 import { randomBytes } from 'node:crypto';
 import { deflateSync } from 'node:zlib';
 import Consul from 'consul';
+import { Etcd3 } from 'etcd3';
 import { toRegistryName } from '@app/registry';
 import { ConsulDoor } from '../apps/gateway/src/doors/consul/consul-door';
 import { rawRequest } from './support/http';
 import { useSecuredGateway } from './support/security';
+import { sharedStack } from './support/stack';
 import { waitFor } from './support/wait';
 
 jest.setTimeout(90_000);
@@ -34,7 +36,17 @@ describe('Consul door: the npm consul client', () => {
 
   const client = (token: string) => new Consul({ host: consulUrl.hostname, port: Number(consulUrl.port), defaults: { token } });
   const rest = (path: string, token = ctx.tokens.reader) => rawRequest(ctx.gw.url, { method: 'GET', path, token });
-  const restInstances = async (service: string): Promise<Json[]> => (await rest(`/v1/services/${service}?status=all`)).json.instances;
+  const etcd = new Etcd3({ hosts: sharedStack().etcd.endpoint, auth: { username: 'root', password: sharedStack().etcd.rootPassword } });
+  afterAll(() => etcd.close());
+  /**
+   * Lookups answer what the replica's watch applied (issue 22), a few ms after a write is acknowledged:
+   * a read right after a write first waits until the watch has reached etcd's current revision.
+   */
+  const restInstances = async (service: string): Promise<Json[]> => {
+    const revision = Number((await etcd.get('/revision-probe').exec()).header.revision);
+    await waitFor('the watch at etcd\'s revision', async () => (await ctx.gw.metric('registry_watch_revision')) >= revision, 10_000, 20);
+    return (await rest(`/v1/services/${service}?status=all`)).json.instances;
+  };
   const doorCount = (operation: string, status: string) => ctx.gw.metric('registry_door_requests_total', { door: 'consul', operation, status });
   const health = (service: string, passing = false): Promise<Json[]> => reader.health.service({ service, passing });
 
