@@ -16,7 +16,6 @@ class FakeStore {
   readonly liveLeases = new Set<string>();
   readonly revoked: string[] = [];
   readonly txns: BatchedPut[][] = [];
-  readonly singles: BatchedPut[] = [];
   private nextLease = 100;
   private revision = 1;
   /** Grants waiting for `releaseGrants()`, when `holdGrants` is set. */
@@ -38,9 +37,11 @@ class FakeStore {
     return this.heldGrants.length;
   }
 
+  /** As etcd: the lease goes, and every key on it. */
   async revokeLease(id: string): Promise<void> {
     this.revoked.push(id);
     this.liveLeases.delete(id);
+    for (const [key, stored] of this.kv) if (stored.leaseId === id) this.kv.delete(key);
   }
 
   async putMany(items: readonly BatchedPut[]): Promise<Array<{ revision: string; previous?: StoredInstance }>> {
@@ -51,11 +52,10 @@ class FakeStore {
     return items.map((i) => this.apply(i));
   }
 
-  async put(key: string, value: string, leaseId: string): Promise<{ revision: string; previous?: StoredInstance }> {
-    this.singles.push({ key, value, leaseId });
-    if (!this.liveLeases.has(leaseId)) throw new EtcdLeaseInvalidError(leaseId);
-    this.revision++;
-    return this.apply({ key, value, leaseId });
+  async delete(key: string): Promise<StoredInstance | undefined> {
+    const previous = this.kv.get(key);
+    this.kv.delete(key);
+    return previous;
   }
 
   private apply(item: BatchedPut): { revision: string; previous?: StoredInstance } {
@@ -68,13 +68,15 @@ class FakeStore {
 function setup(options: { writeConcurrency?: number; writeQueueCapacity?: number; granter?: LeaseGranter } = {}) {
   const store = new FakeStore();
   const leases = new InlineRenewal({ send: () => 0, streamCount: 1 }).table;
+  const heard: string[] = [];
   const registrar = new InstanceRegistrar(store as unknown as RegistryStore, leases, {
     writeConcurrency: options.writeConcurrency ?? 4,
     writeQueueCapacity: options.writeQueueCapacity ?? 100,
     regrantsPerSecond: 1,
     granter: options.granter,
+    heard: (key) => heard.push(key),
   });
-  return { store, leases, registrar };
+  return { store, leases, registrar, heard };
 }
 
 const flushTurns = async (n = 3) => {
@@ -98,7 +100,7 @@ describe('InstanceRegistrar.register (batched puts)', () => {
     expect(store.kv.size).toBe(3);
 
     // A put that never completes keeps its registration waiting, not the write slot.
-    store.put = () => new Promise<never>(() => undefined);
+    store.putMany = () => new Promise<never>(() => undefined);
     void registrar.register('orders', 'd', registration);
     await flushTurns();
     let granted = 0;
@@ -112,12 +114,36 @@ describe('InstanceRegistrar.register (batched puts)', () => {
   it('sends the puts of registrations granted in the same turn as one Txn and answers created / replaced per item', async () => {
     const { store, registrar } = setup();
     await registrar.register('orders', 'a', registration);
+    const before = store.txns.length;
     const [again, fresh] = await Promise.all([registrar.register('orders', 'a', { ...registration, ttl: 60 }), registrar.register('orders', 'b', registration)]);
-    expect(store.txns).toHaveLength(1);
+    expect(store.txns.slice(before).map((txn) => txn.length)).toEqual([2]);
     expect(again.created).toBe(false);
     expect(fresh.created).toBe(true);
-    // A new TTL took a new lease; the replaced one is revoked.
-    expect(store.revoked).toEqual(['100']);
+    // A new TTL took a new lease; the replaced one is NOT revoked (it may carry other instances).
+    expect(store.kv.get(layout.instanceKey('orders', 'a'))?.leaseId).toBe(again.leaseId);
+    expect(again.leaseId).not.toBe('100');
+    expect(store.revoked).toEqual([]);
+  });
+
+  it('deregistering deletes exactly the instance key and revokes no lease (a lease may carry other instances)', async () => {
+    const { store, registrar } = setup();
+    // Two instances on one lease, as a replica of the shared-lease release writes them.
+    store.liveLeases.add('700');
+    await store.putMany([
+      { key: layout.instanceKey('orders', 'a'), value: '{}', leaseId: '700' },
+      { key: layout.instanceKey('orders', 'b'), value: '{}', leaseId: '700' },
+    ]);
+    await registrar.deregister('orders', 'a');
+    expect([...store.kv.keys()]).toEqual([layout.instanceKey('orders', 'b')]);
+    expect(store.revoked).toEqual([]);
+  });
+
+  it('reports every registration and every heartbeat of a known instance as heard (heard-sets), nothing for unknown ones', async () => {
+    const { registrar, heard } = setup();
+    await registrar.register('orders', 'a', registration);
+    expect(registrar.heartbeatTracked('orders', 'a')).toBe('accepted');
+    expect(registrar.heartbeatTracked('orders', 'zz')).toBeUndefined();
+    expect(heard).toEqual([layout.instanceKey('orders', 'a'), layout.instanceKey('orders', 'a')]);
   });
 
   it('re-grants when the reused lease is gone, without failing the registration batched with it', async () => {
@@ -136,9 +162,9 @@ describe('InstanceRegistrar.register (batched puts)', () => {
     const { store, registrar } = setup({ writeConcurrency: 1, writeQueueCapacity: 0 });
     // Occupy the only Txn slot with a put that never completes.
     const blocked = new Promise<never>(() => undefined);
-    const realPut = store.put.bind(store);
+    const realPutMany = store.putMany.bind(store);
     let calls = 0;
-    store.put = (key, value, leaseId) => (calls++ === 0 ? blocked : realPut(key, value, leaseId));
+    store.putMany = (items) => (calls++ === 0 ? blocked : realPutMany(items));
     void registrar.register('orders', 'a', registration);
     await flushTurns();
     await expect(registrar.register('orders', 'b', registration)).rejects.toBeInstanceOf(OverloadedError);

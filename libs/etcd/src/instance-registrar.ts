@@ -51,6 +51,11 @@ export interface InstanceRegistrarOptions {
    * passes a WorkerLeaseGranter, which makes the LeaseGrant calls on a worker thread.
    */
   granter?: LeaseGranter;
+  /**
+   * The pod of this instance key was heard (a heartbeat, a registration): HeardSetPublisher.heard, so
+   * replicas that expire instances themselves know this one is alive. Called on the hot path: cheap.
+   */
+  heard?(key: string): void;
   now?: () => number;
 }
 
@@ -102,10 +107,7 @@ export class InstanceRegistrar {
     this.regrantBudget = new TokenBucket(options.regrantsPerSecond, options.regrantsPerSecond, this.now());
     this.batchWrites = new BoundedQueue(options.writeConcurrency, options.writeQueueCapacity);
     this.puts = new PutBatcher(
-      {
-        putMany: (items) => this.batchWrites.run(() => store.putMany(items)),
-        put: (item) => this.batchWrites.run(() => store.put(item.key, item.value, item.leaseId)),
-      },
+      { putMany: (items) => this.batchWrites.run(() => store.putMany(items)) },
       {
         maxBatchSize: options.putBatch?.maxSize ?? DEFAULT_PUT_BATCH.maxSize,
         maxBatchBytes: options.putBatch?.maxBytes ?? DEFAULT_PUT_BATCH.maxBytes,
@@ -160,8 +162,10 @@ export class InstanceRegistrar {
     }
     const now = this.now();
     this.leases.track(key, leaseId, registration.ttl, value, now);
-    const replacedLease = written.previous?.leaseId;
-    if (replacedLease && replacedLease !== '0' && replacedLease !== leaseId) this.revokeQuietly(replacedLease);
+    this.options.heard?.(key);
+    // The lease this write replaced (a new TTL) is NOT revoked: it may carry other instances (a shared
+    // lease written by a replica of the shared-lease release, docs/shared-leases.md section 5), and a
+    // one-key lease left without its key costs etcd nothing and expires by itself.
     this.hooks.registered?.(!written.previous);
     return { record, leaseId, revision: written.revision, created: !written.previous };
   }
@@ -178,8 +182,14 @@ export class InstanceRegistrar {
   private heartbeatTrackedKey(key: string): Exclude<HeartbeatOutcome, 'unknown'> | undefined {
     const outcome = this.leases.heartbeat(key, this.now());
     if (outcome === 'unknown') return undefined;
-    this.hooks.heartbeat?.(outcome);
+    this.heardFrom(key, outcome);
     return outcome;
+  }
+
+  /** A heartbeat of a known instance: counted, and published as heard (HeardSetPublisher). */
+  private heardFrom(key: string, outcome: Exclude<HeartbeatOutcome, 'unknown'>): void {
+    this.options.heard?.(key);
+    this.hooks.heartbeat?.(outcome);
   }
 
   /** Marks the instance alive. Only an instance unknown to this replica costs an etcd read. */
@@ -206,19 +216,23 @@ export class InstanceRegistrar {
       this.leases.track(key, stored.leaseId, record.ttl, stored.value, now, observedAt && observedAt <= now ? observedAt : now - record.ttl * 1000);
     }
     const learned = this.leases.heartbeat(key, this.now());
-    this.hooks.heartbeat?.(learned);
+    if (learned === 'unknown') throw new InstanceNotFoundError(service, id);
+    this.heardFrom(key, learned);
     return learned;
   }
 
-  /** Removes the instance now (its lease is revoked, so etcd forgets it on every replica). */
+  /**
+   * Removes the instance now: its key, exactly one key. Its lease is NOT revoked: a lease may carry
+   * other instances (shared leases, docs/shared-leases.md section 5: revoking it would delete them all),
+   * and a one-key lease left without its key expires by itself. Other replicas renewing that lease
+   * stop when its pod stops heartbeating.
+   */
   async deregister(service: string, id: string): Promise<void> {
     const key = this.layout.instanceKey(service, id);
     await this.write(async () => {
       const tracked = this.leases.forget(key);
       const deleted = await this.store.delete(key);
       if (!deleted && !tracked) throw new InstanceNotFoundError(service, id);
-      const leaseId = deleted?.leaseId ?? tracked?.leaseId;
-      if (leaseId && leaseId !== '0') this.revokeQuietly(leaseId);
       this.hooks.deregistered?.();
     });
   }
@@ -337,7 +351,7 @@ export class InstanceRegistrar {
     });
     const outcome = this.leases.heartbeat(key, this.now());
     if (outcome === 'unknown') throw new InstanceNotFoundError(...this.addressOf(key));
-    this.hooks.heartbeat?.(outcome);
+    this.heardFrom(key, outcome);
     return outcome;
   }
 

@@ -14,11 +14,14 @@ export interface PutOutcome {
   previous?: StoredInstance;
 }
 
-/** Where batches go (RegistryStore): many puts in one Txn, or one plain Put. */
+/**
+ * Where batches go (RegistryStore.putMany). Every request is a Txn, a lone put too: etcd checks write
+ * permission on every key already on the lease for a plain Put with a lease (not for a Txn's puts before
+ * 3.4.44/3.5.30/3.6.11), which on a shared lease of 1,000 keys costs ~1 ms per Put (docs/shared-leases.md).
+ */
 export interface PutSink {
   /** All items in ONE etcd Txn (atomic: one invalid lease fails the whole Txn); outcomes in item order. */
   putMany(items: readonly BatchedPut[]): Promise<PutOutcome[]>;
-  put(item: BatchedPut): Promise<PutOutcome>;
 }
 
 export interface PutBatcherOptions {
@@ -39,11 +42,11 @@ export interface PutBatcherOptions {
 }
 
 export interface PutBatcherStats {
-  /** Requests sent to etcd: Txns plus single Puts (including those of a fallback). */
+  /** Requests sent to etcd: Txns, one-put Txns included (those of a fallback too). */
   requests: number;
   /** Puts asked for. */
   puts: number;
-  /** Txns that failed for one item's sake and were re-sent as single Puts. */
+  /** Txns that failed for one item's sake and were re-sent one put per Txn. */
   fallbacks: number;
 }
 
@@ -59,10 +62,10 @@ interface Waiting {
  * LeaseGrant and a Put; the Puts of the registrations whose grants came back in the same event-loop
  * turn go to etcd as one request (one gRPC call, one raft entry, one watch response) instead of one
  * each. A put waits at most until the end of the current turn (setImmediate), so a lone registration
- * is sent at once as a plain Put, exactly as without the batcher.
+ * is sent at once, as a Txn of one put (see PutSink for why never a plain Put).
  *
  * A Txn is all-or-nothing: if it fails for a reason that concerns single items (a lease that expired
- * meanwhile, a value etcd refuses), its items are re-sent one by one so that each caller gets its own
+ * meanwhile, a value etcd refuses), its items are re-sent one per Txn so that each caller gets its own
  * outcome and one bad item never fails its neighbours. Only "etcd is unreachable" (or what
  * `failsWholeBatch` names) fails the whole batch at once: single puts would fail the same way, later.
  *
@@ -138,6 +141,6 @@ export class PutBatcher {
 
   private sendOne(w: Waiting): void {
     this.counters.requests++;
-    this.sink.put(w.item).then(w.resolve, w.reject);
+    this.sink.putMany([w.item]).then((outcomes) => w.resolve(outcomes[0]), w.reject);
   }
 }
