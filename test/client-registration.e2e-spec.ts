@@ -111,13 +111,13 @@ describe('SDK registration across gateway processes', () => {
     handles.push(handle);
     const log = recordEvents(handle);
     const key = keyOf(env.ETCD_PREFIX, 'restart', 'pod-1');
-    expect(await admin.listKeys(env.ETCD_PREFIX)).toEqual([key]);
+    expect(await admin.instanceKeys(env.ETCD_PREFIX)).toEqual([key]);
 
     let missing = 0;
     let watching = true;
     const presence = (async () => {
       while (watching) {
-        if (!(await admin.listKeys(env.ETCD_PREFIX)).includes(key)) missing++;
+        if (!(await admin.instanceKeys(env.ETCD_PREFIX)).includes(key)) missing++;
         await sleep(500);
       }
     })();
@@ -143,7 +143,7 @@ describe('SDK registration across gateway processes', () => {
     const metrics = (await request(url, 'GET', '/metrics')).body;
     expect(metrics).toMatch(/^registry_deregistrations_total 0$/m);
     await handle.close();
-    expect(await admin.listKeys(env.ETCD_PREFIX)).toEqual([]);
+    expect(await admin.instanceKeys(env.ETCD_PREFIX)).toEqual([]);
     gateway.child.kill('SIGTERM');
     await gateway.exited;
   });
@@ -181,7 +181,7 @@ describe('SDK registration across gateway processes', () => {
     const metrics = (await request(other, 'GET', '/metrics')).body;
     expect(metrics).toMatch(/^registry_heartbeats_total\{result="not-found"\} 0$/m);
     expect(log.count('reregistered')).toBe(0);
-    expect(await admin.listKeys(envA.ETCD_PREFIX)).toEqual([keyOf(envA.ETCD_PREFIX, 'failover', 'pod-1')]);
+    expect(await admin.instanceKeys(envA.ETCD_PREFIX)).toEqual([keyOf(envA.ETCD_PREFIX, 'failover', 'pod-1')]);
     await handle.close();
     byUrl.get(other)!.child.kill('SIGTERM');
     await byUrl.get(other)!.exited;

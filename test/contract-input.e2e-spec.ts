@@ -23,7 +23,7 @@ describe('API contract at the edges', () => {
   const secured = useSecuredGateway();
   const as = (token: 'admin' | 'agent' | 'reader' | undefined, req: Omit<HttpRequest, 'token'>) =>
     rawRequest(secured.gw.url, { ...req, token: token && secured.tokens[token] });
-  const stored = () => admin.listKeys(secured.gw.prefix);
+  const stored = () => admin.instanceKeys(secured.gw.prefix);
 
   describe('null', () => {
     it.each(['address', 'port', 'ttl', 'metadata', 'tags', 'zone', 'weight', 'status'])('refuses "%s": null on register, naming the field', async (field) => {
@@ -198,7 +198,7 @@ describe('CORS', () => {
     it('still requires a token for the actual request', async () => {
       const res = await rawRequest(secured.gw.url, { method: 'PUT', path: instancePath('payments', 'p1'), body: validRegistration, headers: { origin } });
       expectError(res, 401, 'unauthorized');
-      expect(await admin.listKeys(secured.gw.prefix)).toEqual([]);
+      expect(await admin.instanceKeys(secured.gw.prefix)).toEqual([]);
     });
   });
 });

@@ -372,7 +372,7 @@ describe('the OpenAPI contract', () => {
   it('stored only what the document allows: valid names, and no null anywhere', async () => {
     const admin = etcdAdmin();
     // Some registrations may have expired already (TTLs from 5 s): the run itself asserted that some succeeded.
-    const keys = await admin.listKeys(secured.gw.prefix);
+    const keys = await admin.instanceKeys(secured.gw.prefix);
     const hasNull = (v: unknown): boolean => v === null || (typeof v === 'object' && Object.values(v as object).some(hasNull));
     for (const key of keys) {
       const [service, id] = key.slice(`${secured.gw.prefix}services/`.length).split('/');

@@ -18,7 +18,7 @@ const root = new Etcd3({ hosts: stack.etcd.endpoint, auth: { username: stack.etc
 
 const keyOf = (gw: GatewayUnderTest, pod: Pod) => `${gw.prefix}services/${pod.service}/${pod.id}`;
 async function present(gw: GatewayUnderTest, fleet: Pod[]): Promise<boolean[]> {
-  const keys = new Set(await admin.listKeys(gw.prefix));
+  const keys = new Set(await admin.instanceKeys(gw.prefix));
   return fleet.map((p) => keys.has(keyOf(gw, p)));
 }
 async function leaseOf(key: string): Promise<string | undefined> {

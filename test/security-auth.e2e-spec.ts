@@ -18,7 +18,7 @@ const admin = etcdAdmin();
 
 /** Keys under the gateway's prefix, as "<service>/<id>". */
 async function storedInstances(gw: GatewayUnderTest): Promise<string[]> {
-  return (await admin.listKeys(gw.prefix)).map((k) => k.slice(`${gw.prefix}services/`.length));
+  return (await admin.instanceKeys(gw.prefix)).map((k) => k.slice(`${gw.prefix}services/`.length));
 }
 
 function expectJsonError(res: HttpResponse, status: number, error: string): void {

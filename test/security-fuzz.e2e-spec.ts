@@ -168,10 +168,10 @@ describe('fuzzing the REST inputs', () => {
     expect((await rawRequest(secured.gw.url, { method: 'GET', path: '/metrics' })).status).toBe(200);
     const admin = etcdAdmin();
     expect(await admin.keysOutside('/registry/')).toEqual([]);
-    expect(await admin.listKeys(secured.gw.prefix)).toEqual([]);
+    expect(await admin.instanceKeys(secured.gw.prefix)).toEqual([]);
 
     const res = await rawRequest(secured.gw.url, { method: 'PUT', path: path('payments', 'after-fuzz', ''), token: secured.tokens.admin, body: validRegistration });
     expect(res.status).toBe(201);
-    expect(await admin.listKeys(secured.gw.prefix)).toEqual([`${secured.gw.prefix}services/payments/after-fuzz`]);
+    expect(await admin.instanceKeys(secured.gw.prefix)).toEqual([`${secured.gw.prefix}services/payments/after-fuzz`]);
   });
 });

@@ -86,7 +86,7 @@ describe('input limits', () => {
   });
 
   it('wrote nothing for any of them, inside or outside the prefix', async () => {
-    expect(await admin.listKeys(secured.gw.prefix)).toEqual([]);
+    expect(await admin.instanceKeys(secured.gw.prefix)).toEqual([]);
     expect(await admin.keysOutside('/registry/')).toEqual([]);
   });
 
@@ -101,7 +101,7 @@ describe('input limits', () => {
       const res = await rawRequest(secured.gw.url, { method: 'PUT', path: instancePath(service, id), token: secured.tokens.admin, body });
       expect(res.status).toBeLessThan(300);
     }
-    expect(await admin.listKeys(secured.gw.prefix)).toEqual([`${secured.gw.prefix}services/${service}/${id}`]);
+    expect(await admin.instanceKeys(secured.gw.prefix)).toEqual([`${secured.gw.prefix}services/${service}/${id}`]);
     expect((await rawRequest(secured.gw.url, { method: 'DELETE', path: instancePath(service, id), token: secured.tokens.admin })).status).toBe(204);
   });
 });

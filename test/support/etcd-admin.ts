@@ -16,6 +16,8 @@ export interface EtcdRootAccess {
 export interface EtcdAdmin {
   /** All keys under `prefix` ('' = the whole keyspace), sorted. */
   listKeys(prefix?: string): Promise<string[]>;
+  /** The instance keys under a gateway's prefix (`<prefix>services/`), not the gateway's own keys (`<prefix>gateway/`). */
+  instanceKeys(gatewayPrefix: string): Promise<string[]>;
   /** Keys that are NOT under `prefix`. etcd's own auth data is not in the keyspace, so [] is the norm. */
   keysOutside(prefix: string): Promise<string[]>;
   /** Value of one key, or undefined. */
@@ -63,6 +65,7 @@ export function etcdAdmin(access: EtcdRootAccess = sharedStack().etcd): EtcdAdmi
   };
   return {
     listKeys,
+    instanceKeys: (gatewayPrefix) => listKeys(`${gatewayPrefix}services/`),
     keysOutside: async (prefix) => (await listKeys('')).filter((k) => !k.startsWith(prefix)),
     get: async (key) => {
       const res = await etcdctlJson(access, ['get', key]);

@@ -15,3 +15,5 @@ export * from './instance-directory';
 export * from './put-batcher';
 export * from './lease-grants/lease-granter';
 export * from './lease-grants/lease-grant-session';
+export * from './liveness/heard-sets';
+export * from './liveness/replica-presence';

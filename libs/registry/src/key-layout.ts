@@ -5,18 +5,32 @@ export interface InstanceAddress {
   id: string;
 }
 
+/** A replica's id: lowercase hex, as RegistryRuntime makes it (kept narrow: it becomes a key and a Redis key). */
+const REPLICA_ID = /^[0-9a-f]{1,32}$/;
+
 /**
- * Where instances live in etcd: `<prefix>services/<service>/<id>`. Every key the gateway writes is
- * built here, from validated names, so nothing can be written outside the prefix.
+ * Where the gateway's keys live in etcd: instances at `<prefix>services/<service>/<id>`, the gateway's
+ * own bookkeeping under `<prefix>gateway/` (one presence key per replica at `gateway/replicas/<id>`).
+ * Every key the gateway writes is built here, from validated names, so nothing can be written outside
+ * the prefix.
  */
 export class KeyLayout {
   readonly servicesRoot: string;
+  /** The gateway's own keys (never instances: parseInstanceKey rejects them). */
+  readonly gatewayRoot: string;
 
   constructor(readonly prefix: string) {
     if (!prefix.startsWith('/') || !prefix.endsWith('/')) {
       throw new Error(`etcd prefix must start and end with "/": ${prefix}`);
     }
     this.servicesRoot = `${prefix}services/`;
+    this.gatewayRoot = `${prefix}gateway/`;
+  }
+
+  /** A replica's presence key (ReplicaPresence): there while the replica runs, on a short lease of its own. */
+  replicaKey(replicaId: string): string {
+    if (!REPLICA_ID.test(replicaId)) throw new Error(`refusing to build a key from an invalid replica id: ${replicaId}`);
+    return `${this.gatewayRoot}replicas/${replicaId}`;
   }
 
   instanceKey(service: string, id: string): string {

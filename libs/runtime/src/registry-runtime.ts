@@ -5,6 +5,9 @@ import {
   EtcdCredentials,
   EtcdObserver,
   EtcdTlsOptions,
+  HeardSetPublisher,
+  HeardSetPublisherStats,
+  HeardSetStore,
   InstanceDirectory,
   InstanceRegistrar,
   isCredentialRejection,
@@ -17,6 +20,7 @@ import {
   RegistryEvent,
   RegistryStore,
   RegistryWatch,
+  ReplicaPresence,
   StoredRange,
   WorkerLeaseGranter,
 } from '@app/etcd';
@@ -33,6 +37,13 @@ export interface RegistryRuntimeOptions {
     /** Every key the gateway writes lives under it. */
     prefix: string;
   };
+  /** This replica's id (lowercase hex): its presence key, its heard-sets, its renewal-ledger claims. */
+  replicaId: string;
+  /**
+   * Where this replica publishes the instances it heard, once per pass (LIVENESS_PASS_MS): what replicas
+   * that expire instances themselves (shared leases) read before deleting one. Absent = not published.
+   */
+  heardSets?: { store: HeardSetStore; passMs: number };
   renewIntervalMs: number;
   /** Redis ledger through which replicas de-duplicate lease renewals; absent = every replica renews alone. */
   renewalLedger?: LeaseEngineOptions['ledger'];
@@ -68,6 +79,8 @@ export interface RuntimeHealth {
   instancesInMemory: number;
   /** `stale`: lookups are answered from memory but marked stale (the watch has not confirmed them). */
   watch: { up: boolean; revision: number; stale: boolean };
+  /** This replica's presence key is in etcd (confirmed within its TTL), and its heard-sets as published so far. */
+  liveness: { present: boolean; heardSets?: HeardSetPublisherStats };
   /** The initial read of the registry is done (readiness: `starting` until then). */
   synced: boolean;
   /** Services whose decoded view is in memory (looked up since the last change or read). */
@@ -100,6 +113,11 @@ export class RegistryRuntime {
   readonly directory: InstanceDirectory;
   /** Lookups, the service list and blocking queries, derived from the directory. */
   readonly reads: RegistryReadModel;
+  /** This replica's key under `<prefix>gateway/replicas/` (see ReplicaPresence). */
+  private readonly presence: ReplicaPresence;
+  /** The instances heard here, published once per pass (see HeardSetPublisher); absent without a store. */
+  private readonly heardSets: HeardSetPublisher | undefined;
+  private heardSetsFailing = false;
   private watchDown = false;
   /** etcd's words for the failing authentication last logged; undefined while it succeeds. */
   private loggedAuthError: string | undefined;
@@ -153,6 +171,30 @@ export class RegistryRuntime {
       observer: observer.etcd,
       log: (level, message) => log(level, 'LeaseGrants', message),
     });
+    const heardSets = options.heardSets;
+    this.heardSets =
+      heardSets &&
+      new HeardSetPublisher(heardSets.store, { replicaId: options.replicaId, passMs: heardSets.passMs }, {
+        failed: (err) => {
+          // Once per outage: a pass every 2 s would otherwise log 30 lines a minute.
+          if (!this.heardSetsFailing) log('warn', 'Liveness', `cannot publish this replica's heard-set (${err.message}); replicas expiring instances themselves pause until it is back`);
+          this.heardSetsFailing = true;
+        },
+        published: () => {
+          if (this.heardSetsFailing) log('info', 'Liveness', 'heard-sets published again');
+          this.heardSetsFailing = false;
+        },
+      });
+    this.presence = new ReplicaPresence(
+      this.store,
+      this.pool.connections[0],
+      {
+        replicaId: options.replicaId,
+        // What a replica of another release needs to know about this one (docs/shared-leases.md section 5).
+        describe: () => ({ leaseModel: 'per-instance', heardSetPassMs: heardSets?.passMs ?? null, startedAt: new Date().toISOString() }),
+      },
+      { log: (level, message) => log(level, 'Presence', message) },
+    );
     this.shedder = new LoadShedder({
       maxEventLoopDelayMs: options.admissionMaxEventLoopDelayMs,
       renewalLagMs: () => this.engine.oldestDueMs(),
@@ -169,6 +211,7 @@ export class RegistryRuntime {
         // WRITE_CONCURRENCY still bounds grants in flight: the registrar's write queue wraps every grant.
         granter: this.grants,
         shedRegistrations: () => this.shedder.shouldShed(),
+        heard: this.heardSets && ((key) => this.heardSets!.heard(key)),
         directory: {
           current: () => this.directory.isSynced && this.watch.isUp(),
           get: (key) => this.directory.get(key),
@@ -238,6 +281,9 @@ export class RegistryRuntime {
     if (connected) await this.engine.whenStreamsLive(Math.min(this.options.etcd.requestTimeoutMs, 5_000));
     this.shedder.start();
     this.watch.start();
+    // Neither blocks the start: an etcd or Redis that is down is retried every tick / pass.
+    void this.presence.start();
+    this.heardSets?.start();
     // Lookups answer `starting` until the initial read is applied: wait for it briefly, but an etcd
     // that is down at start must not block the start.
     await this.watch.whenUp(Math.min(this.options.etcd.requestTimeoutMs, 5_000));
@@ -250,6 +296,7 @@ export class RegistryRuntime {
       grants: this.grants.stats(),
       instancesInMemory: this.leases.size,
       watch: { up: this.watch.isUp(), revision: this.watch.revision, stale: this.reads.isStale() },
+      liveness: { present: this.presence.isPresent(now), heardSets: this.heardSets?.stats },
       synced: this.directory.isSynced,
       lookupViews: this.reads.viewsInMemory,
       writeQueueDepth: this.registrar.writeQueueDepth,
@@ -262,7 +309,8 @@ export class RegistryRuntime {
     this.watch.close();
     this.reads.close();
     this.shedder.stop();
-    await Promise.all([this.engine.close(), this.grants.close()]);
+    this.heardSets?.stop();
+    await Promise.all([this.engine.close(), this.grants.close(), this.presence.leave()]);
     this.pool.close();
   }
 

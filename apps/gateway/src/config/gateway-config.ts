@@ -37,6 +37,9 @@ const schema = z.object({
   // Redis in one of three shapes (one URL, Sentinel, Cluster): see redis-config.ts.
   ...REDIS_VARIABLES,
   RENEW_INTERVAL_MS: int(50, 10_000).default(500),
+  // Once per pass each replica publishes the instances it heard (heartbeats, registrations) to Redis: one
+  // record per replica per pass. Replicas that expire instances themselves (shared leases) read them.
+  LIVENESS_PASS_MS: int(500, 60_000).default(2_000),
   // Replicas de-duplicate lease renewals through a Redis ledger (renewed-at per lease + short claims);
   // with Redis down each replica renews by itself. false = every replica renews every lease it sees heartbeat.
   RENEWAL_DEDUP: bool.default(true),

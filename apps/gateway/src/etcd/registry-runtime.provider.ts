@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Inject, Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import { RedisHeardSets } from '@app/etcd';
 import { RegistryRuntime } from '@app/runtime';
 import { GATEWAY_CONFIG, GatewayConfig } from '../config/gateway-config';
 import { GatewayMetrics } from '../metrics/gateway-metrics';
@@ -17,6 +18,7 @@ export class RegistryRuntimeProvider implements OnModuleInit, OnApplicationShutd
 
   constructor(@Inject(GATEWAY_CONFIG) config: GatewayConfig, metrics: GatewayMetrics, redis: RedisConnection) {
     const loggers = new Map<string, Logger>();
+    const replicaId = randomBytes(6).toString('hex');
     const logger = (context: string) => loggers.get(context) ?? loggers.set(context, new Logger(context)).get(context)!;
     this.runtime = new RegistryRuntime(
       {
@@ -28,10 +30,12 @@ export class RegistryRuntimeProvider implements OnModuleInit, OnApplicationShutd
           requestTimeoutMs: config.ETCD_REQUEST_TIMEOUT_MS,
           prefix: config.ETCD_PREFIX,
         },
+        replicaId,
+        heardSets: { store: new RedisHeardSets(redis.client, `registry-gateway:v1:${config.ETCD_PREFIX}heard:`), passMs: config.LIVENESS_PASS_MS },
         renewIntervalMs: config.RENEW_INTERVAL_MS,
         selfPreservation: config.SELF_PRESERVATION ? { threshold: config.SELF_PRESERVATION_THRESHOLD, maxMs: config.SELF_PRESERVATION_MAX_MS } : undefined,
         renewalLedger: config.RENEWAL_DEDUP
-          ? { target: config.redis, namespace: `registry-gateway:v1:${config.ETCD_PREFIX}lease:`, replicaId: randomBytes(6).toString('hex') }
+          ? { target: config.redis, namespace: `registry-gateway:v1:${config.ETCD_PREFIX}lease:`, replicaId }
           : undefined,
         renewalLagMaxMs: config.RENEWAL_LAG_MAX_MS,
         admissionMaxEventLoopDelayMs: config.ADMISSION_MAX_EVENT_LOOP_DELAY_MS,

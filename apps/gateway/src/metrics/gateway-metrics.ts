@@ -215,6 +215,24 @@ export class GatewayMetrics {
     registers: [this.registry],
     collect: this.fromSource(() => this.runtimeHealth?.(), (h) => (h.watch.up ? 1 : 0)),
   });
+  readonly replicaPresent = new Gauge({
+    name: 'registry_replica_present',
+    help: "1 while this replica's presence key (<prefix>gateway/replicas/<id>) is in etcd, confirmed within its 10 s TTL",
+    registers: [this.registry],
+    collect: this.fromSource(() => this.runtimeHealth?.(), (h) => (h.liveness.present ? 1 : 0)),
+  });
+  readonly heardSetPublishes = new Counter({
+    name: 'registry_heard_sets_total',
+    help: 'Heard-sets (the instances this replica heard during one pass) published to Redis, by result: ok, error (that pass is a gap for the readers)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+    collect: () => {
+      const stats = this.runtimeHealth?.().liveness.heardSets;
+      if (!stats) return;
+      this.addGrowth('heard-sets ok', this.heardSetPublishes, { result: 'ok' }, stats.published);
+      this.addGrowth('heard-sets error', this.heardSetPublishes, { result: 'error' }, stats.failed);
+    },
+  });
   readonly watchRevision = new Gauge({
     name: 'registry_watch_revision',
     help: 'The etcd revision the registry watch has applied: lookups answer the registry as of this revision',

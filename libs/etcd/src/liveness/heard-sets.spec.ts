@@ -1,0 +1,122 @@
+import { decodeHeardSet, encodeHeardSet, HeardSetPublisher, HeardSetStore, instanceKeyHash } from './heard-sets';
+
+/** Records in a map, as Redis would hold them; `failNext` / `hold` simulate a failing or slow Redis. */
+class MemoryStore implements HeardSetStore {
+  readonly records = new Map<string, Buffer>();
+  readonly heads = new Map<string, number>();
+  publishes = 0;
+  failNext = false;
+  private held: Array<() => void> = [];
+  hold = false;
+
+  async publish(replicaId: string, seq: number, record: Buffer): Promise<void> {
+    this.publishes++;
+    if (this.hold) await new Promise<void>((r) => this.held.push(r));
+    if (this.failNext) {
+      this.failNext = false;
+      throw new Error('Connection is closed.');
+    }
+    this.records.set(`${replicaId}:${seq}`, record);
+    this.heads.set(replicaId, seq);
+  }
+
+  release(): void {
+    this.hold = false;
+    for (const r of this.held.splice(0)) r();
+  }
+
+  async head(replicaId: string): Promise<number | undefined> {
+    return this.heads.get(replicaId);
+  }
+
+  async read(replicaId: string, seq: number): Promise<Buffer | undefined> {
+    return this.records.get(`${replicaId}:${seq}`);
+  }
+}
+
+const hashesOf = (keys: string[]) => keys.flatMap((key) => instanceKeyHash(key));
+
+describe('heard-set records', () => {
+  it('round-trip: window and the hash of every key, in order', () => {
+    const keys = ['/registry/services/orders/a', '/registry/services/orders/b'];
+    const record = decodeHeardSet(encodeHeardSet(1_000, 3_000, keys));
+    expect(record).toEqual({ fromMs: 1_000, toMs: 3_000, hashes: new Uint32Array(hashesOf(keys)) });
+  });
+
+  it('decodes anything else as undefined (a reader treats it as a gap)', () => {
+    const good = encodeHeardSet(1, 2, ['/r/services/a/b']);
+    expect(decodeHeardSet(good.subarray(0, good.length - 1))).toBeUndefined();
+    expect(decodeHeardSet(Buffer.from('not a record at all, 24+ bytes long'))).toBeUndefined();
+  });
+
+  it('hashes keys apart that differ in one character, and the same key alike', () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 10_000; i++) seen.add(instanceKeyHash(`/registry/services/orders/pod-${i}`).join(':'));
+    expect(seen.size).toBe(10_000);
+    expect(instanceKeyHash('/r/services/a/b')).toEqual(instanceKeyHash('/r/services/a/b'));
+  });
+});
+
+describe('HeardSetPublisher', () => {
+  function setup() {
+    const store = new MemoryStore();
+    let now = 10_000;
+    const failures: string[] = [];
+    const publisher = new HeardSetPublisher(store, { replicaId: 'abc', passMs: 2_000, now: () => now }, { failed: (err) => failures.push(err.message) });
+    return { store, publisher, failures, advance: (ms: number) => (now += ms) };
+  }
+
+  it('publishes one record per pass, with what was heard during that pass only, numbered from 1', async () => {
+    const { store, publisher, advance } = setup();
+    publisher.heard('/r/services/a/1');
+    publisher.heard('/r/services/a/2');
+    advance(2_000);
+    await publisher.pass();
+    publisher.heard('/r/services/a/3');
+    advance(2_000);
+    await publisher.pass();
+    expect(store.publishes).toBe(2);
+    expect(decodeHeardSet((await store.read('abc', 1))!)).toEqual({ fromMs: 10_000, toMs: 12_000, hashes: new Uint32Array(hashesOf(['/r/services/a/1', '/r/services/a/2'])) });
+    expect(decodeHeardSet((await store.read('abc', 2))!)).toEqual({ fromMs: 12_000, toMs: 14_000, hashes: new Uint32Array(hashesOf(['/r/services/a/3'])) });
+    expect(await store.head('abc')).toBe(2);
+  });
+
+  it('publishes an empty record for a silent pass (no record would read as a gap)', async () => {
+    const { store, publisher, advance } = setup();
+    advance(2_000);
+    await publisher.pass();
+    expect(decodeHeardSet((await store.read('abc', 1))!)?.hashes.length).toBe(0);
+  });
+
+  it('a failed publish loses its record (readers see the seq gap) and is reported; the next one goes on', async () => {
+    const { store, publisher, failures, advance } = setup();
+    store.failNext = true;
+    publisher.heard('/r/services/a/1');
+    advance(2_000);
+    await publisher.pass();
+    publisher.heard('/r/services/a/2');
+    advance(2_000);
+    await publisher.pass();
+    expect(failures).toEqual(['Connection is closed.']);
+    expect(await store.read('abc', 1)).toBeUndefined();
+    expect(decodeHeardSet((await store.read('abc', 2))!)?.fromMs).toBe(12_000);
+    expect(publisher.stats).toMatchObject({ published: 1, failed: 1, lastPublishedAt: 14_000 });
+  });
+
+  it('a pass due while the last publish is in flight is skipped: its keys go into the next record, whose window is longer', async () => {
+    const { store, publisher, advance } = setup();
+    store.hold = true;
+    publisher.heard('/r/services/a/1');
+    advance(2_000);
+    const slow = publisher.pass();
+    publisher.heard('/r/services/a/2');
+    advance(2_000);
+    await publisher.pass(); // skipped: the first is still in flight
+    store.release();
+    await slow;
+    advance(2_000);
+    await publisher.pass();
+    expect(store.publishes).toBe(2);
+    expect(decodeHeardSet((await store.read('abc', 2))!)).toEqual({ fromMs: 12_000, toMs: 16_000, hashes: new Uint32Array(hashesOf(['/r/services/a/2'])) });
+  });
+});

@@ -1,0 +1,198 @@
+import type { RedisClient } from '@app/redis';
+
+/**
+ * Heard-sets: which instances a replica heard from (heartbeats, registrations) during one pass,
+ * published once per pass, so that a replica expiring instances itself (shared leases, issue 21,
+ * docs/shared-leases.md section 2) can tell that no replica heard a pod before deleting it, without
+ * any per-heartbeat traffic between replicas and without any per-instance work on etcd.
+ *
+ * A record is one Redis string per replica per pass (`<namespace>{<replica>}<seq>`, PX 60 s), plus a
+ * head key (`<namespace>{<replica>}head` = the last seq) where a reader starts. Both keys share the
+ * replica's hash tag, so they live on one Cluster slot and go in one pipeline. Readers fetch every
+ * seq after the last they read: a seq they cannot find (Redis down, a record that expired, a publish
+ * that failed) is a gap, and a gap must make a reader pause the deletions whose window it covers.
+ *
+ * Record layout (little endian): u32 format (1), u32 count, f64 window start (epoch ms), f64 window end,
+ * then `count` 64-bit hashes of instance keys (instanceKeyHash, as two u32: high, low). Duplicates are
+ * allowed. A hash collision can only make a reader believe an instance was heard: delay an expiry by a
+ * pass, never cause one.
+ */
+export interface HeardSetRecord {
+  fromMs: number;
+  toMs: number;
+  /** Pairs of u32 [high, low] per heard instance key. */
+  hashes: Uint32Array;
+}
+
+const FORMAT = 1;
+const HEADER_BYTES = 24;
+
+/** 64-bit hash of an instance key as two independent 32-bit FNV-1a hashes (different offset bases). */
+export function instanceKeyHash(key: string): [number, number] {
+  let high = 0x811c9dc5;
+  let low = 0x050c5d1f;
+  for (let i = 0; i < key.length; i++) {
+    const c = key.charCodeAt(i);
+    high = Math.imul(high ^ c, 0x01000193);
+    low = Math.imul(low ^ c, 0x01000193) ^ (low >>> 15);
+  }
+  return [high >>> 0, low >>> 0];
+}
+
+export function encodeHeardSet(fromMs: number, toMs: number, keys: readonly string[]): Buffer {
+  const buffer = Buffer.alloc(HEADER_BYTES + keys.length * 8);
+  buffer.writeUInt32LE(FORMAT, 0);
+  buffer.writeUInt32LE(keys.length, 4);
+  buffer.writeDoubleLE(fromMs, 8);
+  buffer.writeDoubleLE(toMs, 16);
+  keys.forEach((key, i) => {
+    const [high, low] = instanceKeyHash(key);
+    buffer.writeUInt32LE(high, HEADER_BYTES + i * 8);
+    buffer.writeUInt32LE(low, HEADER_BYTES + i * 8 + 4);
+  });
+  return buffer;
+}
+
+/** Undefined for anything that is not a record of this format (a reader then treats it as a gap). */
+export function decodeHeardSet(buffer: Buffer): HeardSetRecord | undefined {
+  if (buffer.length < HEADER_BYTES || buffer.readUInt32LE(0) !== FORMAT) return undefined;
+  const count = buffer.readUInt32LE(4);
+  if (buffer.length !== HEADER_BYTES + count * 8) return undefined;
+  const hashes = new Uint32Array(count * 2);
+  for (let i = 0; i < count * 2; i++) hashes[i] = buffer.readUInt32LE(HEADER_BYTES + i * 4);
+  return { fromMs: buffer.readDoubleLE(8), toMs: buffer.readDoubleLE(16), hashes };
+}
+
+/** Where records go and come from (Redis in the gateway; a map in unit tests). */
+export interface HeardSetStore {
+  publish(replicaId: string, seq: number, record: Buffer): Promise<void>;
+  /** The last seq a replica published; undefined if it published none (or its head expired). */
+  head(replicaId: string): Promise<number | undefined>;
+  read(replicaId: string, seq: number): Promise<Buffer | undefined>;
+}
+
+/**
+ * How long a record is kept. Readers read every pass, so a record is needed for seconds; a minute lets a
+ * reader that stalled (a long GC, a slow Redis) catch up without a gap, and bounds Redis memory to 30
+ * records per replica at the default 2 s pass.
+ */
+export const HEARD_SET_KEEP_MS = 60_000;
+
+/** HeardSetStore on the gateway's Redis connection (one server, Sentinel or Cluster alike). */
+export class RedisHeardSets implements HeardSetStore {
+  /** `namespace` e.g. `registry-gateway:v1:/registry/heard:`; includes the etcd prefix, never a brace. */
+  constructor(
+    private readonly client: RedisClient,
+    private readonly namespace: string,
+    private readonly keepMs = HEARD_SET_KEEP_MS,
+  ) {}
+
+  async publish(replicaId: string, seq: number, record: Buffer): Promise<void> {
+    const results = await this.client
+      .pipeline()
+      .set(this.recordKey(replicaId, seq), record, 'PX', this.keepMs)
+      .set(this.headKey(replicaId), String(seq), 'PX', this.keepMs)
+      .exec();
+    const failed = results?.find(([err]) => err);
+    if (failed) throw failed[0];
+  }
+
+  async head(replicaId: string): Promise<number | undefined> {
+    const seq = await this.client.get(this.headKey(replicaId));
+    return seq === null ? undefined : Number(seq);
+  }
+
+  async read(replicaId: string, seq: number): Promise<Buffer | undefined> {
+    return (await this.client.getBuffer(this.recordKey(replicaId, seq))) ?? undefined;
+  }
+
+  recordKey(replicaId: string, seq: number): string {
+    return `${this.namespace}{${replicaId}}${seq}`;
+  }
+
+  headKey(replicaId: string): string {
+    return `${this.namespace}{${replicaId}}head`;
+  }
+}
+
+export interface HeardSetPublisherOptions {
+  replicaId: string;
+  /** One record per pass (EXPIRY_PASS_MS). */
+  passMs: number;
+  now?: () => number;
+}
+
+export interface HeardSetPublisherStats {
+  published: number;
+  failed: number;
+  /** Epoch ms of the last record Redis accepted; 0 = none yet. */
+  lastPublishedAt: number;
+}
+
+/**
+ * This replica's side of the exchange: remembers the keys of the instances it heard (one array push
+ * per heartbeat, the hashing is done once per pass) and publishes them as one record per pass.
+ *
+ * A pass whose publish is still in flight when the next one is due is skipped, its keys stay for the
+ * next record (whose window is then longer): the window in the header is what a reader trusts. A
+ * failed publish loses that record: readers see the seq gap and pause (never the other way round).
+ */
+export class HeardSetPublisher {
+  private keys: string[] = [];
+  private seq = 0;
+  private windowStart: number;
+  private inFlight = false;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly now: () => number;
+  private readonly counters: HeardSetPublisherStats = { published: 0, failed: 0, lastPublishedAt: 0 };
+
+  constructor(
+    private readonly store: HeardSetStore,
+    private readonly options: HeardSetPublisherOptions,
+    private readonly hooks: { failed?(err: Error): void; published?(): void } = {},
+  ) {
+    this.now = options.now ?? Date.now;
+    this.windowStart = this.now();
+  }
+
+  get stats(): Readonly<HeardSetPublisherStats> {
+    return this.counters;
+  }
+
+  /** The replica heard from the pod whose instance key this is (hot path: a push, nothing else). */
+  heard(key: string): void {
+    this.keys.push(key);
+  }
+
+  start(): void {
+    this.timer ??= setInterval(() => void this.pass(), this.options.passMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Publishes what was heard since the last record (the timer calls it; tests call it directly). */
+  async pass(): Promise<void> {
+    if (this.inFlight) return;
+    this.inFlight = true;
+    const now = this.now();
+    const keys = this.keys;
+    this.keys = [];
+    const record = encodeHeardSet(this.windowStart, now, keys);
+    this.windowStart = now;
+    try {
+      await this.store.publish(this.options.replicaId, ++this.seq, record);
+      this.counters.published++;
+      this.counters.lastPublishedAt = now;
+      this.hooks.published?.();
+    } catch (err) {
+      this.counters.failed++;
+      this.hooks.failed?.(err as Error);
+    } finally {
+      this.inFlight = false;
+    }
+  }
+}
