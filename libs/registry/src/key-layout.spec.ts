@@ -26,6 +26,13 @@ describe('KeyLayout', () => {
     expect(layout.parseInstanceKey('/registry/services/a/b/c')).toBeUndefined();
   });
 
+  it("builds a replica's presence key under <prefix>gateway/ from a hex id only, never an instance key", () => {
+    const key = layout.replicaKey('0a1b2c3d4e5f');
+    expect(key).toBe('/registry/gateway/replicas/0a1b2c3d4e5f');
+    expect(layout.parseInstanceKey(key)).toBeUndefined();
+    for (const bad of ['../x', 'A1', '', 'a/b', 'f'.repeat(33)]) expect(() => layout.replicaKey(bad)).toThrow();
+  });
+
   it('requires a prefix that starts and ends with a slash', () => {
     expect(() => new KeyLayout('registry')).toThrow();
   });
