@@ -1,4 +1,4 @@
-import { decodeHeardSet, encodeHeardSet, HeardSetPublisher, HeardSetStore, instanceKeyHash } from './heard-sets';
+import { decodeHeardSet, encodeHeardSet, HeardSetPublisher, HeardSetReader, HeardSetStore, instanceKeyHash } from './heard-sets';
 
 /** Records in a map, as Redis would hold them; `failNext` / `hold` simulate a failing or slow Redis. */
 class MemoryStore implements HeardSetStore {
@@ -118,5 +118,89 @@ describe('HeardSetPublisher', () => {
     await publisher.pass();
     expect(store.publishes).toBe(2);
     expect(decodeHeardSet((await store.read('abc', 2))!)).toEqual({ fromMs: 12_000, toMs: 16_000, hashes: new Uint32Array(hashesOf(['/r/services/a/2'])) });
+  });
+});
+
+describe('HeardSetReader (the expiry rule of shared leases)', () => {
+  const TTL = 30_000;
+  const key = '/r/services/orders/pod-1';
+
+  /** Replica "me" reads replicas b and c; `publish(id, from, to, keys)` writes their next record. */
+  function setup() {
+    const store = new MemoryStore();
+    const seqs = new Map<string, number>();
+    const publish = (id: string, from: number, to: number, keys: string[] = []) => {
+      const seq = (seqs.get(id) ?? 0) + 1;
+      seqs.set(id, seq);
+      return store.publish(id, seq, encodeHeardSet(from, to, keys));
+    };
+    /** A record that never arrived (a failed publish): the seq moves on, nothing is stored. */
+    const lose = (id: string) => seqs.set(id, (seqs.get(id) ?? 0) + 1);
+    const reader = new HeardSetReader(store, { selfId: 'me', passMs: 2_000, keepMs: 300_000 });
+    /** Both replicas publish every 2 s from `start` to `end` (b hears `bHears` in the passes ending in `when`). */
+    const passes = async (start: number, end: number, bHears: (to: number) => string[] = () => []) => {
+      for (let t = start; t < end; t += 2_000) {
+        await publish('b', t, t + 2_000, bHears(t + 2_000));
+        await publish('c', t, t + 2_000);
+      }
+    };
+    return { store, publish, lose, reader, passes };
+  }
+
+  it('expires an instance nobody heard for its TTL once every present replica covered that TTL', async () => {
+    const { reader, passes } = setup();
+    await passes(0, 40_000);
+    await reader.refresh(['me', 'b', 'c'], 40_000);
+    expect(reader.verdict(key, TTL, 5_000, 40_000)).toEqual({ expire: true });
+  });
+
+  it('never expires an instance another replica heard within its TTL, whatever this replica saw', async () => {
+    const { reader, passes } = setup();
+    await passes(0, 40_000, (to) => (to === 22_000 ? [key] : []));
+    await reader.refresh(['me', 'b', 'c'], 40_000);
+    expect(reader.verdict(key, TTL, 0, 40_000)).toEqual({ expire: false, reason: 'heard' });
+    // Once that mark is older than the TTL, it expires.
+    await passes(40_000, 54_000);
+    await reader.refresh(['me', 'b', 'c'], 54_000);
+    expect(reader.verdict(key, TTL, 0, 54_000)).toEqual({ expire: true });
+  });
+
+  it('pauses while a present replica has a gap within the TTL, and resumes once the gap is older than the TTL', async () => {
+    const { reader, publish, lose } = setup();
+    for (let t = 0; t < 40_000; t += 2_000) {
+      if (t === 20_000) lose('b');
+      else await publish('b', t, t + 2_000);
+      await publish('c', t, t + 2_000);
+    }
+    await reader.refresh(['me', 'b', 'c'], 40_000);
+    expect(reader.verdict(key, TTL, 0, 40_000)).toEqual({ expire: false, reason: 'gap' });
+    for (let t = 40_000; t < 54_000; t += 2_000) {
+      await publish('b', t, t + 2_000);
+      await publish('c', t, t + 2_000);
+    }
+    await reader.refresh(['me', 'b', 'c'], 54_000);
+    expect(reader.verdict(key, TTL, 0, 54_000)).toEqual({ expire: true });
+  });
+
+  it('pauses for a present replica that published nothing (Redis down, or not read yet), and while its last records are behind', async () => {
+    const { reader, passes, publish } = setup();
+    await passes(0, 40_000);
+    await reader.refresh(['me', 'b', 'c', 'd'], 40_000);
+    expect(reader.verdict(key, TTL, 0, 40_000)).toEqual({ expire: false, reason: 'gap' });
+    // d is gone (its presence key vanished): it no longer counts.
+    await reader.refresh(['me', 'b', 'c'], 40_000);
+    expect(reader.verdict(key, TTL, 0, 40_000)).toEqual({ expire: true });
+    // c stops publishing: 6 s later its last record is more than two passes old.
+    await publish('b', 40_000, 46_000);
+    await reader.refresh(['me', 'b', 'c'], 46_000);
+    expect(reader.verdict(key, TTL, 0, 46_000)).toEqual({ expire: false, reason: 'gap' });
+  });
+
+  it("covers a replica from its first record (seq 1): a replica that started lately cannot have heard earlier", async () => {
+    const { reader, publish } = setup();
+    await publish('b', 35_000, 37_000);
+    await publish('b', 37_000, 39_000);
+    await reader.refresh(['me', 'b'], 40_000);
+    expect(reader.verdict(key, TTL, 0, 40_000)).toEqual({ expire: true });
   });
 });

@@ -196,3 +196,108 @@ export class HeardSetPublisher {
     }
   }
 }
+
+/** A hash as one Map key: the high 32 bits and 21 of the low (53 bits, exact in a double). */
+function mapKey(high: number, low: number): number {
+  return high * 0x200000 + (low >>> 11);
+}
+
+/** What the reader knows about one other replica's records. */
+interface Coverage {
+  /** The next seq to read. */
+  nextSeq: number;
+  /** Start of the contiguous run of records read up to `to` (-Infinity: since the replica's first record). */
+  from: number;
+  /** End of the last record read; 0 = none yet. */
+  to: number;
+}
+
+export interface HeardSetReaderOptions {
+  selfId: string;
+  passMs: number;
+  /** How long a heard mark is kept: the longest instance TTL (300 s). */
+  keepMs: number;
+}
+
+/** The answer to "may this instance be deleted now?", with the reason when not. */
+export type ExpiryVerdict = { expire: true } | { expire: false; reason: 'heard' | 'gap' };
+
+/**
+ * The reading side of the exchange (used by the shared-lease release's expiry sweep; tested here so the
+ * rule is fixed before the sweep exists). Once per pass, `refresh()` reads every new record of every
+ * present replica; `verdict()` then answers from memory:
+ *
+ * an instance silent locally since `localLastHeard` may be deleted at `now` only if no record read names
+ * it after `now - ttl`, AND every present replica's records cover `[now - ttl, now - 2 passes]` without a
+ * gap (the last pass or two may not be published yet: a pod heard only there was silent for a TTL
+ * before, which is the expiry rule anyway). A missing record, a replica not read yet or Redis down is a
+ * gap: the verdict is `gap` (pause), never `expire`. Memory: one Map entry per instance heard within
+ * `keepMs` (hashes merged over replicas: only the latest mark matters), and three numbers per replica.
+ */
+export class HeardSetReader {
+  private readonly heardAt = new Map<number, number>();
+  private readonly coverage = new Map<string, Coverage>();
+  private present: readonly string[] = [];
+  private prunedAt = 0;
+
+  constructor(
+    private readonly store: HeardSetStore,
+    private readonly options: HeardSetReaderOptions,
+  ) {}
+
+  /** Reads what the present replicas published since the last refresh. A replica that left is forgotten. */
+  async refresh(present: readonly string[], now: number): Promise<void> {
+    this.present = present.filter((id) => id !== this.options.selfId);
+    for (const id of this.coverage.keys()) if (!this.present.includes(id)) this.coverage.delete(id);
+    await Promise.all(this.present.map((id) => this.readReplica(id).catch(() => undefined)));
+    this.prune(now);
+  }
+
+  verdict(key: string, ttlMs: number, localLastHeard: number, now: number): ExpiryVerdict {
+    const [high, low] = instanceKeyHash(key);
+    const lastHeard = Math.max(localLastHeard, this.heardAt.get(mapKey(high, low)) ?? 0);
+    if (lastHeard > now - ttlMs) return { expire: false, reason: 'heard' };
+    for (const id of this.present) {
+      const c = this.coverage.get(id);
+      if (!c || c.from > now - ttlMs || c.to < now - 2 * this.options.passMs) return { expire: false, reason: 'gap' };
+    }
+    return { expire: true };
+  }
+
+  private async readReplica(id: string): Promise<void> {
+    let c = this.coverage.get(id);
+    if (!c) {
+      const head = await this.store.head(id);
+      if (head === undefined) return;
+      // Records are kept HEARD_SET_KEEP_MS: start with the oldest that may still be there.
+      const first = Math.max(1, head - Math.floor(HEARD_SET_KEEP_MS / this.options.passMs) + 1);
+      c = { nextSeq: first, from: Infinity, to: 0 };
+      this.coverage.set(id, c);
+    }
+    const head = await this.store.head(id);
+    if (head === undefined) return;
+    for (let seq = c.nextSeq; seq <= head; seq++) {
+      const buffer = await this.store.read(id, seq);
+      const record = buffer && decodeHeardSet(buffer);
+      c.nextSeq = seq + 1;
+      if (!record) {
+        // A gap: coverage starts again with the next record found.
+        c.from = Infinity;
+        continue;
+      }
+      if (c.from === Infinity) c.from = seq === 1 ? -Infinity : record.fromMs;
+      c.to = record.toMs;
+      for (let i = 0; i < record.hashes.length; i += 2) {
+        const k = mapKey(record.hashes[i], record.hashes[i + 1]);
+        if ((this.heardAt.get(k) ?? 0) < record.toMs) this.heardAt.set(k, record.toMs);
+      }
+    }
+  }
+
+  /** Every tenth of `keepMs` (not every pass: it walks every mark). */
+  private prune(now: number): void {
+    if (now - this.prunedAt < this.options.keepMs / 10) return;
+    this.prunedAt = now;
+    for (const [k, at] of this.heardAt) if (at < now - this.options.keepMs) this.heardAt.delete(k);
+  }
+}
