@@ -11,8 +11,9 @@
  */
 import { Etcd3 } from 'etcd3';
 import Redis from 'ioredis';
-import { decodeHeardSet, instanceKeyHash, RedisHeardSets } from '@app/etcd';
-import { encodeRecord } from '@app/registry';
+import { ConnectionPool, decodeHeardSet, instanceKeyHash, RedisHeardSets, RegistryStore } from '@app/etcd';
+import { encodeRecord, KeyLayout } from '@app/registry';
+import { diffCounters } from '@app/stack';
 import { heartbeatPod, registerPod } from './support/fleet';
 import { call, gatewayEnv, GatewayUnderTest, startGateway, startGatewayProcess } from './support/gateway';
 import { request } from './support/http';
@@ -133,3 +134,48 @@ describe('release A: presence and heard-sets', () => {
     expect(Date.now() - killedAt).toBeLessThan(12_500);
   });
 });
+
+describe('guarded deletes (the expiry of shared leases), as the gateway user', () => {
+  it('deletes in nested Txns of 64 only the keys unchanged since the revision seen, and nothing while the fence key moved', async () => {
+    const layout = new KeyLayout(`/registry/t${Date.now().toString(16)}/`);
+    const pool = new ConnectionPool({ size: 1, endpoints: [stack.etcd.endpoint], credentials: { username: stack.etcd.username, password: stack.etcd.password }, requestTimeoutMs: 5_000 });
+    await pool.connect();
+    const store = new RegistryStore(pool, layout);
+    try {
+      const lease = String((await root.leaseClient.leaseGrant({ TTL: 120, ID: 0 })).ID);
+      const keys = Array.from({ length: 100 }, (_, i) => layout.instanceKey('expiring', `pod-${i}`));
+      for (const key of keys) await root.put(key).value('{}').lease(lease).exec();
+      const seen = await keysWithRevisions(`${layout.servicesRoot}expiring/`);
+      // Ten are written again after the sweep read them (re-registered, patched): they must survive.
+      const rewritten = keys.filter((_, i) => i % 10 === 0);
+      for (const key of rewritten) await root.put(key).value('{"again":true}').lease(lease).exec();
+
+      const before = await stack.etcdCounters();
+      const deleted = await store.deleteIfUnchanged(keys.map((key) => ({ key, modRevision: seen.get(key)! })));
+      const used = diffCounters(before, await stack.etcdCounters());
+      expect(deleted.filter(Boolean)).toHaveLength(90);
+      expect(keys.filter((key, i) => deleted[i] === rewritten.includes(key))).toEqual([]);
+      expect([...(await keysWithRevisions(`${layout.servicesRoot}expiring/`)).keys()].sort()).toEqual([...rewritten].sort());
+      expect(used.txn).toBe(2); // 100 deletes: 64 + 36
+
+      // The fence: a lease record that moved (another replica adopted the lease) stops every delete.
+      const fenceKey = `${layout.gatewayRoot}leases/${lease}`;
+      await root.put(fenceKey).value('{"owner":"a"}').exec();
+      const fenceSeen = (await keysWithRevisions(fenceKey)).get(fenceKey)!;
+      await root.put(fenceKey).value('{"owner":"b"}').exec();
+      const now = await keysWithRevisions(`${layout.servicesRoot}expiring/`);
+      const fenced = await store.deleteIfUnchanged(rewritten.map((key) => ({ key, modRevision: now.get(key)!, fence: { key: fenceKey, modRevision: fenceSeen } })));
+      expect(fenced.every((d) => !d)).toBe(true);
+      expect((await keysWithRevisions(`${layout.servicesRoot}expiring/`)).size).toBe(10);
+      await root.delete().prefix(layout.prefix).exec();
+      await root.leaseClient.leaseRevoke({ ID: lease });
+    } finally {
+      pool.close();
+    }
+  });
+});
+
+async function keysWithRevisions(prefix: string): Promise<Map<string, string>> {
+  const res = await root.getAll().prefix(prefix).exec();
+  return new Map(res.kvs.map((kv) => [kv.key.toString(), String(kv.mod_revision)]));
+}

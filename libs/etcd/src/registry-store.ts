@@ -29,6 +29,20 @@ export interface RegistryStoreOptions {
 export const DEFAULT_PAGE_SIZE = 2_000;
 
 /**
+ * Nested guarded deletes per request. etcd gives nested Txns the room left by the outer ones in
+ * --max-txn-ops (128 by default): at most 127 one-compare deletes fit; 64 leaves room for a fence
+ * compare each and for clusters configured lower.
+ */
+export const GUARDED_DELETES_PER_REQUEST = 64;
+
+/** A key to delete only if unchanged since `modRevision` (and `fence`, if given, unchanged too). */
+export interface GuardedDelete {
+  key: string;
+  modRevision: string;
+  fence?: { key: string; modRevision: string };
+}
+
+/**
  * The etcd operations of the registry, on pooled connections. Keys come from KeyLayout only, so
  * nothing here can address a key outside the gateway's prefix. A failed call rejects with etcd3's own
  * error, labelled with what the store was doing (withEtcdAction) for the message clients see.
@@ -111,6 +125,35 @@ export class RegistryStore {
       });
       return { written: res.succeeded, revision: String(res.header.revision) };
     });
+  }
+
+  /**
+   * Deletes each key only if it is unchanged since `modRevision` (and, with `fence`, only while that
+   * other key is unchanged too: a lease record, so a replica that lost a lease cannot delete its keys),
+   * as nested Txns, GUARDED_DELETES_PER_REQUEST per request. Returns, per item in order, whether it was
+   * deleted. A re-registered or patched instance (its mod_revision moved) is never deleted. Measured on
+   * etcd 3.4.23: 20 us of etcd CPU per nested delete vs 335 us for one Txn per key
+   * (bench/results/shared-leases.md). The expiry sweep of shared leases uses it.
+   */
+  async deleteIfUnchanged(items: readonly GuardedDelete[]): Promise<boolean[]> {
+    const deleted: boolean[] = [];
+    for (let i = 0; i < items.length; i += GUARDED_DELETES_PER_REQUEST) {
+      const chunk = items.slice(i, i + GUARDED_DELETES_PER_REQUEST);
+      const res = await this.call(`deleting ${chunk.length} expired instances`, () =>
+        this.pool.pick().kv.txn({
+          compare: [],
+          success: chunk.map((item) => ({
+            request_txn: {
+              compare: [item, ...(item.fence ? [item.fence] : [])].map((c) => ({ key: Buffer.from(c.key), target: 'Mod' as const, result: 'Equal' as const, mod_revision: c.modRevision })),
+              success: [{ request_delete_range: { key: Buffer.from(item.key) } }],
+              failure: [],
+            },
+          })),
+        }),
+      );
+      chunk.forEach((_, j) => deleted.push(res.responses[j]?.response_txn?.succeeded === true));
+    }
+    return deleted;
   }
 
   get(key: string): Promise<StoredInstance | undefined> {
