@@ -17,3 +17,4 @@ export * from './lease-grants/lease-granter';
 export * from './lease-grants/lease-grant-session';
 export * from './liveness/heard-sets';
 export * from './liveness/replica-presence';
+export * from './shared-leases/shared-lease-pool';
