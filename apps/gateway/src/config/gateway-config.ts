@@ -87,6 +87,9 @@ const schema = z.object({
     .pipe(z.array(origin)),
 });
 
+/** Every variable the gateway reads (the README's configuration table must name each; a test checks it). */
+export const GATEWAY_VARIABLES: readonly string[] = Object.keys(schema.shape);
+
 export type GatewayConfig = z.output<typeof schema> & {
   etcdTls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
   /** Where Redis is, in whichever shape was configured; every Redis client of the process is built from it. */
