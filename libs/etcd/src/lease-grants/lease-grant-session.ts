@@ -19,7 +19,7 @@ import * as http2 from 'node:http2';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { castGrpcError } from 'etcd3';
 import type { EtcdObserver, EtcdTlsOptions, TokenSource } from '../etcd-connection';
-import { isStaleTokenRejection } from '../etcd-errors';
+import { retryOnStaleToken } from '../auth-session';
 import { decodeLeaseGrantResponse, encodeLeaseGrantRequest } from './lease-grant-codec';
 
 const LEASE_GRANT_PATH = '/etcdserverpb.Lease/LeaseGrant';
@@ -68,23 +68,12 @@ export class LeaseGrantSession {
   }
 
   /** A new lease of `ttlSeconds`; rejects with etcd3's typed errors, as EtcdConnection.lease.leaseGrant does. */
-  async grant(ttlSeconds: number): Promise<string> {
-    // One retry on a stale token (e.g. after an etcd restart), with the token re-fetched once for all.
-    for (let attempt = 1; ; attempt++) {
-      const token = this.options.tokens ? await this.options.tokens.token() : undefined;
-      try {
-        const id = await this.call(ttlSeconds, token);
-        this.options.observer?.requestCompleted?.('leaseGrant', 'ok');
-        return id;
-      } catch (err) {
-        if (token && attempt === 1 && isStaleTokenRejection(err)) {
-          this.options.tokens!.invalidate(token);
-          continue;
-        }
-        this.options.observer?.requestCompleted?.('leaseGrant', 'error');
-        throw err;
-      }
-    }
+  grant(ttlSeconds: number): Promise<string> {
+    return retryOnStaleToken(
+      this.options.tokens,
+      (token) => this.call(ttlSeconds, token),
+      (result) => this.options.observer?.requestCompleted?.('leaseGrant', result),
+    );
   }
 
   close(): void {
