@@ -1,3 +1,4 @@
+import { backoffMs } from './backoff';
 import { Clock } from './clock';
 import { GatewayFailure, GatewaysUnavailableError } from './errors';
 import { rendezvousOrder } from './rendezvous';
@@ -93,9 +94,7 @@ export class GatewayPool {
 
   private pause(gateway: string, retryAfter?: number): void {
     const failures = (this.pauses.get(gateway)?.failures ?? 0) + 1;
-    const ceiling = Math.min(this.maxBackoffMs, this.minBackoffMs * 2 ** Math.min(failures - 1, 20));
-    // Half fixed, half random: replicas that recover are not hit by every client in the same instant.
-    const backoff = ceiling / 2 + (this.options.random() * ceiling) / 2;
+    const backoff = backoffMs(failures, this.minBackoffMs, this.maxBackoffMs, this.options.random);
     this.pauses.set(gateway, { until: this.options.clock.now() + Math.max(backoff, retryAfter ?? 0), failures });
   }
 }

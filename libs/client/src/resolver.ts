@@ -1,3 +1,4 @@
+import { backoffMs } from './backoff';
 import { Clock, sleep, systemClock } from './clock';
 import { GatewaysUnavailableError, RegistryClientError } from './errors';
 import { GatewayPause, GatewayPool } from './gateway-pool';
@@ -284,8 +285,7 @@ export class ServiceWatch {
   }
 
   private backoff(failures: number, random: () => number): number {
-    const ceiling = Math.min(this.resolver.maxBackoffMs, 500 * 2 ** Math.min(failures - 1, 20));
-    return ceiling / 2 + (random() * ceiling) / 2;
+    return backoffMs(failures, 500, this.resolver.maxBackoffMs, random);
   }
 
   private accept(resolution: Resolution): void {

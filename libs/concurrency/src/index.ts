@@ -2,3 +2,4 @@ export * from './singleflight';
 export * from './bounded-queue';
 export * from './token-bucket';
 export * from './load-shedder';
+export * from './backoff';

@@ -1,3 +1,6 @@
+import type { TokenSource } from './etcd-connection';
+import { isStaleTokenRejection } from './etcd-errors';
+
 /**
  * Holds the auth token of one etcd connection.
  *
@@ -42,5 +45,37 @@ export class AuthSession {
       this.current = undefined;
       this.pending = undefined;
     }
+  }
+}
+
+/**
+ * THE stale-token retry of a unary call: runs `call` with the current token and, if etcd refuses that
+ * token (an etcd restart forgot every token), drops it (only it: see AuthSession) and runs `call` once
+ * more with the token the shared re-authentication fetches. Once is enough: a second refusal is a real
+ * error. (Streams drop the token the same way and reopen: KeepAliveStreams, RegistryWatch.)
+ *
+ * `settled` hears how the call ended, once: not the refused attempt that was retried, and not a token
+ * that could not be fetched (Authenticate reports that itself).
+ */
+export async function retryOnStaleToken<T>(
+  tokens: TokenSource | undefined,
+  call: (token: string | undefined) => Promise<T>,
+  settled?: (result: 'ok' | 'error') => void,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const token = tokens ? await tokens.token() : undefined;
+    let result: T;
+    try {
+      result = await call(token);
+    } catch (err) {
+      if (token && attempt === 1 && isStaleTokenRejection(err)) {
+        tokens!.invalidate(token);
+        continue;
+      }
+      settled?.('error');
+      throw err;
+    }
+    settled?.('ok');
+    return result;
   }
 }

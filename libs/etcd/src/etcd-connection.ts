@@ -9,8 +9,7 @@ import {
   LeaseClient,
   WatchClient,
 } from 'etcd3';
-import { AuthSession } from './auth-session';
-import { isStaleTokenRejection } from './etcd-errors';
+import { AuthSession, retryOnStaleToken } from './auth-session';
 
 type ServiceName = 'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance' | 'Auth';
 type ServiceClient = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
@@ -142,28 +141,22 @@ export class EtcdConnection implements ICallable<EtcdConnection> {
 
   async exec<T>(service: ServiceName, method: string, params: unknown, options?: grpc.CallOptions): Promise<T> {
     const client = this.client(service);
-    // One retry on a stale token is enough: the retry uses the token that the shared
-    // re-authentication fetched; a second "invalid token" is a real error.
-    for (let attempt = 1; ; attempt++) {
-      const token = this.auth ? await this.auth.token() : undefined;
-      try {
-        const result = await unaryCall<T>(client, method, params, tokenMetadata(token), {
-          deadline: Date.now() + this.options.requestTimeoutMs,
-          ...options,
-        });
-        this.lastOkAt = Date.now();
-        this.options.observer?.requestCompleted?.(method, 'ok');
-        return result;
-      } catch (raw) {
-        const err = castGrpcError(raw as Error);
-        if (token && isStaleTokenRejection(err) && attempt === 1) {
-          this.auth!.invalidate(token);
-          continue;
+    return retryOnStaleToken(
+      this.auth,
+      async (token) => {
+        try {
+          const result = await unaryCall<T>(client, method, params, tokenMetadata(token), {
+            deadline: Date.now() + this.options.requestTimeoutMs,
+            ...options,
+          });
+          this.lastOkAt = Date.now();
+          return result;
+        } catch (raw) {
+          throw castGrpcError(raw as Error);
         }
-        this.options.observer?.requestCompleted?.(method, 'error');
-        throw err;
-      }
-    }
+      },
+      (result) => this.options.observer?.requestCompleted?.(method, result),
+    );
   }
 
   async withConnection<R>(

@@ -1,4 +1,5 @@
 import { IDuplexStream, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse } from 'etcd3';
+import { Backoff } from '@app/concurrency';
 import { EtcdConnection } from './etcd-connection';
 import { isStaleTokenRejection } from './etcd-errors';
 import { RenewalTransport } from './lease-engine/renewal-scheduler';
@@ -26,7 +27,7 @@ export interface KeepAliveStreamsOptions {
  */
 export class KeepAliveStreams implements RenewalTransport {
   private readonly streams: Array<IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse> | undefined>;
-  private readonly failures: number[];
+  private readonly backoffs: Backoff[];
   private readonly timers = new Set<NodeJS.Timeout>();
   private closed = false;
   private lastAnswer = 0;
@@ -38,7 +39,7 @@ export class KeepAliveStreams implements RenewalTransport {
     private readonly options: KeepAliveStreamsOptions = {},
   ) {
     this.streams = connections.map(() => undefined);
-    this.failures = connections.map(() => 0);
+    this.backoffs = connections.map(() => new Backoff({ minMs: options.backoffMinMs ?? 100, maxMs: options.backoffMaxMs ?? 5_000, jitter: 0.5 }));
   }
 
   get streamCount(): number {
@@ -90,7 +91,7 @@ export class KeepAliveStreams implements RenewalTransport {
     const stream = this.streams[index];
     this.connections[index] = connection;
     this.streams[index] = undefined;
-    this.failures[index] = 0;
+    this.backoffs[index].reset();
     stream?.end();
     old.close();
     this.hooks.streamsChanged?.();
@@ -133,7 +134,7 @@ export class KeepAliveStreams implements RenewalTransport {
       this.scheduleReopen(index);
     };
     stream.on('data', (res) => {
-      this.failures[index] = 0;
+      this.backoffs[index].reset();
       this.lastAnswer = Date.now();
       const revision = Number(res.header?.revision ?? 0);
       if (revision > this.highestRevision) this.highestRevision = revision;
@@ -147,9 +148,7 @@ export class KeepAliveStreams implements RenewalTransport {
 
   private scheduleReopen(index: number): void {
     if (this.closed) return;
-    const min = this.options.backoffMinMs ?? 100;
-    const max = this.options.backoffMaxMs ?? 5_000;
-    const delay = Math.min(max, min * 2 ** this.failures[index]++) * (0.5 + Math.random() / 2);
+    const delay = this.backoffs[index].next();
     const timer = setTimeout(() => {
       this.timers.delete(timer);
       void this.open(index);

@@ -1,4 +1,5 @@
 import { IDuplexStream, IWatchRequest, IWatchResponse } from 'etcd3';
+import { Backoff } from '@app/concurrency';
 import { prefixRangeEnd } from '@app/registry';
 import { ConnectionPool } from './connection-pool';
 import { EtcdConnection } from './etcd-connection';
@@ -93,7 +94,7 @@ export class RegistryWatch {
   /** The next creation starts from a read just made (no backlog window). */
   private justRead = false;
   private openedAt = 0;
-  private failures = 0;
+  private readonly backoff: Backoff;
   private needsRebuild = false;
   private authRefresh: Promise<void> = Promise.resolve();
   private reopenTimer: NodeJS.Timeout | undefined;
@@ -110,6 +111,7 @@ export class RegistryWatch {
     private readonly options: RegistryWatchOptions,
   ) {
     this.now = options.now ?? Date.now;
+    this.backoff = new Backoff({ minMs: options.backoffMinMs ?? 100, maxMs: options.backoffMaxMs ?? 5_000, jitter: 0.5 });
   }
 
   /**
@@ -223,7 +225,7 @@ export class RegistryWatch {
     }
     if (res.created) {
       this.created = true;
-      this.failures = 0;
+      this.backoff.reset();
       const resumed = this.lastRevision > 0;
       if (!resumed) {
         this.lastRevision = Number(res.header.revision);
@@ -299,9 +301,7 @@ export class RegistryWatch {
 
   private scheduleReopen(_reason: string, delayMs?: number): void {
     if (this.closed || this.reopenTimer) return;
-    const min = this.options.backoffMinMs ?? 100;
-    const max = this.options.backoffMaxMs ?? 5_000;
-    const delay = delayMs ?? Math.min(max, min * 2 ** this.failures++) * (0.5 + Math.random() / 2);
+    const delay = delayMs ?? this.backoff.next();
     this.reopenTimer = setTimeout(() => void this.open(), delay);
     this.reopenTimer.unref();
   }

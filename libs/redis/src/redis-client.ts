@@ -1,4 +1,5 @@
 import Redis, { Cluster, ClusterOptions, RedisOptions } from 'ioredis';
+import { backoffDelay, BackoffPolicy } from '@app/concurrency';
 import { RedisEndpoint, RedisTarget } from './redis-target';
 
 /** A client for any shape: `Redis` (one server, or a Sentinel-managed primary) or `Cluster`. */
@@ -48,13 +49,17 @@ export const REDIS_CLIENT_DEFAULTS = {
 } as const;
 
 /**
+ * Reconnects to Redis: from 200 ms, capped at 2 s (a failover is noticed within one cap), with up to
+ * 20 % jitter so that replicas restarted together do not reconnect in step.
+ */
+export const REDIS_RECONNECT_BACKOFF: BackoffPolicy = { minMs: 200, maxMs: 2_000, jitter: 0.2 };
+
+/**
  * THE retry strategy, for every reconnect a client makes: to Redis, to the Sentinels, to the Cluster.
- * Exponential from 200 ms, capped at 2 s (a failover is noticed within one cap), with up to 20 %
- * jitter so that replicas restarted together do not reconnect in step.
+ * ioredis counts `attempt` from 1 and keeps the count itself (reset once connected).
  */
 export function redisRetryDelay(attempt: number): number {
-  const base = Math.min(100 * 2 ** Math.max(1, attempt), 2_000);
-  return Math.round(base * (1 - Math.random() * 0.2));
+  return backoffDelay(REDIS_RECONNECT_BACKOFF, attempt - 1);
 }
 
 export interface RedisClientOptions {

@@ -1,7 +1,8 @@
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { Backoff } from '@app/concurrency';
 import { EtcdConnection, EtcdTlsOptions } from '../etcd-connection';
-import { closeWorker, loadWorker } from '../worker-threads/load-worker';
+import { closeWorker, loadWorker, WORKER_RESTART_BACKOFF } from '../worker-threads/load-worker';
 import { serveTokenRequest } from '../worker-threads/relayed-connections';
 import { ENGINE_STATS, ENGINE_STATS_LENGTH, LeaseSlots } from './lease-slots';
 import { LeaseTable, LeaseTableHooks, RenewalChannel } from './lease-table';
@@ -76,7 +77,7 @@ export class LeaseEngine implements RenewalChannel {
   private flushQueued = false;
   private closing = false;
   private ready = false;
-  private restarts = 0;
+  private readonly restarts = new Backoff(WORKER_RESTART_BACKOFF);
   private readyWaiters: Array<() => void> = [];
   private closed: Promise<void> | undefined;
 
@@ -223,7 +224,7 @@ export class LeaseEngine implements RenewalChannel {
       if (this.closing || this.worker !== worker) return;
       // Renewals stop while no worker runs: restart soon and tell it every lease again. A worker that
       // keeps failing is restarted with growing pauses (up to 10 s), not in a hot loop.
-      const delayMs = Math.min(10_000, 100 * 2 ** this.restarts++);
+      const delayMs = this.restarts.next();
       this.hooks.log?.('error', `lease engine worker exited (code ${code}); restarting it in ${delayMs} ms`);
       this.worker = undefined;
       const timer = setTimeout(() => {
@@ -253,7 +254,7 @@ export class LeaseEngine implements RenewalChannel {
         return;
       case 'ready':
         this.ready = true;
-        this.restarts = 0;
+        this.restarts.reset();
         for (const done of this.readyWaiters.splice(0)) done();
         return;
       case 'closed':

@@ -18,8 +18,9 @@
 import * as http2 from 'node:http2';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { castGrpcError } from 'etcd3';
+import { Backoff } from '@app/concurrency';
 import type { EtcdObserver, EtcdTlsOptions, TokenSource } from '../etcd-connection';
-import { isStaleTokenRejection } from '../etcd-errors';
+import { retryOnStaleToken } from '../auth-session';
 import { decodeLeaseGrantResponse, encodeLeaseGrantRequest } from './lease-grant-codec';
 
 const LEASE_GRANT_PATH = '/etcdserverpb.Lease/LeaseGrant';
@@ -47,7 +48,8 @@ export class LeaseGrantSession {
   private connected = false;
   private member = 0;
   private reconnectAt = 0;
-  private failedConnects = 0;
+  /** Reconnects: 100 ms, doubling to 2 s, until etcd answers a call again (see drop). */
+  private readonly reconnects = new Backoff({ minMs: 100, maxMs: 2_000, jitter: 0 });
   private closed = false;
   private readonly calls = new Set<GrantCall>();
   private readonly sweep: NodeJS.Timeout;
@@ -68,23 +70,12 @@ export class LeaseGrantSession {
   }
 
   /** A new lease of `ttlSeconds`; rejects with etcd3's typed errors, as EtcdConnection.lease.leaseGrant does. */
-  async grant(ttlSeconds: number): Promise<string> {
-    // One retry on a stale token (e.g. after an etcd restart), with the token re-fetched once for all.
-    for (let attempt = 1; ; attempt++) {
-      const token = this.options.tokens ? await this.options.tokens.token() : undefined;
-      try {
-        const id = await this.call(ttlSeconds, token);
-        this.options.observer?.requestCompleted?.('leaseGrant', 'ok');
-        return id;
-      } catch (err) {
-        if (token && attempt === 1 && isStaleTokenRejection(err)) {
-          this.options.tokens!.invalidate(token);
-          continue;
-        }
-        this.options.observer?.requestCompleted?.('leaseGrant', 'error');
-        throw err;
-      }
-    }
+  grant(ttlSeconds: number): Promise<string> {
+    return retryOnStaleToken(
+      this.options.tokens,
+      (token) => this.call(ttlSeconds, token),
+      (result) => this.options.observer?.requestCompleted?.('leaseGrant', result),
+    );
   }
 
   close(): void {
@@ -147,7 +138,7 @@ export class LeaseGrantSession {
       });
       stream.on('error', (err) => settle(grpcError(GrpcStatus.UNAVAILABLE, err.message)));
       stream.on('close', () => {
-        if (grpcStatus !== undefined) this.failedConnects = 0; // etcd answered: this connection works
+        if (grpcStatus !== undefined) this.reconnects.reset(); // etcd answered: this connection works
         const result = outcome(httpStatus, grpcStatus, grpcMessage, answer, stream.rstCode);
         if (typeof result === 'string') settle(undefined, result);
         else settle(result);
@@ -182,7 +173,7 @@ export class LeaseGrantSession {
     this.member++;
     // Back off (100 ms, doubling to 2 s) until etcd answers a call again: a connection that opens and
     // is then closed (e.g. a TLS 1.3 client certificate refused after the handshake) must not loop.
-    this.reconnectAt = this.now() + Math.min(2_000, 100 * 2 ** this.failedConnects++);
+    this.reconnectAt = this.now() + this.reconnects.next();
   }
 
   private failOverdue(): void {

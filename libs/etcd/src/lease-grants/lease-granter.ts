@@ -1,9 +1,10 @@
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { GRPCUnavailableError } from 'etcd3';
+import { Backoff } from '@app/concurrency';
 import { EtcdConnection, EtcdObserver, EtcdTlsOptions } from '../etcd-connection';
 import { withEtcdAction } from '../etcd-errors';
-import { closeWorker, loadWorker } from '../worker-threads/load-worker';
+import { closeWorker, loadWorker, WORKER_RESTART_BACKOFF } from '../worker-threads/load-worker';
 import { serveTokenRequest } from '../worker-threads/relayed-connections';
 import { GrantRequests } from './grant-batching';
 import { FromGrantWorker, LeaseGrantWorkerData, ToGrantWorker } from './lease-grant-worker';
@@ -77,7 +78,7 @@ export class WorkerLeaseGranter implements LeaseGranter {
   private answered = 0;
   private answeredBySession = 0;
   private onThisThread = 0;
-  private restarts = 0;
+  private readonly restarts = new Backoff(WORKER_RESTART_BACKOFF);
   private failures = 0;
 
   constructor(private readonly options: WorkerLeaseGranterOptions) {
@@ -159,7 +160,7 @@ export class WorkerLeaseGranter implements LeaseGranter {
       this.failures++;
       // Grants go to the fallback meanwhile; a worker that keeps failing is restarted with growing
       // pauses (up to 10 s), not in a hot loop.
-      const delayMs = Math.min(10_000, 100 * 2 ** this.restarts++);
+      const delayMs = this.restarts.next();
       this.options.log?.('error', `lease-grant worker exited (code ${code}); grants run on the HTTP thread until it restarts in ${delayMs} ms`);
       setTimeout(() => {
         if (!this.closing && !this.worker) this.worker = this.spawn();
@@ -184,7 +185,7 @@ export class WorkerLeaseGranter implements LeaseGranter {
       case 'ready':
         if (this.closing || this.worker !== worker) return;
         this.ready = true;
-        this.restarts = 0;
+        this.restarts.reset();
         for (const done of this.readyWaiters.splice(0)) done();
         return;
       case 'closed':

@@ -1,7 +1,14 @@
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { BackoffPolicy } from '@app/concurrency';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..', '..');
+
+/**
+ * Restarts of a worker that exited: growing pauses (100 ms up to 10 s), not a hot loop, for a worker
+ * that keeps failing. No jitter: a worker is this process's own, no other replica restarts in step.
+ */
+export const WORKER_RESTART_BACKOFF: BackoffPolicy = { minMs: 100, maxMs: 10_000, jitter: 0 };
 
 /**
  * Starts the worker whose entry is `fileWithoutExtension` + this file's own extension. Built code
