@@ -28,7 +28,9 @@ export interface KeepAliveStreamsOptions {
 export class KeepAliveStreams implements RenewalTransport {
   private readonly streams: Array<IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse> | undefined>;
   private readonly backoffs: Backoff[];
-  private readonly timers = new Set<NodeJS.Timeout>();
+  /** Per stream: its pending reopen, and a generation that replaceConnection() moves on. */
+  private readonly reopenTimers: Array<NodeJS.Timeout | undefined>;
+  private readonly generations: number[];
   private closed = false;
   private lastAnswer = 0;
   private highestRevision = 0;
@@ -40,6 +42,8 @@ export class KeepAliveStreams implements RenewalTransport {
   ) {
     this.streams = connections.map(() => undefined);
     this.backoffs = connections.map(() => new Backoff({ minMs: options.backoffMinMs ?? 100, maxMs: options.backoffMaxMs ?? 5_000, jitter: 0.5 }));
+    this.reopenTimers = connections.map(() => undefined);
+    this.generations = connections.map(() => 0);
   }
 
   get streamCount(): number {
@@ -92,6 +96,10 @@ export class KeepAliveStreams implements RenewalTransport {
     this.connections[index] = connection;
     this.streams[index] = undefined;
     this.backoffs[index].reset();
+    // A reopen pending or in flight for the old connection must not open a second stream on this index.
+    clearTimeout(this.reopenTimers[index]);
+    this.reopenTimers[index] = undefined;
+    this.generations[index]++;
     stream?.end();
     old.close();
     this.hooks.streamsChanged?.();
@@ -100,23 +108,24 @@ export class KeepAliveStreams implements RenewalTransport {
 
   close(): void {
     this.closed = true;
-    for (const timer of this.timers) clearTimeout(timer);
+    for (const timer of this.reopenTimers) clearTimeout(timer);
     for (const stream of this.streams) stream?.end();
     this.streams.fill(undefined);
   }
 
   private async open(index: number): Promise<void> {
     if (this.closed) return;
+    const generation = this.generations[index];
     let stream: IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>;
     let token: string | undefined;
     try {
       token = await this.connections[index].currentToken();
       stream = await this.connections[index].lease.leaseKeepAlive();
     } catch (err) {
-      this.scheduleReopen(index);
+      if (generation === this.generations[index]) this.scheduleReopen(index);
       return;
     }
-    if (this.closed) {
+    if (this.closed || generation !== this.generations[index]) {
       stream.end();
       return;
     }
@@ -149,11 +158,12 @@ export class KeepAliveStreams implements RenewalTransport {
   private scheduleReopen(index: number): void {
     if (this.closed) return;
     const delay = this.backoffs[index].next();
+    clearTimeout(this.reopenTimers[index]);
     const timer = setTimeout(() => {
-      this.timers.delete(timer);
+      this.reopenTimers[index] = undefined;
       void this.open(index);
     }, delay);
     timer.unref();
-    this.timers.add(timer);
+    this.reopenTimers[index] = timer;
   }
 }
