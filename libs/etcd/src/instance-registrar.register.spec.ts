@@ -68,15 +68,13 @@ class FakeStore {
 function setup(options: { writeConcurrency?: number; writeQueueCapacity?: number; granter?: LeaseGranter } = {}) {
   const store = new FakeStore();
   const leases = new InlineRenewal({ send: () => 0, streamCount: 1 }).table;
-  const heard: string[] = [];
   const registrar = new InstanceRegistrar(store as unknown as RegistryStore, leases, {
     writeConcurrency: options.writeConcurrency ?? 4,
     writeQueueCapacity: options.writeQueueCapacity ?? 100,
     regrantsPerSecond: 1,
     granter: options.granter,
-    heard: (key) => heard.push(key),
   });
-  return { store, leases, registrar, heard };
+  return { store, leases, registrar };
 }
 
 const flushTurns = async (n = 3) => {
@@ -136,14 +134,6 @@ describe('InstanceRegistrar.register (batched puts)', () => {
     await registrar.deregister('orders', 'a');
     expect([...store.kv.keys()]).toEqual([layout.instanceKey('orders', 'b')]);
     expect(store.revoked).toEqual([]);
-  });
-
-  it('reports every registration and every heartbeat of a known instance as heard (heard-sets), nothing for unknown ones', async () => {
-    const { registrar, heard } = setup();
-    await registrar.register('orders', 'a', registration);
-    expect(registrar.heartbeatTracked('orders', 'a')).toBe('accepted');
-    expect(registrar.heartbeatTracked('orders', 'zz')).toBeUndefined();
-    expect(heard).toEqual([layout.instanceKey('orders', 'a'), layout.instanceKey('orders', 'a')]);
   });
 
   it('re-grants when the reused lease is gone, without failing the registration batched with it', async () => {

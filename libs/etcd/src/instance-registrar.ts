@@ -51,11 +51,6 @@ export interface InstanceRegistrarOptions {
    * passes a WorkerLeaseGranter, which makes the LeaseGrant calls on a worker thread.
    */
   granter?: LeaseGranter;
-  /**
-   * The pod of this instance key was heard (a heartbeat, a registration): HeardSetPublisher.heard, so
-   * replicas that expire instances themselves know this one is alive. Called on the hot path: cheap.
-   */
-  heard?(key: string): void;
   now?: () => number;
 }
 
@@ -162,7 +157,6 @@ export class InstanceRegistrar {
     }
     const now = this.now();
     this.leases.track(key, leaseId, registration.ttl, value, now);
-    this.options.heard?.(key);
     // The lease this write replaced (a new TTL) is NOT revoked: it may carry other instances (a shared
     // lease written by a replica of the shared-lease release, docs/shared-leases.md section 5), and a
     // one-key lease left without its key costs etcd nothing and expires by itself.
@@ -182,14 +176,8 @@ export class InstanceRegistrar {
   private heartbeatTrackedKey(key: string): Exclude<HeartbeatOutcome, 'unknown'> | undefined {
     const outcome = this.leases.heartbeat(key, this.now());
     if (outcome === 'unknown') return undefined;
-    this.heardFrom(key, outcome);
-    return outcome;
-  }
-
-  /** A heartbeat of a known instance: counted, and published as heard (HeardSetPublisher). */
-  private heardFrom(key: string, outcome: Exclude<HeartbeatOutcome, 'unknown'>): void {
-    this.options.heard?.(key);
     this.hooks.heartbeat?.(outcome);
+    return outcome;
   }
 
   /** Marks the instance alive. Only an instance unknown to this replica costs an etcd read. */
@@ -217,7 +205,7 @@ export class InstanceRegistrar {
     }
     const learned = this.leases.heartbeat(key, this.now());
     if (learned === 'unknown') throw new InstanceNotFoundError(service, id);
-    this.heardFrom(key, learned);
+    this.hooks.heartbeat?.(learned);
     return learned;
   }
 
@@ -351,7 +339,7 @@ export class InstanceRegistrar {
     });
     const outcome = this.leases.heartbeat(key, this.now());
     if (outcome === 'unknown') throw new InstanceNotFoundError(...this.addressOf(key));
-    this.heardFrom(key, outcome);
+    this.hooks.heartbeat?.(outcome);
     return outcome;
   }
 

@@ -158,6 +158,8 @@ export class RegistryRuntime {
         leaseLost: (lease) => this.registrar.regrant(lease),
         values: this.directory,
         silentInstanceDropped: () => observer.instanceExpired?.(),
+        // Registrations and heartbeats mark their slot; the publisher resolves the keys once per pass.
+        heard: (slot) => this.heardSets?.heard(slot),
         log: (level, message) => log(level, 'LeaseEngine', message),
       },
     );
@@ -174,7 +176,7 @@ export class RegistryRuntime {
     const heardSets = options.heardSets;
     this.heardSets =
       heardSets &&
-      new HeardSetPublisher(heardSets.store, { replicaId: options.replicaId, passMs: heardSets.passMs }, {
+      new HeardSetPublisher(heardSets.store, { replicaId: options.replicaId, passMs: heardSets.passMs, keyOf: (slot) => this.leases.keyOf(slot) }, {
         failed: (err) => {
           // Once per outage: a pass every 2 s would otherwise log 30 lines a minute.
           if (!this.heardSetsFailing) log('warn', 'Liveness', `cannot publish this replica's heard-set (${err.message}); replicas expiring instances themselves pause until it is back`);
@@ -211,7 +213,6 @@ export class RegistryRuntime {
         // WRITE_CONCURRENCY still bounds grants in flight: the registrar's write queue wraps every grant.
         granter: this.grants,
         shedRegistrations: () => this.shedder.shouldShed(),
-        heard: this.heardSets && ((key) => this.heardSets!.heard(key)),
         directory: {
           current: () => this.directory.isSynced && this.watch.isUp(),
           get: (key) => this.directory.get(key),

@@ -22,6 +22,20 @@ function setup() {
 }
 
 describe('LeaseTable', () => {
+  it('marks the slot of every tracked instance and of every heartbeat of a known one as heard (heard-sets), nothing for unknown keys', () => {
+    const heard: number[] = [];
+    const { table } = (() => {
+      const engine = new InlineRenewal({ send: () => 0, streamCount: 1 }, { values: new RecordingValues(), heard: (slot) => heard.push(slot) });
+      return { table: engine.table };
+    })();
+    const a = table.track('/r/services/s/a', '101', 30, 'v', 0);
+    table.track('/r/services/s/b', '102', 30, 'v', 0);
+    expect(table.heartbeat('/r/services/s/a', 1_000)).toBe('accepted');
+    expect(table.heartbeat('/r/services/s/zz', 1_000)).toBe('unknown');
+    expect(heard).toEqual([a.slot, a.slot + 1, a.slot]);
+    expect(table.keyOf(a.slot)).toBe('/r/services/s/a');
+  });
+
   it('keeps no value: track() hands it to the value store, and a re-grant reads the store', () => {
     const { values, table } = setup();
     table.track('k', '101', 30, 'registered', 0);

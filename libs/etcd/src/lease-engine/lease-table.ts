@@ -50,6 +50,8 @@ export interface LeaseTableHooks {
   silentInstanceDropped?(lease: TrackedLease): void;
   /** Where track() hands the values written; without it the table cannot tell what a re-grant writes. */
   values?: InstanceValues;
+  /** The pod in this slot was heard (tracked or heartbeat): HeardSetPublisher.heard. Hot path. */
+  heard?(slot: number): void;
 }
 
 /**
@@ -118,7 +120,13 @@ export class LeaseTable {
     this.slots.markHeartbeat(slot, now);
     this.slots.setRenewedAt(slot, renewedAt);
     this.channel.track(slot, leaseId, ttlMs, renewedAt);
+    this.hooks.heard?.(slot);
     return this.view(slot);
+  }
+
+  /** The instance key in `slot` now (HeardSetPublisher resolves its marks with it). */
+  keyOf(slot: number): string | undefined {
+    return this.keys[slot];
   }
 
   /** Marks the pod alive. Never waits on etcd. */
@@ -132,6 +140,7 @@ export class LeaseTable {
       return 'unknown';
     }
     this.slots.markHeartbeat(slot, now);
+    this.hooks.heard?.(slot);
     if (this.isSlotLost(slot)) {
       // Only a heartbeat *after* etcd said "gone" re-grants: a pod that deregistered through another
       // replica stops heartbeating, and must not be resurrected by a renewal that raced with it.
