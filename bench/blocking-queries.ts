@@ -14,6 +14,10 @@
  *     --rounds N      changes for the watcher-latency figures (30)
  *     --watchers N    blocking queries held per round (100)
  *     --out FILE      report (bench/results/blocking-queries.md)
+ *     --cpu-prof DIR  replica A runs with `--cpu-prof --cpu-prof-dir=DIR` (written when it stops)
+ *     --keep-alive    the client keeps its connections open after an answer (default: closes them)
+ *     --probe         replica A preloads bench/lib/fan-out-probe.js: the fan-out's server-side times
+ *                     (watch event applied, waiters woken, answers handed to the sockets) in the report
  */
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -22,6 +26,7 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { diffCounters, EtcdCounters, LOCAL_DIR, REPO_ROOT, startEtcd, startRedis } from '@app/stack';
+import { readMachine, readProcess } from '../apps/fleet-sim/src/process-sampler';
 import { machineInfo, versions } from './lib/machine';
 import { GatewayEnv, startGateway, ServerProcess } from './lib/processes';
 
@@ -36,14 +41,19 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '30' },
     watchers: { type: 'string', default: '100' },
     out: { type: 'string', default: path.join(REPO_ROOT, 'bench', 'results', 'blocking-queries.md') },
+    'cpu-prof': { type: 'string' },
+    probe: { type: 'boolean', default: false },
+    'keep-alive': { type: 'boolean', default: false },
   },
 });
 const HELD = Number(values.held);
 const ROUNDS = Number(values.rounds);
 const WATCHERS = Number(values.watchers);
+const PROBE_FILE = path.join(REPO_ROOT, 'bench', 'lib', 'fan-out-probe.js');
 
-// One connection per held query, as separate clients would have.
-const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
+// One connection per held query, as separate clients would have; closed after its answer unless
+// --keep-alive (what the SDK's fetch and Consul's clients do).
+const agent = new http.Agent({ keepAlive: values['keep-alive'], maxSockets: Infinity });
 
 interface HeldAnswer {
   status: number;
@@ -93,6 +103,7 @@ async function hold(gw: ServerProcess, url: string, count: number, alreadyHeld =
   return answers;
 }
 
+const sumCpu = (u: NodeJS.CpuUsage) => u.user + u.system;
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 const ms = (v: number) => `${v.toFixed(1)} ms`;
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
@@ -105,6 +116,33 @@ async function rssSample(gw: ServerProcess, samples = 5): Promise<number> {
     await sleep(500);
   }
   return values.sort((x, y) => x - y)[Math.floor(values.length / 2)];
+}
+
+/** What bench/lib/fan-out-probe.js printed for the first fan-out (epoch ms). */
+interface ProbeBurst {
+  appliedAt: number;
+  wokenAt: number;
+  answers: number;
+  firstEnd: number;
+  lastEnd: number;
+  lastFinish: number;
+}
+
+async function probeLine(logFile: string): Promise<ProbeBurst | undefined> {
+  await sleep(1_500);
+  const line = fs.readFileSync(logFile, 'utf8').split('\n').find((l) => l.startsWith('[fan-out-probe] '));
+  return line ? (JSON.parse(line.slice('[fan-out-probe] '.length)) as ProbeBurst) : undefined;
+}
+
+/** The probe's epoch times on this client's clock (performance.now()), from the PUT sent. */
+function probeRows(p: ProbeBurst, sentAt: number, latencies: number[]): string {
+  const at = (epochMs: number) => ms(epochMs - performance.timeOrigin - sentAt);
+  return `| replica A (probe): watch event applied to the read model | ${at(p.appliedAt)} |
+| replica A (probe): every waiter woken (applyEvents returned) | ${at(p.wokenAt)} |
+| replica A (probe): ${p.answers} answers handed to their sockets (first / last res.end) | ${at(p.firstEnd)} / ${at(p.lastEnd)} |
+| replica A (probe): last answer's 'finish' | ${at(p.lastFinish)} |
+| this client: last answer read | ${ms(latencies.at(-1)!)} |
+`;
 }
 
 async function main(): Promise<void> {
@@ -122,7 +160,10 @@ async function main(): Promise<void> {
   };
   const logDir = path.join(LOCAL_DIR, 'bench');
   const envA: GatewayEnv & { MAX_BLOCKING_QUERIES: string } = { ...env, MAX_BLOCKING_QUERIES: String(HELD + WATCHERS) };
-  const a = await startGateway(envA, path.join(logDir, 'blocking-a.log'));
+  const nodeArgsA = [...(values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(values['cpu-prof'])}`] : []), ...(values.probe ? ['-r', PROBE_FILE] : [])];
+  const logA = path.join(logDir, 'blocking-a.log');
+  fs.rmSync(logA, { force: true });
+  const a = await startGateway(envA, logA, undefined, nodeArgsA);
   const b = await startGateway(env, path.join(logDir, 'blocking-b.log'));
   try {
     const instanceUrl = (id: string) => `${b.url}/v1/services/watched/instances/${id}`;
@@ -151,11 +192,20 @@ async function main(): Promise<void> {
     const client = process.memoryUsage().rss;
 
     log(`fan-out: one registration through replica B wakes all ${HELD}`);
+    // CPU over the fan-out (PUT sent -> last answer read): who was busy, replica A or this client.
+    const cpuBefore = { a: readProcess(a.pid), client: process.cpuUsage(), machine: readMachine() };
     const fanOutWrite = await put('fan-out');
     const fanOut = await Promise.all(held);
+    const fanOutCpu = {
+      wallMs: performance.now() - fanOutWrite.sentAt,
+      aMs: ((readProcess(a.pid)?.cpuSeconds ?? NaN) - (cpuBefore.a?.cpuSeconds ?? NaN)) * 1000,
+      clientMs: sumCpu(process.cpuUsage(cpuBefore.client)) / 1000,
+      machineMs: ((readMachine()?.cpuSeconds ?? NaN) - (cpuBefore.machine?.cpuSeconds ?? NaN)) * 1000,
+    };
     const fanOutCost = diffCounters(countersBefore, await etcd.counters());
     const fanOutOk = fanOut.filter((r) => r.status === 200 && r.body.instances.some((i) => i.id === 'fan-out')).length;
     const fanOutLatencies = fanOut.map((r) => r.receivedAt - fanOutWrite.sentAt).sort((x, y) => x - y);
+    const probe = values.probe ? await probeLine(logA) : undefined;
 
     log(`${ROUNDS} rounds: ${WATCHERS} watchers each, one registration through replica B`);
     const latencies: number[] = [];
@@ -182,7 +232,7 @@ async function main(): Promise<void> {
 Produced by \`bench/blocking-queries.ts\` on ${started.toISOString()}:
 
 \`\`\`bash
-npm run build && node -r ts-node/register/transpile-only -r tsconfig-paths/register bench/blocking-queries.ts --held ${HELD} --rounds ${ROUNDS} --watchers ${WATCHERS}
+npm run build && node -r ts-node/register/transpile-only -r tsconfig-paths/register bench/blocking-queries.ts --held ${HELD} --rounds ${ROUNDS} --watchers ${WATCHERS}${values['keep-alive'] ? ' --keep-alive' : ''}${values.probe ? ' --probe' : ''}${values['cpu-prof'] ? ` --cpu-prof ${values['cpu-prof']}` : ''}
 \`\`\`
 
 Machine: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGb} GB, ${m.kernel}; load average at the start
@@ -205,7 +255,9 @@ connection each.
 | etcd Range calls from the first held query to the last answer | ${fanOutCost.range} |
 | fan-out latency, PUT sent to B -> answer received from A (p50 / p99 / max) | ${ms(percentile(fanOutLatencies, 50))} / ${ms(percentile(fanOutLatencies, 99))} / ${ms(fanOutLatencies.at(-1)!)} |
 | that PUT's own duration | ${ms(fanOutWrite.tookMs)} |
-
+| first answer received (PUT sent -> first answer) | ${ms(fanOutLatencies[0])} |
+| CPU from the PUT sent to the last answer read (${ms(fanOutCpu.wallMs)} wall, ${m.cores} cores): replica A / this client / whole machine | ${ms(fanOutCpu.aMs)} / ${ms(fanOutCpu.clientMs)} / ${ms(fanOutCpu.machineMs)} |
+${probe ? probeRows(probe, fanOutWrite.sentAt, fanOutLatencies) : ''}
 The fan-out latency is dominated by writing ${HELD} HTTP answers (and this client reading them) on
 a shared 2-core machine: the last answer leaves the replica after all the others.
 

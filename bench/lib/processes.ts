@@ -83,13 +83,16 @@ export interface GatewayEnv {
   [redisSetting: `REDIS_${string}`]: string;
 }
 
-/** One gateway replica from the build, configured as in production (bearer auth and registration rate limit off). */
-export function startGateway(env: GatewayEnv, logFile: string, main = GATEWAY_MAIN): Promise<ServerProcess> {
+/**
+ * One gateway replica from the build, configured as in production (bearer auth and registration rate
+ * limit off). `nodeArgs` reach this replica only (e.g. a profiler on the replica under test).
+ */
+export function startGateway(env: GatewayEnv, logFile: string, main = GATEWAY_MAIN, nodeArgs: string[] = []): Promise<ServerProcess> {
   if (!fs.existsSync(main)) throw new Error(`${main} not found: run \`npm run build\` first`);
   // The per-token registration rate limit would measure itself, not the gateway: off here.
   // The heap limit deploy/k8s sets: Node's default (a quarter of the machine, 4 GB here) lets V8 grow
   // the heap to ~4x what is live before it collects, which is what RSS then shows (bench/results/memory.md).
-  return startServer(['--max-old-space-size=768', ...GATEWAY_NODE_ARGS, main], { ...env, AUTH_DISABLED: 'true', LOG_LEVEL: 'warn', RATE_LIMIT_REGISTRATIONS_PER_SECOND: '0' }, logFile, '/metrics');
+  return startServer(['--max-old-space-size=768', ...GATEWAY_NODE_ARGS, ...nodeArgs, main], { ...env, AUTH_DISABLED: 'true', LOG_LEVEL: 'warn', RATE_LIMIT_REGISTRATIONS_PER_SECOND: '0' }, logFile, '/metrics');
 }
 
 /** The bare Fastify server (bench/bare-server.ts): same routes and response shapes, nothing behind them. */
