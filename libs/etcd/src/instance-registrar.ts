@@ -112,6 +112,10 @@ export class InstanceRegistrar {
   private readonly batchWrites: BoundedQueue;
   private readonly migrations: TokenBucket;
   private readonly migrating = new Set<string>();
+  /** Re-puts in flight by key, and those waiting for the end of the turn (see rewrite()). */
+  private readonly rewriting = new Map<string, Promise<boolean>>();
+  private rewriteQueue: Array<{ key: string; value: string; ttl: number; resolve(written: boolean): void; reject(err: unknown): void }> = [];
+  private rewriteScheduled = false;
 
   constructor(
     private readonly store: RegistryStore,
@@ -267,15 +271,49 @@ export class InstanceRegistrar {
       if (record && this.heardWithin(key, record.ttl * 1000, now)) live.push({ key, value, ttl: record.ttl });
     }
     if (live.length === 0) return;
-    void this.write(async () => {
-      const written = await this.putIfAbsentOnSharedLeases(live);
-      const ok = written.filter(Boolean).length;
-      if (ok) this.hooks.regranted?.('ok', ok);
-      if (ok < written.length) this.hooks.regranted?.('adopted', written.length - ok);
-    }).catch((err) => {
-      this.hooks.regranted?.('error', live.length);
-      this.hooks.error?.(`re-writing ${live.length} instances of lost lease ${lost.id} failed`, err);
-    });
+    void this.rewrite(live).catch((err) => this.hooks.error?.(`re-writing ${live.length} instances of lost lease ${lost.id} failed`, err));
+  }
+
+  /**
+   * Create-if-absent re-puts, coalesced: the keys asked for in one event-loop turn (a lost lease's
+   * instances, heartbeats racing with it) go out as one batch of nested Txns, and a key already being
+   * re-put shares that write instead of sending its own.
+   */
+  private rewrite(items: ReadonlyArray<{ key: string; value: string; ttl: number }>): Promise<unknown> {
+    const waits: Array<Promise<boolean>> = [];
+    for (const item of items) {
+      let pending = this.rewriting.get(item.key);
+      if (!pending) {
+        pending = new Promise<boolean>((resolve, reject) => this.rewriteQueue.push({ ...item, resolve, reject }));
+        this.rewriting.set(item.key, pending);
+        const key = item.key;
+        pending.finally(() => this.rewriting.delete(key)).catch(() => undefined);
+      }
+      waits.push(pending);
+    }
+    if (!this.rewriteScheduled && this.rewriteQueue.length) {
+      this.rewriteScheduled = true;
+      setImmediate(() => this.flushRewrites());
+    }
+    return Promise.all(waits);
+  }
+
+  private flushRewrites(): void {
+    this.rewriteScheduled = false;
+    const batch = this.rewriteQueue.splice(0);
+    if (!batch.length) return;
+    this.write(() => this.putIfAbsentOnSharedLeases(batch)).then(
+      (written) => {
+        const ok = written.filter(Boolean).length;
+        if (ok) this.hooks.regranted?.('ok', ok);
+        if (ok < written.length) this.hooks.regranted?.('adopted', written.length - ok);
+        batch.forEach((item, i) => item.resolve(written[i]));
+      },
+      (err) => {
+        this.hooks.regranted?.('error', batch.length);
+        for (const item of batch) item.reject(err);
+      },
+    );
   }
 
   private heardWithin(key: string, ttlMs: number, now: number): boolean {
@@ -290,10 +328,7 @@ export class InstanceRegistrar {
   private async rewriteDeleted(key: string, value: string): Promise<HeartbeatOutcome> {
     const record = decodeRecord(value);
     if (!record) throw new InstanceNotFoundError(...this.addressOf(key));
-    await this.write(async () => {
-      const [written] = await this.putIfAbsentOnSharedLeases([{ key, value, ttl: record.ttl }]);
-      this.hooks.regranted?.(written ? 'ok' : 'adopted', 1);
-    });
+    await this.rewrite([{ key, value, ttl: record.ttl }]);
     this.heardFrom(key);
     return 'accepted';
   }
