@@ -132,6 +132,9 @@ export class InstanceRegistrar {
       {
         maxBatchSize: options.putBatch?.maxSize ?? DEFAULT_PUT_BATCH.maxSize,
         maxBatchBytes: options.putBatch?.maxBytes ?? DEFAULT_PUT_BATCH.maxBytes,
+        // Two Txns out at once: a steady stream of registrations goes out in batches of what arrived
+        // during the last round trip, a lone one at once.
+        maxInFlight: 2,
         // A full queue refuses single Txns just the same: fail the batch at once (503), no fallback.
         failsWholeBatch: (err) => err instanceof QueueFullError || isEtcdUnavailable(err),
       },

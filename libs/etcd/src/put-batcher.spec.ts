@@ -37,12 +37,13 @@ class FakeEtcd implements PutSink {
 }
 
 /** A batcher whose scheduled flushes run only when the test says so (`turn()`). */
-function setup(options: { maxBatchSize?: number; maxBatchBytes?: number } = {}) {
+function setup(options: { maxBatchSize?: number; maxBatchBytes?: number; maxInFlight?: number } = {}) {
   const etcd = new FakeEtcd();
   const scheduled: Array<() => void> = [];
   const batcher = new PutBatcher(etcd, {
     maxBatchSize: options.maxBatchSize ?? 100,
     maxBatchBytes: options.maxBatchBytes ?? 1_000_000,
+    maxInFlight: options.maxInFlight,
     schedule: (flush) => scheduled.push(flush),
   });
   const turn = async () => {
@@ -87,6 +88,18 @@ describe('PutBatcher', () => {
     await turn();
     await Promise.all(results);
     expect(etcd.txns.map((t) => t.length)).toEqual([3, 2]);
+  });
+
+  it('with maxInFlight, every put completes and no Txn exceeds the batch size', async () => {
+    const { etcd, batcher, turn } = setup({ maxBatchSize: 3, maxInFlight: 1 });
+    const first = batcher.put(item(1));
+    await turn();
+    // The first Txn is out (answered on a later turn): 7 puts arrive meanwhile, in separate turns.
+    const later = [2, 3, 4, 5, 6, 7, 8].map((n) => batcher.put(item(n)));
+    await first;
+    await turn();
+    await Promise.all(later);
+    expect(etcd.txns.map((t) => t.length)).toEqual([1, 3, 3, 1]);
   });
 
   it('keeps a Txn under the byte bound', async () => {
