@@ -90,6 +90,12 @@ export class InstanceDirectory {
     return this.rows.has(key);
   }
 
+  /** The lease of `key` as etcd's int64 (0n = none), without building a row object: the heartbeat path. */
+  leaseOf(key: string): bigint | undefined {
+    const row = this.rows.get(key);
+    return row === undefined ? undefined : this.leases[row];
+  }
+
   /** Keys the directory holds on `leaseId`. */
   countOn(leaseId: string): number {
     return this.leaseCounts.get(toLease(leaseId)) ?? 0;

@@ -66,6 +66,7 @@ function setup(lostLeaseInstances: Array<{ key: string; value: string }> = []) {
     },
     classTtl: (ttl) => leaseClassTtl(ttl, 120),
     record: (leaseId) => (records.has(leaseId) ? { classTtl: records.get(leaseId)! } : undefined),
+    hasRecord: (lease) => records.has(String(lease)),
     recordsKnown: true,
     invalid: () => undefined,
   };
@@ -80,6 +81,7 @@ function setup(lostLeaseInstances: Array<{ key: string; value: string }> = []) {
     directory: {
       current: () => true,
       has: (key) => directory.has(key),
+      leaseOf: (key) => directory.leaseOf(key),
       get: (key) => directory.get(key),
       written: (key, value, leaseId, now, modRevision) => directory.written(key, value, leaseId, now, modRevision),
       recentlyDeleted: () => undefined,

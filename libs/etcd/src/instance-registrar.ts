@@ -26,6 +26,8 @@ export interface RegistrarLeases {
   classTtl(instanceTtlSeconds: number): number;
   /** The lease's record, if it is a shared lease (any replica's); undefined = legacy or unknown. */
   record(leaseId: string): { classTtl: number } | undefined;
+  /** Whether a lease (etcd's int64, as the directory holds it) has a record: shared, not legacy. */
+  hasRecord(lease: bigint): boolean;
   /** The records have been read once (a lease without one is then legacy). */
   readonly recordsKnown: boolean;
   /** etcd refused a put onto this lease: stop placing onto it. */
@@ -50,6 +52,8 @@ export interface InstanceRegistrarOptions {
   directory: {
     current(): boolean;
     has(key: string): boolean;
+    /** The instance's lease as etcd's int64, without building an object (the heartbeat path). */
+    leaseOf(key: string): bigint | undefined;
     get(key: string): StoredInstance | undefined;
     written(key: string, value: string, leaseId: string, now: number, modRevision?: string): string;
     /** What a key held if it was deleted within its TTL right after an etcd outage. */
@@ -360,10 +364,11 @@ export class InstanceRegistrar {
   private heardFrom(key: string): void {
     this.markHeard(key);
     this.hooks.heartbeat?.('accepted');
-    if (this.leases.recordsKnown && !this.migrating.has(key)) {
-      const stored = this.options.directory.get(key);
-      if (stored && stored.leaseId !== '0' && !this.leases.record(stored.leaseId) && this.migrations.tryTake(this.now())) this.migrate(stored);
-    }
+    if (!this.leases.recordsKnown) return;
+    const lease = this.options.directory.leaseOf(key);
+    if (lease === undefined || lease === 0n || this.leases.hasRecord(lease) || this.migrating.has(key) || !this.migrations.tryTake(this.now())) return;
+    const stored = this.options.directory.get(key);
+    if (stored) this.migrate(stored);
   }
 
   private markHeard(key: string): void {

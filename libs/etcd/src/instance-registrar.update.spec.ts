@@ -50,7 +50,7 @@ class FakeStore {
 function setup() {
   const store = new FakeStore();
   const directory = new InstanceDirectory(layout);
-  const leases = { place: () => Promise.reject(new Error('no grants here')), classTtl: () => 120, record: () => undefined, recordsKnown: false, invalid: () => undefined };
+  const leases = { place: () => Promise.reject(new Error('no grants here')), classTtl: () => 120, record: () => undefined, hasRecord: () => false, recordsKnown: false, invalid: () => undefined };
   const registrar = new InstanceRegistrar(store as unknown as RegistryStore, leases, {
     writeConcurrency: 4,
     writeQueueCapacity: 4,
@@ -59,6 +59,7 @@ function setup() {
     directory: {
       current: () => true,
       has: (k) => directory.has(k),
+      leaseOf: (k) => directory.leaseOf(k),
       get: (k) => directory.get(k),
       written: (k, value, leaseId, now, modRevision) => directory.written(k, value, leaseId, now, modRevision),
       recentlyDeleted: () => undefined,

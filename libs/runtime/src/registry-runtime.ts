@@ -226,6 +226,7 @@ export class RegistryRuntime {
         directory: {
           current: () => this.directory.isSynced && this.watch.isUp(),
           has: (key) => this.directory.has(key),
+          leaseOf: (key) => this.directory.leaseOf(key),
           get: (key) => this.directory.get(key),
           written: (key, value, leaseId, now, modRevision) => this.directory.written(key, value, leaseId, now, modRevision),
           recentlyDeleted: (key) => {

@@ -75,6 +75,8 @@ export class SharedLeases {
   readonly pool: SharedLeasePool;
   private readonly streams: KeepAliveStreams;
   private readonly records = new Map<string, LeaseRecord>();
+  /** The same leases as etcd's int64: the heartbeat path asks "shared or legacy?" without building a string. */
+  private readonly recordIds = new Set<bigint>();
   private readonly replicas = new Set<string>();
   /** Per owned lease, when this replica became responsible for it (grant or adoption). */
   private readonly ownedSince = new Map<string, number>();
@@ -103,7 +105,7 @@ export class SharedLeases {
           const { leaseId, recordRevision } = await store.grantSharedLease(classTtl, options.replicaId);
           this.counters.granted++;
           // The watch brings the record too; knowing it now lets the sweep fence on it at once.
-          if (!this.records.has(leaseId)) this.records.set(leaseId, { owner: options.replicaId, classTtl, modRevision: recordRevision });
+          if (!this.records.has(leaseId)) this.setRecord(leaseId, { owner: options.replicaId, classTtl, modRevision: recordRevision });
           this.ownedSince.set(leaseId, this.now());
           return leaseId;
         },
@@ -142,6 +144,16 @@ export class SharedLeases {
   /** The record of a shared lease (any replica's); undefined for a lease without one (legacy, or unknown yet). */
   record(leaseId: string): Readonly<LeaseRecord> | undefined {
     return this.records.get(leaseId);
+  }
+
+  /** Whether `lease` (as the directory holds it) is a shared lease with a record. */
+  hasRecord(lease: bigint): boolean {
+    return this.recordIds.has(lease);
+  }
+
+  private setRecord(leaseId: string, record: LeaseRecord): void {
+    this.records.set(leaseId, record);
+    this.recordIds.add(BigInt(leaseId));
   }
 
   /** The gateway's records have been read once: a lease without a record is then known to be legacy. */
@@ -219,6 +231,7 @@ export class SharedLeases {
       }
       if (event.type === 'delete') {
         this.records.delete(event.id);
+        this.recordIds.delete(BigInt(event.id));
         // The record lives on its lease: gone without our revoke means the lease is likely gone (revoked,
         // expired). Ask etcd now rather than at the next renewal: a TTL 0 answer starts the re-put.
         if (this.pool.get(event.id) && !this.revoking.has(event.id)) this.renew(event.id, this.now(), true);
@@ -226,7 +239,7 @@ export class SharedLeases {
       }
       const record = parseRecord(event.value, String(event.revision));
       if (!record) continue;
-      this.records.set(event.id, record);
+      this.setRecord(event.id, record);
       if (record.owner !== this.options.replicaId && this.pool.get(event.id)) {
         // Adopted by another replica while this one was frozen (or slow): it renews and expires it now.
         this.hooks.log('warn', `shared lease ${event.id} is now owned by replica ${record.owner}; no longer renewing it here`);
@@ -239,6 +252,7 @@ export class SharedLeases {
 
   resyncGateway(range: StoredRange): void {
     this.records.clear();
+    this.recordIds.clear();
     this.replicas.clear();
     const events: GatewayEvent[] = [];
     for (const item of range.items) {
@@ -324,7 +338,7 @@ export class SharedLeases {
         .adoptSharedLease(leaseId, record.classTtl, this.options.replicaId, record.modRevision)
         .then((revision) => {
           if (!revision) return;
-          this.records.set(leaseId, { owner: this.options.replicaId, classTtl: record.classTtl, modRevision: revision });
+          this.setRecord(leaseId, { owner: this.options.replicaId, classTtl: record.classTtl, modRevision: revision });
           // Its last renewal may be classTtl/3 old: renewedAt 0 makes it due now.
           this.pool.adopt(leaseId, record.classTtl, 0, 0);
           this.ownedSince.set(leaseId, this.now());
