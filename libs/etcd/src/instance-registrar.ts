@@ -139,6 +139,8 @@ export class InstanceRegistrar {
         // Two Txns out at once: a steady stream of registrations goes out in batches of what arrived
         // during the last round trip, a lone one at once.
         maxInFlight: 2,
+        // WRITE_QUEUE_CAPACITY bounds the registrations waiting for a Txn while etcd is busy (503 beyond).
+        maxWaiting: options.writeQueueCapacity,
         // A full queue refuses single Txns just the same: fail the batch at once (503), no fallback.
         failsWholeBatch: (err) => err instanceof QueueFullError || isEtcdUnavailable(err),
       },

@@ -1,3 +1,4 @@
+import { QueueFullError } from '@app/concurrency';
 import { isEtcdUnavailable } from './etcd-errors';
 import type { StoredInstance } from './registry-store';
 
@@ -43,6 +44,12 @@ export interface PutBatcherOptions {
    * request of a steady stream would be a Txn of its own). Unbounded by default.
    */
   maxInFlight?: number;
+  /**
+   * Puts waiting (not sent) at most while maxInFlight Txns are out: beyond it a put is refused at once
+   * with QueueFullError (the registrar answers 503 overloaded + Retry-After) instead of piling up in
+   * memory while etcd is slow. Unbounded by default.
+   */
+  maxWaiting?: number;
   /** Runs `flush` once the current turn's callers have queued their puts; setImmediate by default. */
   schedule?: (flush: () => void) => void;
 }
@@ -104,6 +111,10 @@ export class PutBatcher {
   }
 
   put(item: BatchedPut): Promise<PutOutcome> {
+    const maxWaiting = this.options.maxWaiting;
+    if (maxWaiting !== undefined && this.inFlight >= (this.options.maxInFlight ?? Infinity) && this.waitingCount() >= maxWaiting) {
+      return Promise.reject(new QueueFullError(maxWaiting));
+    }
     const bytes = Buffer.byteLength(item.key) + Buffer.byteLength(item.value);
     if (this.waitingKeys.has(item.key) || (this.waiting.length > 0 && this.waitingBytes + bytes > this.options.maxBatchBytes)) this.seal();
     this.counters.puts++;
@@ -130,6 +141,12 @@ export class PutBatcher {
   flush(): void {
     this.seal();
     while (this.sealed.length > 0 && this.inFlight < (this.options.maxInFlight ?? Infinity)) this.send(this.sealed.shift()!);
+  }
+
+  private waitingCount(): number {
+    let n = this.waiting.length;
+    for (const batch of this.sealed) n += batch.length;
+    return n;
   }
 
   /** Closes the batch being filled (a full one, a key already in it, the byte bound). */
