@@ -68,6 +68,11 @@ export interface InstanceRegistrarOptions {
    * lost lease's re-put keeps. Absent = this replica's marks only.
    */
   heardAnywhere?(key: string, ttlMs: number, now: number): boolean;
+  /**
+   * Resolves once this replica's lookups show what etcd held at `revision` (the watch reached it), or
+   * gives up after a bound: a registration is answered once it is visible here (read-your-writes).
+   */
+  visible?(revision: string): Promise<unknown>;
   /** HeardSetPublisher.heard: other replicas' sweeps learn this pod is alive. Hot path: cheap. */
   heard?(key: string): void;
   /**
@@ -182,6 +187,7 @@ export class InstanceRegistrar {
     }
     this.markHeard(key);
     this.hooks.registered?.(!written.previous);
+    await this.options.visible?.(written.revision);
     return { record, leaseId: written.leaseId, revision: written.revision, created: !written.previous };
   }
 

@@ -223,6 +223,9 @@ export class RegistryRuntime {
           return this.exchange ? !this.exchange.verdict(key, ttlMs, lastHeard, now).expire : false;
         },
         heard: this.heardSets && ((key) => this.heardSets!.heard(key)),
+        // Read-your-writes: the answer waits (1 s at most) for the watch to bring the write into lookups;
+        // with the watch down it does not wait (lookups are stale then anyway).
+        visible: (revision) => (this.watch.isUp() ? this.watch.waitForRevision(Number(revision), 1_000) : Promise.resolve()),
         directory: {
           current: () => this.directory.isSynced && this.watch.isUp(),
           has: (key) => this.directory.has(key),
