@@ -416,7 +416,8 @@ export class InstanceRegistrar {
    */
   private async putOnSharedLease(key: string, value: string, ttlSeconds: number, retry: boolean): Promise<{ leaseId: string; revision: string; previous?: StoredInstance }> {
     const current = this.options.directory.get(key);
-    const keep = current && current.leaseId !== '0' && this.leases.record(current.leaseId)?.classTtl === this.leases.classTtl(ttlSeconds) ? current.leaseId : undefined;
+    // The retry never keeps: the kept lease is the one etcd just refused (lost, maybe another replica's).
+    const keep = retry && current && current.leaseId !== '0' && this.leases.record(current.leaseId)?.classTtl === this.leases.classTtl(ttlSeconds) ? current.leaseId : undefined;
     const place = keep ? undefined : await this.etcd(() => this.leases.place(ttlSeconds));
     const leaseId = keep ?? place!.leaseId;
     try {
