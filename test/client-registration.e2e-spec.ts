@@ -191,7 +191,7 @@ describe('SDK registration across gateway processes', () => {
 describe('SDK registration through an etcd outage', () => {
   const stack = usePrivateStack();
 
-  it('stays registered through an etcd outage longer than the TTL, without a re-registration storm', async () => {
+  it('stays registered through an etcd outage longer than the TTL: the shared lease outlives it, nothing re-granted or re-registered', async () => {
     const gw = await stack.startGateway();
     const fleet = await Promise.all(
       Array.from({ length: 20 }, (_, i) => registerInstance({ gateways: [gw.url], service: 'outage', id: `pod-${i}`, address: '10.5.0.1', port: 80, ttl: 5 })),
@@ -203,9 +203,10 @@ describe('SDK registration through an etcd outage', () => {
     expect(await keys()).toHaveLength(20);
 
     stack.etcd().freeze();
-    await sleep(9_000); // TTL 5 s: every lease is past its expiry when etcd wakes up
+    // TTL 5 s, but the instances sit on a shared lease of the 120 s class: an outage shorter than 2/3 of
+    // it loses no key (one lease per instance lapsed here, and every pod had to be re-granted).
+    await sleep(9_000);
     stack.etcd().thaw();
-    // Give the gateway time to notice lost leases and re-grant them for the pods that kept heartbeating.
     await sleep(8_000);
     expect(await keys()).toHaveLength(20);
     await sleep(5_000);
@@ -215,11 +216,9 @@ describe('SDK registration through an etcd outage', () => {
     const failed = logs.reduce((n, l) => n + l.count('heartbeat-failed'), 0);
     const regrants = await gw.metric('registry_lease_regrants_total');
     console.log(`etcd frozen 9 s (TTL 5 s), 20 SDK pods: ${reregistered} re-registrations, ${failed} failed heartbeats, gateway re-grants ${regrants}`);
-    // The outage really outlived the leases: the gateway had to re-grant them.
-    expect(regrants).toBeGreaterThan(0);
-    // Heartbeats of known instances are absorbed by the gateway during the outage; lost leases are
-    // re-granted by the gateway, so the pods do not all register again.
-    expect(reregistered).toBeLessThanOrEqual(2);
+    expect(regrants).toBe(0);
+    // Heartbeats of known instances are absorbed by the gateway during the outage (in memory).
+    expect(reregistered).toBe(0);
     expect(logs.every((l) => l.count('deregistered') === 0)).toBe(true);
     await Promise.all(fleet.map((h) => h.close()));
     expect(await keys()).toEqual([]);

@@ -57,7 +57,7 @@ describe('Consul door: etcd cost of check passes', () => {
     const writesAndReads = (c: typeof consul) => ({ authenticate: c.authenticate, range: c.range, put: c.put, txn: c.txn, leaseGrant: c.leaseGrant, deleteRange: c.deleteRange });
     const none = { authenticate: 0, range: 0, put: 0, txn: 0, leaseGrant: 0, deleteRange: 0 };
     expect({ consul: writesAndReads(consul), rest: writesAndReads(rest) }).toEqual({ consul: none, rest: none });
-    // Renewals follow the lease engine's schedule (per lease, TTL/3), not the passes: printed, not asserted.
+    // Renewals follow the shared leases (one per lease per classTtl/3), not the passes: printed, not asserted.
     process.stdout.write(`keepalive messages: consul window ${consul.leaseKeepAliveMessages}, rest window ${rest.leaseKeepAliveMessages}\n`);
   });
 });

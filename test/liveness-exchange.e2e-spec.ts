@@ -79,7 +79,7 @@ describe('release A: presence and heard-sets', () => {
       });
       const [[presenceKey, presence]] = [...replicas];
       const replicaId = presenceKey.slice(presenceKey.lastIndexOf('/') + 1);
-      expect(JSON.parse(presence.value)).toMatchObject({ replicaId, leaseModel: 'per-instance', heardSetPassMs: 500 });
+      expect(JSON.parse(presence.value)).toMatchObject({ replicaId, leaseModel: 'shared', heardSetPassMs: 500 });
       const ttl = await ttlOf(presence.lease);
       expect(ttl).toBeGreaterThan(0);
       expect(ttl).toBeLessThanOrEqual(10);

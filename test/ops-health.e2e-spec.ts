@@ -98,7 +98,7 @@ describe('readiness with etcd frozen (private etcd)', () => {
     expect(frozen.body.details.etcd.readyConnections).toBe(0);
     expect(frozen.body.details.serving).toMatchObject({ status: 'up', lookups: expect.stringMatching(/^memory/), writes: expect.stringMatching(/^unavailable/) });
     expect((await probe(warm.url, '/health/live')).status).toBe(200);
-    // The gauges tell the same story (they are refreshed every RENEW_INTERVAL_MS).
+    // The gauges tell the same story (read at scrape time).
     await waitFor(
       'registry_etcd_connections and registry_keepalive_streams at 0',
       async () => (await warm.metric('registry_etcd_connections')) === 0 && (await warm.metric('registry_keepalive_streams')) === 0,

@@ -1,8 +1,8 @@
 /**
  * Redis over TLS with a password (issue 24): a redis-server that only speaks TLS (its certificate signed
  * by a throw-away CA), the gateway configured with `rediss://` + REDIS_TLS_CA_FILE + REDIS_PASSWORD_FILE.
- * Both Redis connections of the process (HTTP thread, lease engine worker's ledger) connect, and the
- * ledger records a renewal; the password shows in no answer.
+ * The process's Redis connection connects, and the replica's heard-sets (the liveness exchange of
+ * shared leases) are published there; the password shows in no answer.
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -50,33 +50,33 @@ describe('Redis over TLS, with a password', () => {
     await server?.dispose();
   });
 
-  it('connects both Redis clients over TLS and the ledger records renewals there', async () => {
+  it('connects its Redis client over TLS and publishes its heard-sets there', async () => {
     const stack = sharedStack();
     gateway = await startGateway({ endpoint: stack.etcd.endpoint, username: stack.etcd.username, password: stack.etcd.password }, `rediss://127.0.0.1:${tlsPort}`, {
       REDIS_TLS_CA_FILE: path.join(dir, 'ca.pem'),
       REDIS_PASSWORD_FILE: path.join(dir, 'password'),
     });
     await waitFor(
-      'both Redis clients up over TLS',
-      async () => (await gateway!.metric('registry_redis_up', { client: 'http' })) === 1 && (await gateway!.metric('registry_redis_up', { client: 'lease-engine' })) === 1,
+      'the Redis client up over TLS',
+      async () => (await gateway!.metric('registry_redis_up', { client: 'http' })) === 1,
       20_000,
     );
     const put = await request(gateway.url, 'PUT', '/v1/services/tls-svc/instances/pod-1', { address: '10.0.0.1', port: 80, ttl: 6 });
     expect(put.status).toBe(201);
-    const ledger = new Redis({ host: '127.0.0.1', port: tlsPort, password, tls: { ca: fs.readFileSync(path.join(dir, 'ca.pem')) }, lazyConnect: true });
-    await ledger.connect();
+    const heardSets = new Redis({ host: '127.0.0.1', port: tlsPort, password, tls: { ca: fs.readFileSync(path.join(dir, 'ca.pem')) }, lazyConnect: true });
+    await heardSets.connect();
     try {
       await waitFor(
-        'a renewal recorded in the ledger over TLS',
+        'a heard-set published over TLS',
         async () => {
           await request(gateway!.url, 'PUT', '/v1/services/tls-svc/instances/pod-1/heartbeat');
-          return (await ledger.keys(`registry-gateway:v1:${gateway!.prefix}lease:{*}*:r`)).length > 0;
+          return (await heardSets.keys(`registry-gateway:v1:${gateway!.prefix}heard:{*}head`)).length > 0;
         },
         20_000,
         500,
       );
     } finally {
-      ledger.disconnect();
+      heardSets.disconnect();
     }
     const ready = await request(gateway.url, 'GET', '/health/ready');
     expect(ready.status).toBe(200);

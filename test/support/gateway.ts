@@ -43,7 +43,6 @@ export function gatewayEnv(etcd: EtcdTarget, redisUrl: string, overrides: Record
     ETCD_PREFIX: uniquePrefix(),
     REDIS_URL: redisUrl,
     LOG_LEVEL: 'error',
-    RENEW_INTERVAL_MS: '200',
     AUTH_DISABLED: 'true',
     // Tests share 2 cores with etcd, Redis and jest itself: event-loop spikes of hundreds of ms are
     // normal here and must not shed the registrations a test depends on. The admission tests set

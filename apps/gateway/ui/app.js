@@ -39,9 +39,9 @@ const api = new ApiClient(tokens);
 // ---------------------------------------------------------------- figures (GET /metrics, public)
 
 const FIGURES = [
-  { key: 'instances', label: 'Instances', text: (f) => formatCount(f.instances), series: (f) => f.instances, detail: () => 'whose leases this replica renews' },
+  { key: 'instances', label: 'Instances', text: (f) => formatCount(f.instances), series: (f) => f.instances, detail: () => 'in the registry, as this replica\'s watch knows it' },
   { key: 'heartbeats', label: 'Heartbeats/s', text: (f) => formatRate(f.heartbeatsPerSecond), series: (f) => f.heartbeatsPerSecond, detail: () => 'accepted' },
-  { key: 'renewals', label: 'Renewals/s', text: (f) => formatRate(f.renewalsPerSecond), series: (f) => f.renewalsPerSecond, detail: () => 'lease renewals confirmed by etcd' },
+  { key: 'renewals', label: 'Renewals/s', text: (f) => formatRate(f.renewalsPerSecond), series: (f) => f.renewalsPerSecond, detail: () => 'shared-lease renewals confirmed by etcd (per lease, not per instance)' },
   { key: 'etcd-auth', label: 'etcd Authenticate', text: (f) => formatCount(f.etcdAuthTotal), series: (f) => f.etcdAuthTotal, detail: () => 'total since start; steady growth is an alarm' },
   { key: 'keepalive-streams', label: 'Keepalive streams', text: (f) => formatCount(f.keepaliveStreams), series: (f) => f.keepaliveStreams, detail: () => 'shared LeaseKeepAlive streams' },
   {
@@ -56,7 +56,7 @@ const FIGURES = [
     label: 'Self-preservation',
     text: (f) => (f.selfPreservation === undefined ? MISSING : f.selfPreservation > 0 ? 'ON' : 'off'),
     series: (f) => f.selfPreservation,
-    detail: (f) => (f.selfPreservation > 0 ? 'expirations held back' : 'expirations proceed normally'),
+    detail: (f) => (f.expiryPaused > 0 ? 'expiry paused: heard-sets gap (Redis?)' : f.selfPreservation > 0 ? 'expirations held back' : 'expirations proceed normally'),
     // Only gateways that have the mechanism export the gauge.
     optional: true,
   },
@@ -97,7 +97,7 @@ async function refreshFigures() {
     if (figure.optional) card.hidden = figure.series(figures) === undefined;
     value.textContent = figure.text(figures);
     detail.textContent = figure.detail(figures);
-    card.classList.toggle('alert', figure.key === 'self-preservation' && figures.selfPreservation > 0);
+    card.classList.toggle('alert', figure.key === 'self-preservation' && (figures.selfPreservation > 0 || figures.expiryPaused > 0));
     drawSparkline(sparkline, history);
   }
   $('figures-note').textContent = `the replica that answered /metrics, ${new Date(scrape.atMs).toLocaleTimeString()}`;

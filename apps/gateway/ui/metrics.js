@@ -58,6 +58,7 @@ export function snapshotOf(samples, atMs) {
     watchUp: sumOf(samples, 'registry_watch_up'),
     watchRevision: sumOf(samples, 'registry_watch_revision'),
     selfPreservation: sumOf(samples, 'registry_self_preservation'),
+    expiryPaused: sumOf(samples, 'registry_expiry_paused'),
   };
 }
 
@@ -87,5 +88,6 @@ export function deriveFigures(previous, current) {
     // Registry changes applied per second (the watch's revision is etcd's, so other keys count too).
     changesPerSecond: rate('watchRevision'),
     selfPreservation: current.selfPreservation,
+    expiryPaused: current.expiryPaused,
   };
 }

@@ -1,21 +1,19 @@
 import { IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
 
-export type ShedReason = 'event_loop' | 'renewal_lag';
+export type ShedReason = 'event_loop';
 
 export interface LoadShedderOptions {
   /** p99 event-loop delay of this thread over the last window beyond which new work is refused. */
   maxEventLoopDelayMs: number;
-  /** How long the oldest due lease renewal has waited unconfirmed (ms), read on each check. */
-  renewalLagMs: () => number;
-  maxRenewalLagMs: number;
   /** Window of the event-loop delay figure. */
   windowMs?: number;
 }
 
 /**
- * Admission control for NEW work (registrations): refuses it while this thread is saturated or lease
- * renewals lag, so that live leases keep their share of the gateway and of etcd. Heartbeats and
- * renewals are never refused by it: overload sheds registrations, never live leases.
+ * Admission control for NEW work (registrations): refuses it while this thread is saturated, so that
+ * live instances keep their share of the gateway. Heartbeats are never refused by it: overload sheds
+ * registrations, never live instances. (Renewals are tens per second per cluster with shared leases: they
+ * no longer need a lag signal here.)
  *
  * Why not @fastify/under-pressure: it answers 503 to every route once a limit is passed, and the one
  * route we must keep answering under pressure is the heartbeat. The signal is the same (Node's own
@@ -47,7 +45,6 @@ export class LoadShedder {
   /** Why new work must wait right now, or undefined when it may go ahead. */
   shouldShed(): ShedReason | undefined {
     if (this.delayMs > this.options.maxEventLoopDelayMs) return 'event_loop';
-    if (this.options.renewalLagMs() > this.options.maxRenewalLagMs) return 'renewal_lag';
     return undefined;
   }
 

@@ -1,12 +1,11 @@
 import { decodeRecord, KeyLayout } from '@app/registry';
-import type { InstanceValues } from './lease-engine/lease-table';
 import type { RegistryEvent } from './registry-watch';
 import type { StoredInstance, StoredRange } from './registry-store';
 
 export interface InstanceDirectoryOptions {
   /**
-   * Whether this replica renews `key` (its LeaseTable tracks it). The value of such a key is kept for
-   * a while after etcd deleted it: a re-grant after its lease was lost writes it back (latest()).
+   * Whether this replica heard `key`'s pod lately. The value of such a key is kept for a while after
+   * etcd deleted it: a re-put after its shared lease was lost writes it back (deletedOn(), latest()).
    */
   retain?(key: string): boolean;
 }
@@ -30,7 +29,7 @@ const DELETED_KEEP_MS = 300_000;
  * Only `current` answers are trusted: before the initial read, or while the watch is down, a missing
  * key may just be one the watch has not delivered yet, and the caller falls back to reading etcd.
  */
-export class InstanceDirectory implements InstanceValues {
+export class InstanceDirectory {
   private readonly rows = new Map<string, number>();
   /**
    * service -> its rows (unordered): the lookup index. Lookups, the service list and its counts are
@@ -50,12 +49,16 @@ export class InstanceDirectory implements InstanceValues {
   private leases = new BigInt64Array(1024);
   /** Epoch ms the watch delivered the put that brought the current lease; 0 = from a read. */
   private observed = new Float64Array(1024);
+  /** etcd's mod_revision of the value held (what a guarded delete compares); 0 = not known yet. */
+  private modRevisions = new Float64Array(1024);
+  /** Keys per lease (shared leases fill to LEASE_MAX_KEYS: the pool reads its counts here). */
+  private readonly leaseCounts = new Map<bigint, number>();
   private freeRows: number[] = [];
   /**
    * Instances deleted lately (insertion order = deletion order), with what they held: deletions right
    * after an etcd outage (see recentlyDeleted()) and deletions of instances this replica renews (latest()).
    */
-  private readonly deleted = new Map<string, { value: string; deletedAt: number; ttlMs: number; outage: boolean }>();
+  private readonly deleted = new Map<string, DeletedEntry>();
   private synced = false;
   private outageAftermathUntil = 0;
 
@@ -80,7 +83,42 @@ export class InstanceDirectory implements InstanceValues {
   get(key: string): (StoredInstance & { observedAt: number }) | undefined {
     const row = this.rows.get(key);
     if (row === undefined) return undefined;
-    return { key, value: this.values[row]!, leaseId: String(this.leases[row]), modRevision: '0', observedAt: this.observed[row] };
+    return { key, value: this.values[row]!, leaseId: String(this.leases[row]), modRevision: String(this.modRevisions[row]), observedAt: this.observed[row] };
+  }
+
+  has(key: string): boolean {
+    return this.rows.has(key);
+  }
+
+  /** The lease of `key` as etcd's int64 (0n = none), without building a row object: the heartbeat path. */
+  leaseOf(key: string): bigint | undefined {
+    const row = this.rows.get(key);
+    return row === undefined ? undefined : this.leases[row];
+  }
+
+  /** Keys the directory holds on `leaseId`. */
+  countOn(leaseId: string): number {
+    return this.leaseCounts.get(toLease(leaseId)) ?? 0;
+  }
+
+  /**
+   * Calls `visit` for every instance on one of `leaseIds` (one walk over the rows: the expiry sweep's
+   * candidates; ~20 ms per million rows).
+   */
+  forEachOnLeases(leaseIds: ReadonlySet<string>, visit: (key: string, leaseId: string, modRevision: string, value: string, observedAt: number) => void): void {
+    if (leaseIds.size === 0) return;
+    const wanted = new Set([...leaseIds].map(toLease));
+    for (const row of this.rows.values()) {
+      const lease = this.leases[row];
+      if (wanted.has(lease)) visit(this.keys[row]!, String(lease), String(this.modRevisions[row]), this.values[row]!, this.observed[row]);
+    }
+  }
+
+  /** Instances deleted lately that were on `leaseId` (a lost lease: etcd deleted its keys), with their values. */
+  deletedOn(leaseId: string): Array<{ key: string; value: string }> {
+    const found: Array<{ key: string; value: string }> = [];
+    for (const [key, entry] of this.deleted) if (entry.leaseId === leaseId) found.push({ key, value: entry.value });
+    return found;
   }
 
   /** Services with at least one instance, with their instance counts (unordered). */
@@ -110,15 +148,16 @@ export class InstanceDirectory implements InstanceValues {
       // A tracked instance whose key is gone (its lease expired while the watch was away) may still be
       // re-granted: keep its last value as if the watch had delivered the deletion.
       const present = new Set(range.items.map((item) => item.key));
-      for (const [key, row] of this.rows) if (!present.has(key) && retain(key)) this.remember(key, this.values[row]!, now, false);
+      for (const [key, row] of this.rows) if (!present.has(key) && retain(key)) this.remember(key, this.values[row]!, String(this.leases[row]), now, false);
     }
     this.rows.clear();
+    this.leaseCounts.clear();
     this.byService.clear();
     this.keys = [];
     this.values = [];
     this.freeRows = [];
     for (const item of range.items) {
-      this.set(item.key, item.value, item.leaseId, 0, true);
+      this.set(item.key, item.value, item.leaseId, 0, true, item.modRevision);
     }
     this.synced = true;
   }
@@ -143,13 +182,18 @@ export class InstanceDirectory implements InstanceValues {
     return entry && entry.outage && now - entry.deletedAt <= entry.ttlMs ? { value: entry.value } : undefined;
   }
 
-  /** InstanceValues: the registrar wrote `value` under `leaseId`; the watch's copy of it will not be kept twice. */
-  written(key: string, value: string, leaseId: string, now: number): string {
-    this.deleted.delete(key);
-    return this.set(key, value, leaseId, now, false);
+  /** What `key` held when etcd deleted it lately (kept for instances heard lately and after outages), and its lease. */
+  lastDeleted(key: string): { value: string; leaseId: string; deletedAt: number } | undefined {
+    return this.deleted.get(key);
   }
 
-  /** InstanceValues: the latest value of `key`, also when etcd deleted it lately (see DELETED_KEEP_MS). */
+  /** The registrar wrote `value` under `leaseId` at `modRevision`; the watch's copy of it will not be kept twice. */
+  written(key: string, value: string, leaseId: string, now: number, modRevision?: string): string {
+    this.deleted.delete(key);
+    return this.set(key, value, leaseId, now, false, modRevision);
+  }
+
+  /** The latest value of `key`, also when etcd deleted it lately (see DELETED_KEEP_MS). */
   latest(key: string): string | undefined {
     const row = this.rows.get(key);
     return row === undefined ? this.deleted.get(key)?.value : this.values[row];
@@ -165,21 +209,23 @@ export class InstanceDirectory implements InstanceValues {
         if (row === undefined) continue;
         const value = this.values[row]!;
         const outage = now <= this.outageAftermathUntil;
-        if (outage || this.options.retain?.(key)) this.remember(key, value, now, outage);
+        if (outage || this.options.retain?.(key)) this.remember(key, value, String(this.leases[row]), now, outage);
+        this.count(this.leases[row], -1);
         this.rows.delete(key);
         this.unindex(event.service, row);
         this.keys[row] = this.values[row] = undefined;
         this.freeRows.push(row);
       } else if (event.value !== undefined && event.leaseId !== undefined) {
         this.deleted.delete(key);
-        this.set(key, event.value, event.leaseId, now, true);
+        this.set(key, event.value, event.leaseId, now, true, String(event.revision));
       }
     }
   }
 
   /** Upserts a row (indexed for lookups when `watched`); returns the key string the directory holds (the first one it saw). */
-  private set(key: string, value: string, leaseId: string, now: number, watched: boolean): string {
+  private set(key: string, value: string, leaseId: string, now: number, watched: boolean, modRevision?: string): string {
     const lease = toLease(leaseId);
+    const revision = Number(modRevision ?? 0);
     let row = this.rows.get(key);
     if (row === undefined) {
       const address = this.layout.parseInstanceKey(key);
@@ -195,13 +241,19 @@ export class InstanceDirectory implements InstanceValues {
       this.keys[row] = key;
       this.values[row] = value;
       this.leases[row] = lease;
+      this.count(lease, 1);
       this.observed[row] = now;
+      this.modRevisions[row] = revision;
       return key;
     }
     if (watched && this.positions[row] === -1) this.index(this.layout.parseInstanceKey(key)!.service, row);
     // A put that keeps the lease (a PATCH, a re-registration with the same TTL, our own write coming
     // back through the watch) says nothing new about when the lease was renewed: keep the earlier observation.
+    // Our own write's revision may arrive after the watch's (or not at all): keep the highest seen.
+    if (revision > this.modRevisions[row]) this.modRevisions[row] = revision;
     if (this.leases[row] !== lease) {
+      this.count(this.leases[row], -1);
+      this.count(lease, 1);
       this.leases[row] = lease;
       this.observed[row] = now;
     }
@@ -229,10 +281,17 @@ export class InstanceDirectory implements InstanceValues {
     if (rows.length === 0) this.byService.delete(service);
   }
 
-  private remember(key: string, value: string, now: number, outage: boolean): void {
+  private count(lease: bigint, delta: number): void {
+    if (lease === 0n) return;
+    const n = (this.leaseCounts.get(lease) ?? 0) + delta;
+    if (n > 0) this.leaseCounts.set(lease, n);
+    else this.leaseCounts.delete(lease);
+  }
+
+  private remember(key: string, value: string, leaseId: string, now: number, outage: boolean): void {
     const record = outage ? decodeRecord(value) : undefined;
     if (outage && !record) return;
-    this.deleted.set(key, { value, deletedAt: now, ttlMs: (record?.ttl ?? 0) * 1000, outage });
+    this.deleted.set(key, { value, leaseId, deletedAt: now, ttlMs: (record?.ttl ?? 0) * 1000, outage });
   }
 
   private grow(): void {
@@ -242,13 +301,16 @@ export class InstanceDirectory implements InstanceValues {
     const observed = new Float64Array(this.observed.length * 2);
     observed.set(this.observed);
     this.observed = observed;
+    const modRevisions = new Float64Array(this.modRevisions.length * 2);
+    modRevisions.set(this.modRevisions);
+    this.modRevisions = modRevisions;
     const positions = new Int32Array(this.positions.length * 2);
     positions.set(this.positions);
     this.positions = positions;
   }
 
   private pruneDeleted(now: number): void {
-    const kept: Array<[string, { value: string; deletedAt: number; ttlMs: number; outage: boolean }]> = [];
+    const kept: Array<[string, DeletedEntry]> = [];
     for (const [key, entry] of this.deleted) {
       if (now - entry.deletedAt <= DELETED_KEEP_MS) break;
       this.deleted.delete(key);
@@ -257,6 +319,14 @@ export class InstanceDirectory implements InstanceValues {
     }
     for (const [key, entry] of kept) this.deleted.set(key, entry);
   }
+}
+
+interface DeletedEntry {
+  value: string;
+  leaseId: string;
+  deletedAt: number;
+  ttlMs: number;
+  outage: boolean;
 }
 
 /** etcd's lease id (int64, decimal) as stored; anything else counts as no lease. */

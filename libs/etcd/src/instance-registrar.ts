@@ -9,48 +9,77 @@ import {
   InstanceStatus,
   KeyLayout,
   OverloadedError,
-  RegistryUnavailableError,
   UpdateConflictError,
 } from '@app/registry';
 import { etcdFailure, isEtcdUnavailable } from './etcd-errors';
-import { HeartbeatOutcome, LeaseTable, TrackedLease } from './lease-engine/lease-table';
-import type { LeaseGranter } from './lease-grants/lease-granter';
 import { PutBatcher, PutBatcherStats } from './put-batcher';
 import { RegistryStore, StoredInstance } from './registry-store';
-import type { RegistryEvent } from './registry-watch';
+import type { LivenessTable } from './shared-leases/expiry-sweep';
+import type { LeasePlace, OwnedLease } from './shared-leases/shared-lease-pool';
+
+/** What a heartbeat did: the instance is known and marked heard. */
+export type HeartbeatOutcome = 'accepted';
+
+/** The shared leases, as the registrar uses them (SharedLeases in the runtime). */
+export interface RegistrarLeases {
+  place(instanceTtlSeconds: number): Promise<LeasePlace>;
+  classTtl(instanceTtlSeconds: number): number;
+  /** The lease's record, if it is a shared lease (any replica's); undefined = legacy or unknown. */
+  record(leaseId: string): { classTtl: number } | undefined;
+  /** Whether a lease (etcd's int64, as the directory holds it) has a record: shared, not legacy. */
+  hasRecord(lease: bigint): boolean;
+  /** The records have been read once (a lease without one is then legacy). */
+  readonly recordsKnown: boolean;
+  /** etcd refused a put onto this lease: stop placing onto it. */
+  invalid(leaseId: string): void;
+}
 
 export interface InstanceRegistrarOptions {
-  /** etcd writes (register, deregister, re-grant) running at once, and waiting beyond that. */
+  /** etcd writes (deregister, update, re-puts) running at once, and waiting beyond that. */
   writeConcurrency: number;
   writeQueueCapacity: number;
   /**
    * Puts of concurrent registrations sent as one etcd Txn (PutBatcher): at most this many per Txn
-   * (<= etcd's --max-txn-ops, 128 by default; 1 = one Put per registration) and this many key+value
-   * bytes (< etcd's --max-request-bytes).
+   * (<= etcd's --max-txn-ops, 128 by default) and this many key+value bytes (< --max-request-bytes).
    */
   putBatch?: { maxSize: number; maxBytes: number };
-  /** Re-grants after lease loss, per second: an etcd outage must not end in a grant storm. */
-  regrantsPerSecond: number;
   /**
-   * Admission control: a reason to refuse NEW registrations right now (the HTTP thread saturated,
-   * renewals lagging), or undefined. Heartbeats, re-grants and deregistrations are never refused by it.
+   * Admission control: a reason to refuse NEW registrations right now (the HTTP thread saturated), or
+   * undefined. Heartbeats, re-puts and deregistrations are never refused by it.
    */
   shedRegistrations?: () => string | undefined;
-  /**
-   * What the watch knows about every instance (InstanceDirectory). While it is current, a heartbeat
-   * for an instance this replica has not tracked yet is answered from it: no etcd read.
-   */
-  directory?: {
+  /** What the watch knows about every instance (InstanceDirectory). */
+  directory: {
     current(): boolean;
-    get(key: string): (StoredInstance & { observedAt?: number }) | undefined;
-    /** What a key held if it was deleted within its TTL (see InstanceDirectory.recentlyDeleted). */
-    recentlyDeleted?(key: string): { value: string } | undefined;
+    has(key: string): boolean;
+    /** The instance's lease as etcd's int64, without building an object (the heartbeat path). */
+    leaseOf(key: string): bigint | undefined;
+    get(key: string): StoredInstance | undefined;
+    written(key: string, value: string, leaseId: string, now: number, modRevision?: string): string;
+    /** What a key held if it was deleted within its TTL right after an etcd outage. */
+    recentlyDeleted(key: string): { value: string } | undefined;
+    /** Instances on `leaseId` (rows, and keys etcd deleted lately with it). */
+    instancesOn(leaseId: string): Array<{ key: string; value: string }>;
   };
+  /** This replica's last-heard marks (read by the expiry sweep). */
+  liveness: LivenessTable;
   /**
-   * Where new leases come from (register, re-grants); absent = the store, on this thread. The runtime
-   * passes a WorkerLeaseGranter, which makes the LeaseGrant calls on a worker thread.
+   * Whether any replica heard `key` within `ttlMs` (this replica's marks and the heard-sets): what a
+   * lost lease's re-put keeps. Absent = this replica's marks only.
    */
-  granter?: LeaseGranter;
+  heardAnywhere?(key: string, ttlMs: number, now: number): boolean;
+  /**
+   * Resolves once this replica's lookups show what etcd held at `revision` (the watch reached it), or
+   * gives up after a bound: a registration is answered once it is visible here (read-your-writes).
+   */
+  visible?(revision: string): Promise<unknown>;
+  /** HeardSetPublisher.heard: other replicas' sweeps learn this pod is alive. Hot path: cheap. */
+  heard?(key: string, previouslyHeardAt: number): void;
+  /**
+   * Legacy instances (one lease per instance, written by the previous release) moved onto shared leases
+   * at their next heartbeat, per second at most (MIGRATIONS_PER_SECOND): no mass rewrite at start.
+   */
+  migrationsPerSecond: number;
   now?: () => number;
 }
 
@@ -62,7 +91,10 @@ export interface RegistrarHooks {
   /** A registration was refused by admission control. */
   shed?(reason: string): void;
   deregistered?(): void;
-  regranted?(result: 'ok' | 'error' | 'adopted'): void;
+  /** Instances of a lost lease written again on another (`ok`), already there (`adopted`), or failed. */
+  regranted?(result: 'ok' | 'error' | 'adopted', count: number): void;
+  /** A legacy instance moved onto a shared lease. */
+  migrated?(): void;
   heartbeat?(outcome: HeartbeatOutcome | 'not-found'): void;
   error?(message: string, err: unknown): void;
 }
@@ -75,44 +107,52 @@ export interface RegistrationResult {
 }
 
 /**
- * Register, heartbeat and deregister, in etcd terms: one lease per instance, the instance key written
- * with it, renewals left to the lease engine (LeaseTable here, renewals in its worker). Any replica can take any call: an instance this
- * replica has not seen is looked up in etcd (one Range, shared by concurrent heartbeats).
+ * Register, heartbeat and deregister, in shared-lease terms (docs/shared-leases.md): a registration is
+ * one Put (batched into Txns) on a shared lease that already exists; a heartbeat is a timestamp in
+ * memory (LivenessTable) and a mark for the heard-sets; expiry is the ExpirySweep's. Any replica can take
+ * any call: an instance this replica has not written is found in the InstanceDirectory.
  */
 export class InstanceRegistrar {
   private readonly writes: BoundedQueue;
   private readonly lookups = new Singleflight<StoredInstance | undefined>();
-  private readonly regrantBudget: TokenBucket;
-  private readonly regranting = new Set<string>();
   private readonly now: () => number;
   private readonly puts: PutBatcher;
   /** Slots of the batched registration Puts: one per Txn, same bounds as the write queue. */
   private readonly batchWrites: BoundedQueue;
-  private readonly granter: LeaseGranter;
+  private readonly migrations: TokenBucket;
+  private readonly migrating = new Set<string>();
+  /** Re-puts in flight by key, and those waiting for the end of the turn (see rewrite()). */
+  private readonly rewriting = new Map<string, Promise<boolean>>();
+  private rewriteQueue: Array<{ key: string; value: string; ttl: number; resolve(written: boolean): void; reject(err: unknown): void }> = [];
+  private rewriteScheduled = false;
 
   constructor(
     private readonly store: RegistryStore,
-    private readonly leases: LeaseTable,
+    private readonly leases: RegistrarLeases,
     private readonly options: InstanceRegistrarOptions,
     private readonly hooks: RegistrarHooks = {},
   ) {
     this.now = options.now ?? Date.now;
-    this.granter = options.granter ?? { grant: (ttlSeconds) => store.grantLease(ttlSeconds) };
     this.writes = new BoundedQueue(options.writeConcurrency, options.writeQueueCapacity);
-    this.regrantBudget = new TokenBucket(options.regrantsPerSecond, options.regrantsPerSecond, this.now());
     this.batchWrites = new BoundedQueue(options.writeConcurrency, options.writeQueueCapacity);
+    this.migrations = new TokenBucket(options.migrationsPerSecond, options.migrationsPerSecond, this.now());
     this.puts = new PutBatcher(
       { putMany: (items) => this.batchWrites.run(() => store.putMany(items)) },
       {
         maxBatchSize: options.putBatch?.maxSize ?? DEFAULT_PUT_BATCH.maxSize,
         maxBatchBytes: options.putBatch?.maxBytes ?? DEFAULT_PUT_BATCH.maxBytes,
-        // A full queue refuses single Puts just the same: fail the batch at once (503), no fallback.
+        // Two Txns out at once: a steady stream of registrations goes out in batches of what arrived
+        // during the last round trip, a lone one at once.
+        maxInFlight: 2,
+        // WRITE_QUEUE_CAPACITY bounds the registrations waiting for a Txn while etcd is busy (503 beyond).
+        maxWaiting: options.writeQueueCapacity,
+        // A full queue refuses single Txns just the same: fail the batch at once (503), no fallback.
         failsWholeBatch: (err) => err instanceof QueueFullError || isEtcdUnavailable(err),
       },
     );
   }
 
-  /** Registration puts sent and the etcd requests they took (Txns and single Puts). */
+  /** Registration puts sent and the etcd requests they took. */
   get putBatchStats(): Readonly<PutBatcherStats> {
     return this.puts.stats;
   }
@@ -125,7 +165,10 @@ export class InstanceRegistrar {
     return this.writes.depth + this.batchWrites.depth;
   }
 
-  /** Idempotent upsert. Re-registering with the same TTL keeps the instance's lease. */
+  /**
+   * Idempotent upsert onto a shared lease. Re-registering with a TTL of the same lease class keeps the
+   * instance's lease; no lease is ever revoked here (a shared lease carries other instances).
+   */
   async register(service: string, id: string, registration: InstanceRegistration): Promise<RegistrationResult> {
     const shedReason = this.options.shedRegistrations?.();
     if (shedReason) {
@@ -136,101 +179,68 @@ export class InstanceRegistrar {
     const key = this.layout.instanceKey(service, id);
     const record: InstanceRecord = { ...registration, service, id, registeredAt: new Date(this.now()).toISOString() };
     const value = encodeRecord(record);
-    // Only the LeaseGrant holds a write slot. The Put goes through the batcher, whose Txns take slots
-    // of their own queue (one per Txn), so a registration whose lease is granted does not wait behind
-    // grants queued after it, and the write slots bound etcd requests, not registrations in flight.
-    const tracked = this.leases.get(key);
-    const reusable = tracked && !this.leases.isLost(tracked) && tracked.ttlMs === registration.ttl * 1000 ? tracked.leaseId : undefined;
-    let leaseId = reusable ?? (await this.write(() => this.granter.grant(registration.ttl)));
-    let written;
+    let written: { leaseId: string; revision: string; previous?: StoredInstance };
     try {
-      written = await this.putBatched(key, value, leaseId);
+      written = await this.putOnSharedLease(key, value, registration.ttl, true);
     } catch (err) {
-      // The reused lease expired meanwhile (e.g. during an etcd outage): take a fresh one.
-      if (!(err instanceof EtcdLeaseInvalidError) || !reusable) throw this.writeFailed(err, reusable ? undefined : leaseId);
-      leaseId = await this.write(() => this.granter.grant(registration.ttl));
-      try {
-        written = await this.putBatched(key, value, leaseId);
-      } catch (retryErr) {
-        throw this.writeFailed(retryErr, leaseId);
+      throw this.writeFailed(err);
+    }
+    this.markHeard(key);
+    this.hooks.registered?.(!written.previous);
+    await this.options.visible?.(written.revision);
+    return { record, leaseId: written.leaseId, revision: written.revision, created: !written.previous };
+  }
+
+  /**
+   * The heartbeat of an instance the directory knows, answered in the caller's turn (no promise: the
+   * HTTP handlers reply at once, as for nearly every heartbeat). Undefined when the directory does not
+   * know it; heartbeat() then looks further.
+   */
+  heartbeatTracked(service: string, id: string): HeartbeatOutcome | undefined {
+    const key = this.layout.instanceKey(service, id);
+    if (!this.options.directory.has(key)) return undefined;
+    this.heardFrom(key);
+    return 'accepted';
+  }
+
+  /** Marks the instance alive. Only an instance unknown to the directory while the watch is down costs an etcd read. */
+  async heartbeat(service: string, id: string): Promise<HeartbeatOutcome> {
+    const known = this.heartbeatTracked(service, id);
+    if (known) return known;
+    const key = this.layout.instanceKey(service, id);
+    const directory = this.options.directory;
+    if (directory.current()) {
+      const deleted = directory.recentlyDeleted(key);
+      if (deleted) return this.rewriteDeleted(key, deleted.value);
+    } else {
+      const stored = await this.etcd(() => this.lookups.run(key, () => this.store.get(key)));
+      if (stored && decodeRecord(stored.value)) {
+        this.heardFrom(key);
+        return 'accepted';
       }
     }
-    const now = this.now();
-    this.leases.track(key, leaseId, registration.ttl, value, now);
-    // The lease this write replaced (a new TTL) is NOT revoked: it may carry other instances (a shared
-    // lease written by a replica of the shared-lease release, docs/shared-leases.md section 5), and a
-    // one-key lease left without its key costs etcd nothing and expires by itself.
-    this.hooks.registered?.(!written.previous);
-    return { record, leaseId, revision: written.revision, created: !written.previous };
+    this.hooks.heartbeat?.('not-found');
+    throw new InstanceNotFoundError(service, id);
   }
 
   /**
-   * The heartbeat of an instance this replica renews, answered in the caller's turn (no promise: the
-   * HTTP handlers reply at once, as for nearly every heartbeat). Undefined when the instance is not
-   * tracked here; heartbeat() then looks it up.
-   */
-  heartbeatTracked(service: string, id: string): Exclude<HeartbeatOutcome, 'unknown'> | undefined {
-    return this.heartbeatTrackedKey(this.layout.instanceKey(service, id));
-  }
-
-  private heartbeatTrackedKey(key: string): Exclude<HeartbeatOutcome, 'unknown'> | undefined {
-    const outcome = this.leases.heartbeat(key, this.now());
-    if (outcome === 'unknown') return undefined;
-    this.hooks.heartbeat?.(outcome);
-    return outcome;
-  }
-
-  /** Marks the instance alive. Only an instance unknown to this replica costs an etcd read. */
-  async heartbeat(service: string, id: string): Promise<HeartbeatOutcome> {
-    const key = this.layout.instanceKey(service, id);
-    const tracked = this.heartbeatTrackedKey(key);
-    if (tracked) return tracked;
-    const directory = this.options.directory;
-    const current = directory?.current() ?? false;
-    const stored = current ? directory!.get(key) : await this.etcd(() => this.lookups.run(key, () => this.store.get(key)));
-    const deleted = !stored && current ? directory!.recentlyDeleted?.(key) : undefined;
-    if (deleted) return this.regrantDeleted(key, deleted.value);
-    const record = stored && decodeRecord(stored.value);
-    if (!stored || !record || stored.leaseId === '0') {
-      this.hooks.heartbeat?.('not-found');
-      throw new InstanceNotFoundError(service, id);
-    }
-    if (!this.leases.get(key)) {
-      const now = this.now();
-      // A lease this replica's watch saw being written was granted about then; otherwise when etcd last
-      // renewed it is unknown here: treat it as due (with several replicas the renewal ledger then
-      // tells whether another replica renewed it lately).
-      const observedAt = (stored as { observedAt?: number }).observedAt;
-      this.leases.track(key, stored.leaseId, record.ttl, stored.value, now, observedAt && observedAt <= now ? observedAt : now - record.ttl * 1000);
-    }
-    const learned = this.leases.heartbeat(key, this.now());
-    if (learned === 'unknown') throw new InstanceNotFoundError(service, id);
-    this.hooks.heartbeat?.(learned);
-    return learned;
-  }
-
-  /**
-   * Removes the instance now: its key, exactly one key. Its lease is NOT revoked: a lease may carry
-   * other instances (shared leases, docs/shared-leases.md section 5: revoking it would delete them all),
-   * and a one-key lease left without its key expires by itself. Other replicas renewing that lease
-   * stop when its pod stops heartbeating.
+   * Removes the instance now: its key, exactly one key. Its lease is never revoked (it carries other
+   * instances; a legacy one-key lease left without its key expires by itself).
    */
   async deregister(service: string, id: string): Promise<void> {
     const key = this.layout.instanceKey(service, id);
     await this.write(async () => {
-      const tracked = this.leases.forget(key);
+      this.options.liveness.forget(key);
       const deleted = await this.store.delete(key);
-      if (!deleted && !tracked) throw new InstanceNotFoundError(service, id);
+      if (!deleted) throw new InstanceNotFoundError(service, id);
       this.hooks.deregistered?.();
     });
   }
 
   /**
    * Changes an instance's status (and, when given, replaces its metadata) in place: same key, same
-   * lease, so the pod's heartbeats keep renewing it. A compare-and-swap on mod_revision keeps a
-   * concurrent re-registration from being overwritten by the copy read here; conflicts are retried
-   * a few times, then reported. The directory learns the value at once (LeaseTable.written), so a
-   * later re-grant writes the patched record, not the registered one.
+   * lease. A compare-and-swap on mod_revision keeps a concurrent re-registration from being overwritten
+   * by the copy read here; conflicts are retried a few times, then reported.
    */
   async updateInstance(
     service: string,
@@ -254,7 +264,7 @@ export class InstanceRegistrar {
           throw err;
         }
         if (result.written) {
-          this.leases.written(key, value, current.leaseId, this.now());
+          this.options.directory.written(key, value, current.leaseId, this.now(), result.revision);
           return { record: updated, revision: result.revision };
         }
         if (attempt >= 3) throw new UpdateConflictError(service, id);
@@ -263,84 +273,164 @@ export class InstanceRegistrar {
   }
 
   /**
-   * Follows leases replaced through another replica. (Values need nothing here: a re-grant reads the
-   * directory, which the same watch events keep equal to what etcd holds, PATCHes through another
-   * replica included.)
+   * etcd lost a shared lease (TTL 0: it expired during an outage, or was revoked): its instances heard
+   * within their TTL are written again on other shared leases, in batched create-if-absent Txns (a
+   * re-registration through another replica meanwhile is never overwritten). Values come from the
+   * directory, which keeps what etcd deleted with the lease.
    */
-  observeWrites(events: readonly RegistryEvent[]): void {
-    for (const event of events) {
-      if (event.type !== 'put' || event.value === undefined) continue;
-      const tracked = this.leases.get(this.layout.instanceKey(event.service, event.id));
-      if (!tracked) continue;
-      // Re-registered through another replica under a new lease (e.g. another TTL): renew that one
-      // from now on; it was granted just now.
-      if (event.leaseId && event.leaseId !== '0' && event.leaseId !== tracked.leaseId) this.leases.replaceLease(tracked.key, event.leaseId, this.now());
+  rewriteLostLease(lost: Readonly<OwnedLease>): void {
+    const now = this.now();
+    const live: Array<{ key: string; value: string; ttl: number }> = [];
+    for (const { key, value } of this.options.directory.instancesOn(lost.id)) {
+      const record = decodeRecord(value);
+      if (record && this.heardWithin(key, record.ttl * 1000, now)) live.push({ key, value, ttl: record.ttl });
     }
+    if (live.length === 0) return;
+    void this.rewrite(live).catch((err) => this.hooks.error?.(`re-writing ${live.length} instances of lost lease ${lost.id} failed`, err));
   }
 
   /**
-   * The lease of a still-heartbeating instance is gone (it expired during an etcd outage, or another
-   * replica replaced it): write the instance again under a new lease, unless someone else already
-   * wrote it, in which case adopt their lease. Rate-limited; a heartbeat that finds the budget empty
-   * leaves the re-grant to the next heartbeat.
+   * Create-if-absent re-puts, coalesced: the keys asked for in one event-loop turn (a lost lease's
+   * instances, heartbeats racing with it) go out as one batch of nested Txns, and a key already being
+   * re-put shares that write instead of sending its own.
    */
-  regrant(lost: TrackedLease): void {
-    if (this.regranting.has(lost.key) || !this.regrantBudget.tryTake(this.now())) return;
-    this.regranting.add(lost.key);
-    const ttlSeconds = lost.ttlMs / 1000;
-    void this.write(async () => {
-      // The latest value this replica knows (a PATCH through another replica included), read when the
-      // write runs: the lease table keeps no copy of it (InstanceDirectory does).
-      const value = this.leases.latestValue(lost.key);
-      if (value === undefined) throw new Error('its value is not known on this replica');
-      const leaseId = await this.granter.grant(ttlSeconds);
-      const { written, current } = await this.store.putIfAbsent(lost.key, value, leaseId);
-      if (written) {
-        this.leases.replaceLease(lost.key, leaseId, this.now());
-        this.hooks.regranted?.('ok');
-      } else {
-        this.revokeQuietly(leaseId);
-        if (current && current.leaseId !== '0') {
-          this.leases.replaceLease(lost.key, current.leaseId, this.now() - ttlSeconds * 1000);
-        }
-        this.hooks.regranted?.('adopted');
+  private rewrite(items: ReadonlyArray<{ key: string; value: string; ttl: number }>): Promise<unknown> {
+    const waits: Array<Promise<boolean>> = [];
+    for (const item of items) {
+      let pending = this.rewriting.get(item.key);
+      if (!pending) {
+        pending = new Promise<boolean>((resolve, reject) => this.rewriteQueue.push({ ...item, resolve, reject }));
+        this.rewriting.set(item.key, pending);
+        const key = item.key;
+        pending.finally(() => this.rewriting.delete(key)).catch(() => undefined);
       }
-    })
-      .catch((err) => {
-        this.hooks.regranted?.('error');
-        this.hooks.error?.(`re-grant of ${lost.key} failed`, err);
-      })
-      .finally(() => this.regranting.delete(lost.key));
+      waits.push(pending);
+    }
+    if (!this.rewriteScheduled && this.rewriteQueue.length) {
+      this.rewriteScheduled = true;
+      setImmediate(() => this.flushRewrites());
+    }
+    return Promise.all(waits);
+  }
+
+  private flushRewrites(): void {
+    this.rewriteScheduled = false;
+    const batch = this.rewriteQueue.splice(0);
+    if (!batch.length) return;
+    this.write(() => this.putIfAbsentOnSharedLeases(batch)).then(
+      (written) => {
+        const ok = written.filter(Boolean).length;
+        if (ok) this.hooks.regranted?.('ok', ok);
+        if (ok < written.length) this.hooks.regranted?.('adopted', written.length - ok);
+        batch.forEach((item, i) => item.resolve(written[i]));
+      },
+      (err) => {
+        this.hooks.regranted?.('error', batch.length);
+        for (const item of batch) item.reject(err);
+      },
+    );
+  }
+
+  private heardWithin(key: string, ttlMs: number, now: number): boolean {
+    return this.options.heardAnywhere?.(key, ttlMs, now) ?? this.options.liveness.heardWithin(key, ttlMs, now);
   }
 
   /**
-   * A heartbeat for an instance whose key was deleted within its TTL, on a replica that did not track
-   * it (after an etcd outage every lease expires at once, and the pod's next heartbeat may land on any
-   * replica): write it again under a new lease, exactly as the replica that tracked it would, instead
-   * of a 404 that makes the pod register again. Rate-limited with the other re-grants; a pod that
-   * deregistered stops heartbeating first (the SDK does), so it is not brought back.
+   * A heartbeat for an instance deleted right after an etcd outage (its lease lapsed meanwhile), on a
+   * replica that did not rewrite it: write it again on a shared lease, create-if-absent, instead of a
+   * 404 that makes the pod register again.
    */
-  private async regrantDeleted(key: string, value: string): Promise<HeartbeatOutcome> {
+  private async rewriteDeleted(key: string, value: string): Promise<HeartbeatOutcome> {
     const record = decodeRecord(value);
     if (!record) throw new InstanceNotFoundError(...this.addressOf(key));
-    if (!this.regrantBudget.tryTake(this.now())) throw new RegistryUnavailableError('re-granting lost leases after an etcd outage; retry shortly');
-    await this.write(async () => {
-      const leaseId = await this.granter.grant(record.ttl);
-      const { written, current } = await this.store.putIfAbsent(key, value, leaseId);
-      const now = this.now();
-      if (written) {
-        this.leases.track(key, leaseId, record.ttl, value, now);
-        this.hooks.regranted?.('ok');
-        return;
+    await this.rewrite([{ key, value, ttl: record.ttl }]);
+    this.heardFrom(key);
+    return 'accepted';
+  }
+
+  /**
+   * Create-if-absent puts on shared leases (batched nested Txns). A lease that turns out gone (the lost
+   * lease itself, placed onto before its TTL-0 answer arrived) is given up and the puts re-placed once.
+   */
+  private async putIfAbsentOnSharedLeases(items: ReadonlyArray<{ key: string; value: string; ttl: number }>, retry = true): Promise<boolean[]> {
+    const places = await Promise.all(items.map((item) => this.leases.place(item.ttl)));
+    try {
+      const written = await this.store.putManyIfAbsent(items.map((item, i) => ({ key: item.key, value: item.value, leaseId: places[i].leaseId })));
+      const at = this.now();
+      written.forEach((done, i) => done && this.options.directory.written(items[i].key, items[i].value, places[i].leaseId, at));
+      return written;
+    } catch (err) {
+      if (!(err instanceof EtcdLeaseInvalidError) || !retry) throw err;
+      for (const place of places) this.leases.invalid(place.leaseId);
+    } finally {
+      for (const place of places) place.release();
+    }
+    return this.putIfAbsentOnSharedLeases(items, false);
+  }
+
+  /** A heartbeat of a known instance: marked, published, and a legacy instance moved (paced). */
+  private heardFrom(key: string): void {
+    this.markHeard(key);
+    this.hooks.heartbeat?.('accepted');
+    if (!this.leases.recordsKnown) return;
+    const lease = this.options.directory.leaseOf(key);
+    if (lease === undefined || lease === 0n || this.leases.hasRecord(lease) || this.migrating.has(key) || !this.migrations.tryTake(this.now())) return;
+    const stored = this.options.directory.get(key);
+    if (stored) this.migrate(stored);
+  }
+
+  private markHeard(key: string): void {
+    const before = this.options.liveness.heard(key, this.now());
+    this.options.heard?.(key, before);
+  }
+
+  /**
+   * Moves a legacy instance (its own one-key lease, from the previous release) onto a shared lease: a
+   * Txn compare mod_revision -> the same value on a shared lease, then revokes the old one-key lease
+   * (no key left on it). A concurrent change wins; the next heartbeat tries again.
+   */
+  private migrate(stored: StoredInstance): void {
+    const record = decodeRecord(stored.value);
+    if (!record || stored.modRevision === '0') return;
+    this.migrating.add(stored.key);
+    void this.write(async () => {
+      const place = await this.leases.place(record.ttl);
+      try {
+        const result = await this.store.compareAndPut(stored.key, stored.value, place.leaseId, stored.modRevision);
+        if (!result.written) return;
+        this.options.directory.written(stored.key, stored.value, place.leaseId, this.now(), result.revision);
+        this.hooks.migrated?.();
+        this.store.revokeLease(stored.leaseId).catch(() => undefined);
+      } finally {
+        place.release();
       }
-      this.revokeQuietly(leaseId);
-      if (current && current.leaseId !== '0') this.leases.track(key, current.leaseId, record.ttl, current.value, now, now - record.ttl * 1000);
-      this.hooks.regranted?.('adopted');
-    });
-    const outcome = this.leases.heartbeat(key, this.now());
-    if (outcome === 'unknown') throw new InstanceNotFoundError(...this.addressOf(key));
-    this.hooks.heartbeat?.(outcome);
-    return outcome;
+    })
+      .catch((err) => this.hooks.error?.(`moving ${stored.key} onto a shared lease failed`, err))
+      .finally(() => this.migrating.delete(stored.key));
+  }
+
+  /**
+   * The Put of a registration on a shared lease of its class: the instance's current lease when it is a
+   * shared lease of that class (a re-registration keeps it), else a place on this replica's leases. A
+   * lease etcd no longer has (lost meanwhile) is given up and the put re-sent once on a fresh place.
+   */
+  private async putOnSharedLease(key: string, value: string, ttlSeconds: number, retry: boolean): Promise<{ leaseId: string; revision: string; previous?: StoredInstance }> {
+    const current = this.options.directory.get(key);
+    // The retry never keeps: the kept lease is the one etcd just refused (lost, maybe another replica's).
+    const keep = retry && current && current.leaseId !== '0' && this.leases.record(current.leaseId)?.classTtl === this.leases.classTtl(ttlSeconds) ? current.leaseId : undefined;
+    const place = keep ? undefined : await this.etcd(() => this.leases.place(ttlSeconds));
+    const leaseId = keep ?? place!.leaseId;
+    try {
+      const outcome = await this.puts.put({ key, value, leaseId });
+      this.options.directory.written(key, value, leaseId, this.now(), outcome.revision);
+      return { leaseId, ...outcome };
+    } catch (err) {
+      if (!(err instanceof EtcdLeaseInvalidError) || !retry) throw err;
+      this.leases.invalid(leaseId);
+    } finally {
+      place?.release();
+    }
+    return this.putOnSharedLease(key, value, ttlSeconds, false);
   }
 
   private addressOf(key: string): [string, string] {
@@ -348,22 +438,8 @@ export class InstanceRegistrar {
     return [address?.service ?? '', address?.id ?? ''];
   }
 
-  private revokeQuietly(leaseId: string): void {
-    // Best effort: an orphaned lease without keys costs etcd nothing and expires by itself.
-    this.store.revokeLease(leaseId).catch(() => undefined);
-  }
-
-  private putBatched(key: string, value: string, leaseId: string): Promise<{ revision: string; previous?: StoredInstance }> {
-    return this.puts.put({ key, value, leaseId });
-  }
-
-  /**
-   * The error a registration's failed Put means for the client (typed like every other write). A lease
-   * granted for it is revoked when the Put surely did not happen; after a timeout it may have, and the
-   * lease then keeps the key until its TTL (or the pod's heartbeats) decide.
-   */
-  private writeFailed(err: unknown, grantedLease: string | undefined): unknown {
-    if (grantedLease && !isEtcdUnavailable(err)) this.revokeQuietly(grantedLease);
+  /** The error a registration's failed Put means for the client (typed like every other write). */
+  private writeFailed(err: unknown): unknown {
     if (err instanceof QueueFullError) return new OverloadedError(`too many etcd writes in progress (${err.capacity} queued); retry later`, 1);
     return etcdFailure(err, 'handling an instance write or lookup') ?? err;
   }

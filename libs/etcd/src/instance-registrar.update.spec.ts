@@ -2,7 +2,7 @@ import { EtcdLeaseInvalidError } from 'etcd3';
 import { decodeRecord, encodeRecord, InstanceNotFoundError, InstanceRecord, KeyLayout, UpdateConflictError } from '@app/registry';
 import { InstanceRegistrar } from './instance-registrar';
 import { InstanceDirectory } from './instance-directory';
-import { InlineRenewal } from './lease-engine/inline-renewal';
+import { LivenessTable } from './shared-leases/expiry-sweep';
 import { RegistryStore, StoredInstance } from './registry-store';
 
 const layout = new KeyLayout('/registry/');
@@ -49,24 +49,36 @@ class FakeStore {
 
 function setup() {
   const store = new FakeStore();
-  // Wired as RegistryRuntime wires them: the directory holds the values, the lease table none.
-  const wired: { leases?: InlineRenewal['table'] } = {};
-  const directory = new InstanceDirectory(layout, { retain: (k) => wired.leases!.has(k) });
-  const leases = (wired.leases = new InlineRenewal({ send: () => 0, streamCount: 1 }, { values: directory }).table);
-  const registrar = new InstanceRegistrar(store as unknown as RegistryStore, leases, { writeConcurrency: 4, writeQueueCapacity: 4, regrantsPerSecond: 1 });
-  return { store, leases, registrar, directory };
+  const directory = new InstanceDirectory(layout);
+  const leases = { place: () => Promise.reject(new Error('no grants here')), classTtl: () => 120, record: () => undefined, hasRecord: () => false, recordsKnown: false, invalid: () => undefined };
+  const registrar = new InstanceRegistrar(store as unknown as RegistryStore, leases, {
+    writeConcurrency: 4,
+    writeQueueCapacity: 4,
+    migrationsPerSecond: 1,
+    liveness: new LivenessTable(),
+    directory: {
+      current: () => true,
+      has: (k) => directory.has(k),
+      leaseOf: (k) => directory.leaseOf(k),
+      get: (k) => directory.get(k),
+      written: (k, value, leaseId, now, modRevision) => directory.written(k, value, leaseId, now, modRevision),
+      recentlyDeleted: () => undefined,
+      instancesOn: () => [],
+    },
+  });
+  return { store, registrar, directory };
 }
 
 describe('InstanceRegistrar.updateInstance', () => {
-  it('rewrites status and metadata under the same lease and updates the value a re-grant would write', async () => {
-    const { store, leases, registrar, directory } = setup();
-    leases.track(key, '77', 30, store.current!.value, 0);
+  it('rewrites status and metadata under the same lease and updates the value a re-put would write', async () => {
+    const { store, registrar, directory } = setup();
+    directory.written(key, store.current!.value, '77', 0, '5');
     const { record: updated, revision } = await registrar.updateInstance('orders', 'o1', { status: 'DRAINING', metadata: { version: '2' } });
     expect(updated).toMatchObject({ status: 'DRAINING', metadata: { version: '2' }, tags: ['a'], registeredAt: record.registeredAt });
     expect(revision).toBe('6');
     expect(store.puts).toEqual([{ leaseId: '77', modRevision: '5' }]);
     expect(decodeRecord(directory.latest(key)!)).toMatchObject({ status: 'DRAINING', metadata: { version: '2' } });
-    expect(decodeRecord(leases.latestValue(key)!)).toMatchObject({ status: 'DRAINING' });
+    expect(directory.get(key)).toMatchObject({ leaseId: '77', modRevision: '6' });
   });
 
   it('keeps the metadata when the patch has none', async () => {

@@ -2,7 +2,13 @@ import { IDuplexStream, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse } from '
 import { Backoff } from '@app/concurrency';
 import { EtcdConnection } from './etcd-connection';
 import { isStaleTokenRejection } from './etcd-errors';
-import { RenewalTransport } from './lease-engine/renewal-scheduler';
+
+/** Where renewals are written (KeepAliveStreams; a fake in unit tests). */
+export interface RenewalTransport {
+  /** Writes one renewal; returns the stream index used, or -1 when no stream is open. */
+  send(leaseId: string, preferredStream: number): number;
+  readonly streamCount: number;
+}
 
 export interface KeepAliveStreamsHooks {
   /** etcd's answer for one lease: TTL 0 means the lease does not exist any more. */

@@ -1,4 +1,5 @@
 import { EtcdLeaseInvalidError, GRPCUnavailableError } from 'etcd3';
+import { QueueFullError } from '@app/concurrency';
 import { BatchedPut, PutBatcher, PutOutcome, PutSink } from './put-batcher';
 
 /** An etcd in memory: revisions, values with their leases, and which leases exist. */
@@ -8,9 +9,18 @@ class FakeEtcd implements PutSink {
   readonly deadLeases = new Set<string>();
   readonly txns: BatchedPut[][] = [];
   unavailable = false;
+  /** While set, Txns are recorded but answered only on release(). */
+  hold = false;
+  private held: Array<() => void> = [];
+
+  release(): void {
+    this.hold = false;
+    for (const r of this.held.splice(0)) r();
+  }
 
   async putMany(items: readonly BatchedPut[]): Promise<PutOutcome[]> {
     this.txns.push([...items]);
+    if (this.hold) await new Promise<void>((r) => this.held.push(r));
     if (this.unavailable) throw new GRPCUnavailableError('14 UNAVAILABLE: No connection established');
     if (new Set(items.map((i) => i.key)).size !== items.length) throw new Error('3 INVALID_ARGUMENT: etcdserver: duplicate key given in txn request');
     const bad = items.find((i) => this.deadLeases.has(i.leaseId));
@@ -37,12 +47,14 @@ class FakeEtcd implements PutSink {
 }
 
 /** A batcher whose scheduled flushes run only when the test says so (`turn()`). */
-function setup(options: { maxBatchSize?: number; maxBatchBytes?: number } = {}) {
+function setup(options: { maxBatchSize?: number; maxBatchBytes?: number; maxInFlight?: number; maxWaiting?: number } = {}) {
   const etcd = new FakeEtcd();
   const scheduled: Array<() => void> = [];
   const batcher = new PutBatcher(etcd, {
     maxBatchSize: options.maxBatchSize ?? 100,
     maxBatchBytes: options.maxBatchBytes ?? 1_000_000,
+    maxInFlight: options.maxInFlight,
+    maxWaiting: options.maxWaiting,
     schedule: (flush) => scheduled.push(flush),
   });
   const turn = async () => {
@@ -87,6 +99,36 @@ describe('PutBatcher', () => {
     await turn();
     await Promise.all(results);
     expect(etcd.txns.map((t) => t.length)).toEqual([3, 2]);
+  });
+
+  it('with maxInFlight, puts arriving while a Txn is out go together when it returns, never over the batch size', async () => {
+    const { etcd, batcher, turn } = setup({ maxBatchSize: 3, maxInFlight: 1 });
+    etcd.hold = true;
+    const first = batcher.put(item(1));
+    await turn();
+    // The first Txn is out: 7 puts arrive meanwhile, over several turns, and wait.
+    const later = [2, 3, 4, 5, 6, 7, 8].map((n) => batcher.put(item(n)));
+    await turn();
+    expect(etcd.txns.map((t) => t.length)).toEqual([1]);
+    etcd.release();
+    await first;
+    await turn();
+    await Promise.all(later);
+    expect(etcd.txns.map((t) => t.length)).toEqual([1, 3, 3, 1]);
+  });
+
+  it('refuses a put at once (QueueFullError) when maxInFlight Txns are out and maxWaiting puts already wait', async () => {
+    const { etcd, batcher, turn } = setup({ maxInFlight: 1, maxWaiting: 2 });
+    etcd.hold = true;
+    const first = batcher.put(item(1));
+    await turn();
+    const waiting = [batcher.put(item(2)), batcher.put(item(3))];
+    await expect(batcher.put(item(4))).rejects.toBeInstanceOf(QueueFullError);
+    etcd.release();
+    await first;
+    await turn();
+    await Promise.all(waiting);
+    expect(etcd.txns.map((t) => t.length)).toEqual([1, 2]);
   });
 
   it('keeps a Txn under the byte bound', async () => {

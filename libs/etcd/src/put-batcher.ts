@@ -1,3 +1,4 @@
+import { QueueFullError } from '@app/concurrency';
 import { isEtcdUnavailable } from './etcd-errors';
 import type { StoredInstance } from './registry-store';
 
@@ -37,6 +38,18 @@ export interface PutBatcherOptions {
    * fails at once instead of being re-sent item by item.
    */
   failsWholeBatch?: (err: unknown) => boolean;
+  /**
+   * Txns in flight at most: puts arriving while that many are out wait for one to come back and go
+   * out together (with shared leases a registration needs no grant round-trip, so without this each
+   * request of a steady stream would be a Txn of its own). Unbounded by default.
+   */
+  maxInFlight?: number;
+  /**
+   * Puts waiting (not sent) at most while maxInFlight Txns are out: beyond it a put is refused at once
+   * with QueueFullError (the registrar answers 503 overloaded + Retry-After) instead of piling up in
+   * memory while etcd is slow. Unbounded by default.
+   */
+  maxWaiting?: number;
   /** Runs `flush` once the current turn's callers have queued their puts; setImmediate by default. */
   schedule?: (flush: () => void) => void;
 }
@@ -77,6 +90,9 @@ export class PutBatcher {
   private waitingKeys = new Set<string>();
   private waitingBytes = 0;
   private scheduled = false;
+  private inFlight = 0;
+  /** Batches closed and waiting for a Txn slot (maxInFlight), oldest first. */
+  private sealed: Waiting[][] = [];
   private readonly schedule: (flush: () => void) => void;
   private readonly failsWholeBatch: (err: unknown) => boolean;
   private readonly counters: PutBatcherStats = { requests: 0, puts: 0, fallbacks: 0 };
@@ -95,8 +111,12 @@ export class PutBatcher {
   }
 
   put(item: BatchedPut): Promise<PutOutcome> {
+    const maxWaiting = this.options.maxWaiting;
+    if (maxWaiting !== undefined && this.inFlight >= (this.options.maxInFlight ?? Infinity) && this.waitingCount() >= maxWaiting) {
+      return Promise.reject(new QueueFullError(maxWaiting));
+    }
     const bytes = Buffer.byteLength(item.key) + Buffer.byteLength(item.value);
-    if (this.waitingKeys.has(item.key) || (this.waiting.length > 0 && this.waitingBytes + bytes > this.options.maxBatchBytes)) this.flush();
+    if (this.waitingKeys.has(item.key) || (this.waiting.length > 0 && this.waitingBytes + bytes > this.options.maxBatchBytes)) this.seal();
     this.counters.puts++;
     return new Promise<PutOutcome>((resolve, reject) => {
       this.waiting.push({ item, bytes, resolve, reject });
@@ -114,19 +134,38 @@ export class PutBatcher {
     });
   }
 
-  /** Sends what is waiting now (also called by the scheduled flush). */
+  /**
+   * Sends what is waiting now (also called by the scheduled flush); with maxInFlight Txns out, the
+   * batches wait for one to come back.
+   */
   flush(): void {
-    const batch = this.waiting;
-    if (batch.length === 0) return;
+    this.seal();
+    while (this.sealed.length > 0 && this.inFlight < (this.options.maxInFlight ?? Infinity)) this.send(this.sealed.shift()!);
+  }
+
+  private waitingCount(): number {
+    let n = this.waiting.length;
+    for (const batch of this.sealed) n += batch.length;
+    return n;
+  }
+
+  /** Closes the batch being filled (a full one, a key already in it, the byte bound). */
+  private seal(): void {
+    if (this.waiting.length === 0) return;
+    this.sealed.push(this.waiting);
     this.waiting = [];
     this.waitingKeys = new Set();
     this.waitingBytes = 0;
+  }
+
+  private send(batch: Waiting[]): void {
     if (batch.length === 1) {
       this.sendOne(batch[0]);
       return;
     }
     this.counters.requests++;
-    this.sink.putMany(batch.map((w) => w.item)).then(
+    this.inFlight++;
+    this.sink.putMany(batch.map((w) => w.item)).finally(() => this.returned()).then(
       (outcomes) => batch.forEach((w, i) => w.resolve(outcomes[i])),
       (err) => {
         if (this.failsWholeBatch(err)) {
@@ -141,6 +180,17 @@ export class PutBatcher {
 
   private sendOne(w: Waiting): void {
     this.counters.requests++;
-    this.sink.putMany([w.item]).then((outcomes) => w.resolve(outcomes[0]), w.reject);
+    this.inFlight++;
+    this.sink
+      .putMany([w.item])
+      .finally(() => this.returned())
+      .then((outcomes) => w.resolve(outcomes[0]), w.reject);
+  }
+
+  /** A Txn came back: what waited for it goes out now. */
+  private returned(): void {
+    this.inFlight--;
+    // Bounded: what arrived during the round trip goes out now. Unbounded, nothing ever waited.
+    if (this.options.maxInFlight !== undefined) this.flush();
   }
 }

@@ -66,6 +66,71 @@ export class RegistryStore {
     });
   }
 
+  /**
+   * Grants a shared lease and writes its record (`<prefix>gateway/leases/<id>` = {owner, classTtl}) with
+   * it, so every replica learns its owner and class from the watch and the record vanishes with the
+   * lease. The record's mod_revision is what an adopter compares and the expiry sweep fences on.
+   */
+  grantSharedLease(classTtl: number, owner: string): Promise<{ leaseId: string; recordRevision: string }> {
+    return this.call(`granting a ${classTtl} s shared lease`, async () => {
+      const connection = this.pool.pick();
+      const res = await connection.lease.leaseGrant({ TTL: classTtl, ID: 0 });
+      const leaseId = String(res.ID);
+      const put = await connection.kv.txn({
+        compare: [],
+        success: [{ request_put: { key: Buffer.from(this.layout.leaseRecordKey(leaseId)), value: Buffer.from(JSON.stringify({ owner, classTtl })), lease: leaseId } }],
+      });
+      return { leaseId, recordRevision: String(put.header.revision) };
+    });
+  }
+
+  /**
+   * Takes over a shared lease: rewrites its record naming `owner`, only if the record is unchanged since
+   * `recordRevision` (exactly one of the replicas that try wins). Returns the record's new revision, or
+   * undefined when another replica won (or the lease is gone).
+   */
+  adoptSharedLease(leaseId: string, classTtl: number, owner: string, recordRevision: string): Promise<string | undefined> {
+    const key = Buffer.from(this.layout.leaseRecordKey(leaseId));
+    return this.call(`adopting shared lease ${leaseId}`, async () => {
+      const res = await this.pool.pick().kv.txn({
+        compare: [{ key, target: 'Mod', result: 'Equal', mod_revision: recordRevision }],
+        success: [{ request_put: { key, value: Buffer.from(JSON.stringify({ owner, classTtl })), lease: leaseId } }],
+      });
+      return res.succeeded ? String(res.header.revision) : undefined;
+    });
+  }
+
+  /**
+   * Writes each item only where its key does not exist (nested Txns `create_revision == 0`,
+   * GUARDED_DELETES_PER_REQUEST per request): re-puts after a lease was lost never overwrite a
+   * re-registration through another replica. Returns, per item, whether it was written.
+   */
+  async putManyIfAbsent(items: readonly { key: string; value: string; leaseId: string }[]): Promise<boolean[]> {
+    const written: boolean[] = [];
+    for (let i = 0; i < items.length; i += GUARDED_DELETES_PER_REQUEST) {
+      const chunk = items.slice(i, i + GUARDED_DELETES_PER_REQUEST);
+      const res = await this.call(`re-writing ${chunk.length} instances of a lost lease`, () =>
+        this.pool.pick().kv.txn({
+          compare: [],
+          success: chunk.map((item) => ({
+            request_txn: {
+              compare: [{ key: Buffer.from(item.key), target: 'Create' as const, result: 'Equal' as const, create_revision: 0 }],
+              success: [{ request_put: { key: Buffer.from(item.key), value: Buffer.from(item.value), lease: item.leaseId } }],
+              failure: [],
+            },
+          })),
+        }),
+      );
+      chunk.forEach((_, j) => written.push(res.responses[j]?.response_txn?.succeeded === true));
+    }
+    return written;
+  }
+
+  /** Every key under `<prefix>gateway/` (presence keys, lease records) at one revision. */
+  scanGateway(): Promise<StoredRange> {
+    return this.call('reading the gateway records', () => this.readPaged(this.layout.gatewayRoot, {}));
+  }
+
   revokeLease(leaseId: string): Promise<void> {
     return this.call(`revoking lease ${leaseId}`, async () => {
       await this.pool.pick().lease.leaseRevoke({ ID: leaseId });

@@ -21,6 +21,23 @@ export interface RegistryEvent {
   created: boolean;
 }
 
+/** One change of a key under `<prefix>gateway/` (presence keys, lease records). */
+export interface GatewayEvent {
+  type: 'put' | 'delete';
+  kind: 'replica' | 'lease';
+  /** The replica id or the lease id the key names. */
+  id: string;
+  value?: string;
+  revision: number;
+}
+
+/** The watch's second audience: the gateway's own records, delivered in the same order as instance events. */
+export interface GatewayWatchHooks {
+  events(events: GatewayEvent[]): void;
+  /** Every gateway record at one revision (initial read, rebuild after a compaction). */
+  resync(range: StoredRange): void;
+}
+
 export interface RegistryWatchHooks {
   /** One etcd watch response: events in revision order, all events of a revision in the same call. */
   events(events: RegistryEvent[]): void;
@@ -54,6 +71,11 @@ export interface RegistryWatchOptions {
    * behind it does not confirm the cache (see confirmedAt).
    */
   clusterRevision?: () => number;
+  /**
+   * Also watch `<prefix>gateway/` (presence keys, lease records): the stream then covers the whole
+   * prefix, and the initial read / rebuild reads the gateway records too (store.scanGateway).
+   */
+  gateway?: GatewayWatchHooks;
   now?: () => number;
 }
 
@@ -106,7 +128,7 @@ export class RegistryWatch {
 
   constructor(
     private readonly pool: Pick<ConnectionPool, 'pick'>,
-    private readonly store: Pick<RegistryStore, 'scanAll' | 'layout'>,
+    private readonly store: Pick<RegistryStore, 'scanAll' | 'layout'> & Partial<Pick<RegistryStore, 'scanGateway'>>,
     private readonly hooks: RegistryWatchHooks,
     private readonly options: RegistryWatchOptions,
   ) {
@@ -194,11 +216,12 @@ export class RegistryWatch {
       this.drop(stream, err.message);
     });
     stream.on('end', () => this.drop(stream, 'stream ended'));
-    const servicesRoot = this.store.layout.servicesRoot;
+    // With the gateway's records: one watch over the whole prefix (services/ and gateway/ both live there).
+    const root = this.options.gateway ? this.store.layout.prefix : this.store.layout.servicesRoot;
     stream.write({
       create_request: {
-        key: Buffer.from(servicesRoot),
-        range_end: prefixRangeEnd(servicesRoot),
+        key: Buffer.from(root),
+        range_end: prefixRangeEnd(root),
         // Resume exactly after the last change we delivered; the first creation starts "now".
         start_revision: this.lastRevision ? this.lastRevision + 1 : undefined,
       },
@@ -243,12 +266,18 @@ export class RegistryWatch {
 
   private deliver(res: IWatchResponse): void {
     const events: RegistryEvent[] = [];
+    const gatewayEvents: GatewayEvent[] = [];
     for (const event of res.events) {
       const revision = Number(event.kv.mod_revision);
       this.lastRevision = Math.max(this.lastRevision, revision);
-      const address = this.store.layout.parseInstanceKey(event.kv.key.toString());
-      if (!address) continue; // not an instance key (written by hand): nothing to apply
+      const key = event.kv.key.toString();
       const put = event.type === 'Put';
+      const address = this.store.layout.parseInstanceKey(key);
+      if (!address) {
+        const record = this.options.gateway && this.store.layout.parseGatewayKey(key);
+        if (record) gatewayEvents.push({ type: put ? 'put' : 'delete', kind: record.kind, id: record.id, value: put ? event.kv.value.toString() : undefined, revision });
+        continue; // otherwise not an instance key (written by hand): nothing to apply
+      }
       events.push({
         type: put ? 'put' : 'delete',
         service: address.service,
@@ -259,12 +288,18 @@ export class RegistryWatch {
         created: put && String(event.kv.version) === '1',
       });
     }
+    // Gateway records first: an instance event may name a lease whose record arrived in the same response.
+    if (gatewayEvents.length) this.options.gateway!.events(gatewayEvents);
     if (events.length) this.hooks.events(events);
     this.settle();
   }
 
   private async rebuild(): Promise<void> {
+    // Instances first: the watch resumes after their revision, so a gateway record changed before the
+    // second read is delivered again by the watch (replayed in order, it ends in the same state).
     const range = await this.store.scanAll({ pageSize: this.options.rebuildPageSize });
+    const gateway = this.options.gateway && this.store.scanGateway ? await this.store.scanGateway() : undefined;
+    if (gateway) this.options.gateway!.resync(gateway);
     this.needsRebuild = false;
     this.justRead = true;
     this.lastRevision = Number(range.revision);

@@ -33,6 +33,16 @@ describe('KeyLayout', () => {
     for (const bad of ['../x', 'A1', '', 'a/b', 'f'.repeat(33)]) expect(() => layout.replicaKey(bad)).toThrow();
   });
 
+  it("builds a shared lease's record key from a decimal lease id only, and parses gateway keys back", () => {
+    const key = layout.leaseRecordKey('7587892541348512306');
+    expect(key).toBe('/registry/gateway/leases/7587892541348512306');
+    expect(layout.parseInstanceKey(key)).toBeUndefined();
+    expect(layout.parseGatewayKey(key)).toEqual({ kind: 'lease', id: '7587892541348512306' });
+    expect(layout.parseGatewayKey(layout.replicaKey('0a1b'))).toEqual({ kind: 'replica', id: '0a1b' });
+    for (const other of ['/registry/gateway/other/1', '/registry/gateway/leases/x1', '/registry/services/a/b']) expect(layout.parseGatewayKey(other)).toBeUndefined();
+    for (const bad of ['0', '-1', '1a', '../1', '']) expect(() => layout.leaseRecordKey(bad)).toThrow();
+  });
+
   it('requires a prefix that starts and ends with a slash', () => {
     expect(() => new KeyLayout('registry')).toThrow();
   });

@@ -33,6 +33,21 @@ export class KeyLayout {
     return `${this.gatewayRoot}replicas/${replicaId}`;
   }
 
+  /** A shared lease's record (owner replica, lease class), written with that lease: it vanishes with it. */
+  leaseRecordKey(leaseId: string): string {
+    if (!/^[1-9][0-9]{0,19}$/.test(leaseId)) throw new Error(`refusing to build a key from an invalid lease id: ${leaseId}`);
+    return `${this.gatewayRoot}leases/${leaseId}`;
+  }
+
+  /** The inverse of replicaKey / leaseRecordKey; undefined for any other key. */
+  parseGatewayKey(key: string): { kind: 'replica' | 'lease'; id: string } | undefined {
+    if (!key.startsWith(this.gatewayRoot)) return undefined;
+    const rest = key.slice(this.gatewayRoot.length);
+    if (rest.startsWith('replicas/') && REPLICA_ID.test(rest.slice(9))) return { kind: 'replica', id: rest.slice(9) };
+    if (rest.startsWith('leases/') && /^[1-9][0-9]{0,19}$/.test(rest.slice(7))) return { kind: 'lease', id: rest.slice(7) };
+    return undefined;
+  }
+
   instanceKey(service: string, id: string): string {
     if (!isValidName(service) || !isValidName(id)) {
       throw new Error(`refusing to build a key from an invalid name: ${service}/${id}`);

@@ -5,26 +5,29 @@ import {
   EtcdCredentials,
   EtcdObserver,
   EtcdTlsOptions,
+  ExpiryStats,
+  ExpirySweep,
   HeardSetPublisher,
   HeardSetPublisherStats,
+  HeardSetReader,
   HeardSetStore,
   InstanceDirectory,
   InstanceRegistrar,
   isCredentialRejection,
-  LeaseEngine,
-  LeaseEngineOptions,
-  LeaseEngineStats,
-  LeaseGrantStats,
-  LeaseTable,
+  LivenessTable,
   RegistrarHooks,
   RegistryEvent,
   RegistryStore,
   RegistryWatch,
   ReplicaPresence,
+  SharedLeases,
+  SharedLeaseStats,
   StoredRange,
-  WorkerLeaseGranter,
 } from '@app/etcd';
-import { KeyLayout } from '@app/registry';
+import { decodeRecord, KeyLayout } from '@app/registry';
+
+/** Longest instance TTL (libs/registry limits): how long heard marks are kept. */
+const LONGEST_TTL_MS = 300_000;
 
 /** Everything the runtime needs to know, already validated (the gateway's config module does that). */
 export interface RegistryRuntimeOptions {
@@ -37,23 +40,23 @@ export interface RegistryRuntimeOptions {
     /** Every key the gateway writes lives under it. */
     prefix: string;
   };
-  /** This replica's id (lowercase hex): its presence key, its heard-sets, its renewal-ledger claims. */
+  /** This replica's id (lowercase hex): its presence key, its heard-sets, the owner in its lease records. */
   replicaId: string;
   /**
-   * Where this replica publishes the instances it heard, once per pass (LIVENESS_PASS_MS): what replicas
-   * that expire instances themselves (shared leases) read before deleting one. Absent = not published.
+   * Where replicas publish and read the instances they heard, once per pass (LIVENESS_PASS_MS): the
+   * expiry sweep deletes nothing another present replica may have heard. Absent = no exchange: with
+   * other replicas present, expiry then stays paused.
    */
   heardSets?: { store: HeardSetStore; passMs: number };
-  renewIntervalMs: number;
-  /** Redis ledger through which replicas de-duplicate lease renewals; absent = every replica renews alone. */
-  renewalLedger?: LeaseEngineOptions['ledger'];
-  /** Keep renewing when more than `threshold` of the instances go silent at once, for at most `maxMs`; absent = off. */
+  /** Shared leases: LEASE_TTL (the shortest lease class, s) and LEASE_MAX_KEYS. */
+  leases: { ttlSeconds: number; maxKeys: number };
+  /** Legacy (one lease per instance) instances moved onto shared leases per second at most. */
+  migrationsPerSecond: number;
+  /** Hold expiry deletes when more than `threshold` of the owned instances go silent at once, for at most `maxMs`; absent = off. */
   selfPreservation?: { threshold: number; maxMs: number };
-  renewalLagMaxMs: number;
   admissionMaxEventLoopDelayMs: number;
   writeConcurrency: number;
   writeQueueCapacity: number;
-  regrantsPerSecond: number;
   /** Registration Puts per etcd Txn and bytes per Txn at most (see InstanceRegistrar); absent = the registrar's defaults. */
   putBatch?: { maxSize: number; maxBytes: number };
   /** Answers the watch has not confirmed for this long are marked `stale` (the watch checks progress 3 times as often). */
@@ -66,21 +69,24 @@ export type LogLevel = 'info' | 'warn' | 'error';
 export interface RegistryRuntimeObserver {
   etcd?: EtcdObserver;
   registrar?: RegistrarHooks;
-  instanceExpired?(): void;
+  /** Instances the expiry sweep deleted (no replica heard them for their TTL). */
+  instancesExpired?(count: number): void;
   log(level: LogLevel, context: string, message: string): void;
 }
 
 /** What readiness and operators need, read from state the runtime keeps (no I/O). */
 export interface RuntimeHealth {
   etcd: { readyConnections: number; poolSize: number; lastSuccessAt: number; authError?: string };
-  renewals: LeaseEngineStats;
-  /** LeaseGrant calls: made by the grant worker, or on the HTTP thread while it is not running. */
-  grants: LeaseGrantStats;
+  /** The shared leases this replica owns and their renewals. */
+  leases: SharedLeaseStats;
+  /** The expiry sweep: paused (heard-sets gap), overdue instances, self-preservation. */
+  expiry: ExpiryStats;
+  /** Instances in the directory (the whole registry as the watch knows it). */
   instancesInMemory: number;
   /** `stale`: lookups are answered from memory but marked stale (the watch has not confirmed them). */
   watch: { up: boolean; revision: number; stale: boolean };
   /** This replica's presence key is in etcd (confirmed within its TTL), and its heard-sets as published so far. */
-  liveness: { present: boolean; heardSets?: HeardSetPublisherStats };
+  liveness: { present: boolean; replicas: number; heardSets?: HeardSetPublisherStats };
   /** The initial read of the registry is done (readiness: `starting` until then). */
   synced: boolean;
   /** Services whose decoded view is in memory (looked up since the last change or read). */
@@ -90,22 +96,20 @@ export interface RuntimeHealth {
 }
 
 /**
- * The etcd side of one gateway replica, in one place and without a framework: the pool, the lease
- * engine (lease table here, renewals in its worker thread), the registrar, the one registry watch, the
- * instance directory it keeps current and the read model derived from it (every lookup is answered
- * there, never from etcd once synced). The watch's events are fanned out here to every consumer (the
- * directory, the read model, the registrar's payloads), so no consumer depends on another one to stay
- * correct. Nest providers are thin wrappers over its parts.
+ * The etcd side of one gateway replica, in one place and without a framework: the pool, the shared
+ * leases (placed, renewed, adopted), the Put batcher inside the registrar, the expiry sweep and the
+ * liveness exchange (presence in etcd, heard-sets in Redis), the one registry watch, the instance
+ * directory it keeps current and the read model derived from it. The watch's events are fanned out here
+ * to every consumer. Nest providers are thin wrappers over its parts.
  *
- * close() never revokes a lease: a rolling restart deregisters nobody.
+ * close() orphans the shared leases (the survivors adopt them); it never revokes one.
  */
 export class RegistryRuntime {
   readonly pool: ConnectionPool;
   readonly store: RegistryStore;
-  readonly engine: LeaseEngine;
-  readonly leases: LeaseTable;
-  /** Makes the registrar's LeaseGrant calls on a worker thread (see WorkerLeaseGranter). */
-  readonly grants: WorkerLeaseGranter;
+  readonly leases: SharedLeases;
+  readonly liveness = new LivenessTable();
+  readonly sweep: ExpirySweep;
   readonly registrar: InstanceRegistrar;
   readonly shedder: LoadShedder;
   readonly watch: RegistryWatch;
@@ -117,6 +121,7 @@ export class RegistryRuntime {
   private readonly presence: ReplicaPresence;
   /** The instances heard here, published once per pass (see HeardSetPublisher); absent without a store. */
   private readonly heardSets: HeardSetPublisher | undefined;
+  private readonly exchange: HeardSetReader | undefined;
   private heardSetsFailing = false;
   private watchDown = false;
   /** etcd's words for the failing authentication last logged; undefined while it succeeds. */
@@ -142,44 +147,24 @@ export class RegistryRuntime {
       },
     });
     this.store = new RegistryStore(this.pool, new KeyLayout(options.etcd.prefix));
-    // The one copy of every instance's value: the lease table keeps none and re-grants read it here.
-    this.directory = new InstanceDirectory(this.store.layout, { retain: (key) => this.leases.has(key) });
-    this.engine = new LeaseEngine(
+    // Values of instances heard lately are kept after etcd deletes them: a lost lease's re-put reads them.
+    this.directory = new InstanceDirectory(this.store.layout, { retain: (key) => this.liveness.heardWithin(key, LONGEST_TTL_MS, Date.now()) });
+    this.leases = new SharedLeases(
+      this.store,
+      [...this.pool.connections],
+      { replicaId: options.replicaId, leaseTtlSeconds: options.leases.ttlSeconds, maxKeys: options.leases.maxKeys, countKeys: (leaseId) => this.directory.countOn(leaseId) },
       {
-        connections: this.pool.connections,
-        endpointsPerConnection: [...this.pool.endpointsPerConnection],
-        tls: options.etcd.tls,
-        requestTimeoutMs: options.etcd.requestTimeoutMs,
-        tickMs: options.renewIntervalMs,
-        ledger: options.renewalLedger,
-        selfPreservation: options.selfPreservation,
-      },
-      {
-        leaseLost: (lease) => this.registrar.regrant(lease),
-        values: this.directory,
-        silentInstanceDropped: () => observer.instanceExpired?.(),
-        // Registrations and heartbeats mark their slot; the publisher resolves the keys once per pass.
-        heard: (slot) => this.heardSets?.heard(slot),
-        log: (level, message) => log(level, 'LeaseEngine', message),
+        leaseLost: (lease) => this.registrar.rewriteLostLease(lease),
+        log: (level, message) => log(level, 'SharedLeases', message),
       },
     );
-    this.leases = this.engine.table;
-    this.grants = new WorkerLeaseGranter({
-      connections: this.pool.connections,
-      endpointsPerConnection: [...this.pool.endpointsPerConnection],
-      tls: options.etcd.tls,
-      requestTimeoutMs: options.etcd.requestTimeoutMs,
-      fallback: { grant: (ttlSeconds) => this.store.grantLease(ttlSeconds) },
-      observer: observer.etcd,
-      log: (level, message) => log(level, 'LeaseGrants', message),
-    });
     const heardSets = options.heardSets;
     this.heardSets =
       heardSets &&
-      new HeardSetPublisher(heardSets.store, { replicaId: options.replicaId, passMs: heardSets.passMs, keyOf: (slot) => this.leases.keyOf(slot) }, {
+      new HeardSetPublisher(heardSets.store, { replicaId: options.replicaId, passMs: heardSets.passMs }, {
         failed: (err) => {
           // Once per outage: a pass every 2 s would otherwise log 30 lines a minute.
-          if (!this.heardSetsFailing) log('warn', 'Liveness', `cannot publish this replica's heard-set (${err.message}); replicas expiring instances themselves pause until it is back`);
+          if (!this.heardSetsFailing) log('warn', 'Liveness', `cannot publish this replica's heard-set (${err.message}); replicas' expiry pauses until it is back`);
           this.heardSetsFailing = true;
         },
         published: () => {
@@ -187,36 +172,81 @@ export class RegistryRuntime {
           this.heardSetsFailing = false;
         },
       });
+    this.exchange = heardSets && new HeardSetReader(heardSets.store, { selfId: options.replicaId, passMs: heardSets.passMs, keepMs: LONGEST_TTL_MS });
+    this.sweep = new ExpirySweep(
+      this.liveness,
+      {
+        ownedLeases: () => this.leases.ownedIds(),
+        responsibleSince: (leaseId) => this.leases.responsibleSince(leaseId),
+        fence: (leaseId) => {
+          const record = this.leases.record(leaseId);
+          return record && { key: this.store.layout.leaseRecordKey(leaseId), modRevision: record.modRevision };
+        },
+        instancesOn: (leaseIds, visit) => this.directory.forEachOnLeases(leaseIds, visit),
+        exchange: this.exchange ?? {
+          // No exchange configured: alone, this replica's own marks decide; with others present, it pauses.
+          refresh: () => Promise.resolve(),
+          verdict: (_key, ttlMs, lastHeard, now) =>
+            lastHeard > now - ttlMs ? { expire: false, reason: 'heard' } : this.leases.presentReplicas().some((id) => id !== options.replicaId) ? { expire: false, reason: 'gap' } : { expire: true },
+        },
+        presentReplicas: () => this.leases.presentReplicas(),
+        deleteIfUnchanged: (items) => this.store.deleteIfUnchanged(items),
+      },
+      { passMs: heardSets?.passMs ?? 2_000, selfPreservation: options.selfPreservation },
+      { expired: (count) => observer.instancesExpired?.(count), log: (level, message) => log(level, 'ExpirySweep', message) },
+    );
     this.presence = new ReplicaPresence(
       this.store,
       this.pool.connections[0],
       {
         replicaId: options.replicaId,
         // What a replica of another release needs to know about this one (docs/shared-leases.md section 5).
-        describe: () => ({ leaseModel: 'per-instance', heardSetPassMs: heardSets?.passMs ?? null, startedAt: new Date().toISOString() }),
+        describe: () => ({ leaseModel: 'shared', heardSetPassMs: heardSets?.passMs ?? null, startedAt: new Date().toISOString() }),
       },
       { log: (level, message) => log(level, 'Presence', message) },
     );
-    this.shedder = new LoadShedder({
-      maxEventLoopDelayMs: options.admissionMaxEventLoopDelayMs,
-      renewalLagMs: () => this.engine.oldestDueMs(),
-      maxRenewalLagMs: options.renewalLagMaxMs,
-    });
+    this.shedder = new LoadShedder({ maxEventLoopDelayMs: options.admissionMaxEventLoopDelayMs });
     this.registrar = new InstanceRegistrar(
       this.store,
       this.leases,
       {
         writeConcurrency: options.writeConcurrency,
         writeQueueCapacity: options.writeQueueCapacity,
-        regrantsPerSecond: options.regrantsPerSecond,
         putBatch: options.putBatch,
-        // WRITE_CONCURRENCY still bounds grants in flight: the registrar's write queue wraps every grant.
-        granter: this.grants,
+        migrationsPerSecond: options.migrationsPerSecond,
         shedRegistrations: () => this.shedder.shouldShed(),
+        liveness: this.liveness,
+        heardAnywhere: (key, ttlMs, now) => {
+          const lastHeard = this.liveness.lastHeard(key);
+          if (now - lastHeard <= ttlMs) return true;
+          // Another replica's heard-sets, or a gap there: both keep the instance (a dead one is expired later).
+          return this.exchange ? !this.exchange.verdict(key, ttlMs, lastHeard, now).expire : false;
+        },
+        heard: this.heardSets && ((key, before) => this.heardSets!.heard(key, before)),
+        // Read-your-writes: the answer waits (1 s at most) for the watch to bring the write into lookups;
+        // with the watch down it does not wait (lookups are stale then anyway).
+        visible: (revision) => (this.watch.isUp() ? this.watch.waitForRevision(Number(revision), 1_000) : Promise.resolve()),
         directory: {
           current: () => this.directory.isSynced && this.watch.isUp(),
+          has: (key) => this.directory.has(key),
+          leaseOf: (key) => this.directory.leaseOf(key),
           get: (key) => this.directory.get(key),
-          recentlyDeleted: (key) => this.directory.recentlyDeleted(key),
+          written: (key, value, leaseId, now, modRevision) => this.directory.written(key, value, leaseId, now, modRevision),
+          recentlyDeleted: (key) => {
+            const now = Date.now();
+            const afterOutage = this.directory.recentlyDeleted(key, now);
+            if (afterOutage) return afterOutage;
+            // Deleted with its lease (revoked, expired) while its pod was heard: the pod's next heartbeat
+            // writes it back (create-if-absent), whether or not the lease's re-put got there first.
+            const deleted = this.directory.lastDeleted(key);
+            const ttl = deleted && decodeRecord(deleted.value)?.ttl;
+            return deleted && ttl && !this.leases.record(deleted.leaseId) && now - deleted.deletedAt <= ttl * 1000 ? { value: deleted.value } : undefined;
+          },
+          instancesOn: (leaseId) => {
+            const found = this.directory.deletedOn(leaseId);
+            this.directory.forEachOnLeases(new Set([leaseId]), (key, _lease, _rev, value) => found.push({ key, value }));
+            return found;
+          },
         },
       },
       {
@@ -250,41 +280,34 @@ export class RegistryRuntime {
         // One paged read of every instance first: the directory knows every lease before any event.
         initialSync: true,
         // A lagging watch member must not confirm what lookups answer (RELIABILITY.md, finding 3).
-        clusterRevision: () => this.engine.revisionSeen,
+        clusterRevision: () => this.leases.revisionSeen,
+        // Presence keys and lease records: takeover, ownership, the fence of expiry deletes.
+        gateway: { events: (events) => this.leases.applyGatewayEvents(events), resync: (range) => this.leases.resyncGateway(range) },
       },
     );
     this.reads = new RegistryReadModel(this.directory, this.watch, { staleAfterMs: options.staleAfterMs });
   }
 
   /**
-   * Authenticates the pool, starts the lease engine and the watch. etcd being down is not fatal (the
-   * gateway serves what it can and keeps retrying); wrong credentials are, since they never heal.
+   * Authenticates the pool, starts the renewals, the watch, presence and the liveness exchange. etcd
+   * being down is not fatal (the gateway serves what it can and keeps retrying); wrong credentials are,
+   * since they never heal.
    */
   async start(): Promise<void> {
-    // The workers load while the pool authenticates. A grant worker that does not start is not fatal:
-    // grants are then made on this thread, as before it existed.
-    const engineStarted = this.engine.start();
-    const grantsStarted = this.grants.start().catch((err: Error) => this.observer.log('warn', 'LeaseGrants', `${err.message}; granting leases on the HTTP thread`));
-    let connected = false;
     try {
       await this.pool.connect();
-      connected = true;
     } catch (err) {
       const message = (err as Error).message;
-      if (isCredentialRejection(err)) {
-        await Promise.all([this.engine.close(), this.grants.close()]);
-        throw new Error(`etcd rejected the gateway's credentials (ETCD_USERNAME/ETCD_PASSWORD): ${message}`, { cause: err });
-      }
+      if (isCredentialRejection(err)) throw new Error(`etcd rejected the gateway's credentials (ETCD_USERNAME/ETCD_PASSWORD): ${message}`, { cause: err });
       this.observer.log('warn', 'RegistryRuntime', `etcd not reachable at start (${message}); continuing and retrying in the background`);
     }
-    await Promise.all([engineStarted, grantsStarted]);
-    // With etcd reachable, the streams are up a moment later: start serving when renewals can flow.
-    if (connected) await this.engine.whenStreamsLive(Math.min(this.options.etcd.requestTimeoutMs, 5_000));
+    this.leases.start();
     this.shedder.start();
     this.watch.start();
     // Neither blocks the start: an etcd or Redis that is down is retried every tick / pass.
     void this.presence.start();
     this.heardSets?.start();
+    this.sweep.start();
     // Lookups answer `starting` until the initial read is applied: wait for it briefly, but an etcd
     // that is down at start must not block the start.
     await this.watch.whenUp(Math.min(this.options.etcd.requestTimeoutMs, 5_000));
@@ -293,11 +316,11 @@ export class RegistryRuntime {
   health(now = Date.now()): RuntimeHealth {
     return {
       etcd: { readyConnections: this.pool.readyCount(), poolSize: this.pool.connections.length, lastSuccessAt: this.pool.lastSuccessAt(), authError: this.pool.authError() },
-      renewals: this.engine.snapshot(now),
-      grants: this.grants.stats(),
-      instancesInMemory: this.leases.size,
+      leases: this.leases.stats(now),
+      expiry: this.sweep.stats,
+      instancesInMemory: this.directory.size,
       watch: { up: this.watch.isUp(), revision: this.watch.revision, stale: this.reads.isStale() },
-      liveness: { present: this.presence.isPresent(now), heardSets: this.heardSets?.stats },
+      liveness: { present: this.presence.isPresent(now), replicas: this.leases.presentReplicas().length, heardSets: this.heardSets?.stats },
       synced: this.directory.isSynced,
       lookupViews: this.reads.viewsInMemory,
       writeQueueDepth: this.registrar.writeQueueDepth,
@@ -305,13 +328,18 @@ export class RegistryRuntime {
     };
   }
 
-  /** Stops everything this replica runs; leases are kept (any replica renews them next). */
+  /**
+   * Stops everything this replica runs. The shared leases are orphaned, not revoked: the presence key
+   * is deleted first thing, so the survivors adopt them within seconds, with every key on them.
+   */
   async close(): Promise<void> {
+    this.sweep.stop();
+    this.leases.orphan();
     this.watch.close();
     this.reads.close();
     this.shedder.stop();
     this.heardSets?.stop();
-    await Promise.all([this.engine.close(), this.grants.close(), this.presence.leave()]);
+    await this.presence.leave();
     this.pool.close();
   }
 
@@ -335,7 +363,6 @@ export class RegistryRuntime {
   private fanOut(events: RegistryEvent[]): void {
     this.directory.apply(events);
     this.reads.applyEvents(events);
-    this.registrar.observeWrites(events);
   }
 
   private resync(range: StoredRange): void {

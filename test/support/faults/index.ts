@@ -10,6 +10,6 @@ export { HttpClient, metricValue } from '../http';
 export type { HttpAnswer } from '../http';
 export { waitFor, sleep } from '../wait';
 export { runScenario } from './scenario';
-export { ledgerFailuresBefore, ledgerRecordsOn, redisClientsUp } from './ledger-records';
-export type { LedgerRecords } from './ledger-records';
+export { heardSetFailuresBefore, heardSetRecordsOn, redisClientsUp } from './heard-set-records';
+export type { HeardSetRecords } from './heard-set-records';
 export type { ScenarioResult } from './scenario';

@@ -9,6 +9,15 @@ describe('loadGatewayConfig', () => {
     expect(config).toMatchObject({ PORT: 8080, ETCD_POOL_SIZE: 2, ETCD_PREFIX: '/registry/', ETCD_ENDPOINTS: ['127.0.0.1:2379'] });
   });
 
+  it('has the shared-lease settings (LEASE_TTL 120, LEASE_MAX_KEYS 1000) and ignores the removed lease-engine ones, even invalid', () => {
+    expect(loadGatewayConfig({})).toMatchObject({ LEASE_TTL: 120, LEASE_MAX_KEYS: 1000, MIGRATIONS_PER_SECOND: 2000 });
+    const config = loadGatewayConfig({ RENEW_INTERVAL_MS: 'x', RENEWAL_DEDUP: 'maybe', REGRANTS_PER_SECOND: '-1', RENEWAL_LAG_MAX_MS: '0', LEASE_TTL: '600', LEASE_MAX_KEYS: '250' });
+    expect(config).toMatchObject({ LEASE_TTL: 600, LEASE_MAX_KEYS: 250 });
+    expect(config).not.toHaveProperty('RENEW_INTERVAL_MS');
+    expect(() => loadGatewayConfig({ LEASE_TTL: '10' })).toThrow(/^invalid LEASE_TTL:/);
+    expect(() => loadGatewayConfig({ LEASE_MAX_KEYS: '0' })).toThrow(/^invalid LEASE_MAX_KEYS:/);
+  });
+
   it('leaves the Consul door off unless CONSUL_API_PORT is set; its datacenter is dc1 by default', () => {
     const defaults = loadGatewayConfig({});
     expect(defaults.CONSUL_API_PORT).toBeUndefined();

@@ -9,8 +9,8 @@ import { RedisConnection } from '../redis/redis.provider';
 
 /**
  * Thin Nest wrapper over the framework-free RegistryRuntime (@app/runtime): builds it from the
- * validated config, wires its hooks to metrics and logs, starts it with the module and closes it (no
- * lease revoked) on shutdown.
+ * validated config, wires its hooks to metrics and logs, starts it with the module and closes it on
+ * shutdown (its shared leases orphaned for the other replicas, never revoked).
  */
 @Injectable()
 export class RegistryRuntimeProvider implements OnModuleInit, OnApplicationShutdown {
@@ -32,16 +32,12 @@ export class RegistryRuntimeProvider implements OnModuleInit, OnApplicationShutd
         },
         replicaId,
         heardSets: { store: new RedisHeardSets(redis.client, `registry-gateway:v1:${config.ETCD_PREFIX}heard:`), passMs: config.LIVENESS_PASS_MS },
-        renewIntervalMs: config.RENEW_INTERVAL_MS,
+        leases: { ttlSeconds: config.LEASE_TTL, maxKeys: config.LEASE_MAX_KEYS },
+        migrationsPerSecond: config.MIGRATIONS_PER_SECOND,
         selfPreservation: config.SELF_PRESERVATION ? { threshold: config.SELF_PRESERVATION_THRESHOLD, maxMs: config.SELF_PRESERVATION_MAX_MS } : undefined,
-        renewalLedger: config.RENEWAL_DEDUP
-          ? { target: config.redis, namespace: `registry-gateway:v1:${config.ETCD_PREFIX}lease:`, replicaId }
-          : undefined,
-        renewalLagMaxMs: config.RENEWAL_LAG_MAX_MS,
         admissionMaxEventLoopDelayMs: config.ADMISSION_MAX_EVENT_LOOP_DELAY_MS,
         writeConcurrency: config.WRITE_CONCURRENCY,
         writeQueueCapacity: config.WRITE_QUEUE_CAPACITY,
-        regrantsPerSecond: config.REGRANTS_PER_SECOND,
         putBatch: { maxSize: config.WRITE_BATCH_MAX_PUTS, maxBytes: config.WRITE_BATCH_MAX_BYTES },
         staleAfterMs: config.STALE_AFTER_MS,
       },
@@ -54,15 +50,16 @@ export class RegistryRuntimeProvider implements OnModuleInit, OnApplicationShutd
           registered: (created) => metrics.registrations.inc({ kind: created ? 'created' : 'replaced' }),
           shed: (reason) => metrics.admissionRejections.inc({ reason }),
           deregistered: () => metrics.deregistrations.inc(),
-          regranted: (result) => metrics.regrants.inc({ result }),
+          regranted: (result, count) => metrics.regrants.inc({ result }, count),
+          migrated: () => metrics.migrations.inc(),
           heartbeat: (result) => metrics.countHeartbeat(result),
         },
-        instanceExpired: () => metrics.expirations.inc(),
+        instancesExpired: (count) => metrics.expirations.inc(count),
         log: (level, context, message) => (level === 'error' ? logger(context).error(message) : level === 'warn' ? logger(context).warn(message) : logger(context).log(message)),
       },
     );
     metrics.observeRuntime(() => this.runtime.health());
-    metrics.observeRedis(() => redisClientStates(redis, this.runtime.engine.snapshot()));
+    metrics.observeRedis(() => redisClientStates(redis));
   }
 
   onModuleInit(): Promise<void> {

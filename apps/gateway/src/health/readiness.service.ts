@@ -6,8 +6,8 @@ import { RedisConnection } from '../redis/redis.provider';
 import { assessReadiness, ReadinessAssessment } from './readiness';
 
 /**
- * Reads the runtime's health() snapshot (state it keeps anyway: channel states, the lease engine's
- * shared figures, the watch, the read model) and never calls etcd or Redis: a probe must answer at once
+ * Reads the runtime's health() snapshot (state it keeps anyway: channel states, the shared leases,
+ * the expiry sweep, the watch, the read model) and never calls etcd or Redis: a probe must answer at once
  * even while etcd is frozen, and N replicas probed every few seconds must not add load to etcd. A
  * frozen etcd is noticed by the gRPC keepalive pings of the pooled connections (about 15 s).
  */
@@ -26,20 +26,24 @@ export class ReadinessService {
   assess(): ReadinessAssessment {
     const now = Date.now();
     const health = this.etcd.runtime.health(now);
-    const renewals = health.renewals;
+    const leases = health.leases;
     const assessment = assessReadiness({
       now,
       etcd: health.etcd,
       keepalive: {
-        open: renewals.liveStreams,
-        total: renewals.totalStreams,
-        lastAnswerAt: renewals.lastAnswerAt,
-        backlog: renewals.backlog,
-        oldestDueMs: renewals.oldestDueMs,
-        lagLimitMs: this.config.RENEWAL_LAG_MAX_MS,
+        open: leases.liveStreams,
+        total: leases.totalStreams,
+        lastAnswerAt: leases.lastAnswerAt,
+        backlog: leases.backlog,
+        oldestDueMs: leases.oldestDueMs,
+        // A third of LEASE_TTL past due: the lease has used two thirds of its life unrenewed.
+        lagLimitMs: (this.config.LEASE_TTL * 1000) / 3,
+        leases: leases.owned,
+        leaseInstances: leases.keys,
       },
       instancesInMemory: health.instancesInMemory,
-      redis: { target: this.redis.target, clients: redisClientStates(this.redis, renewals) },
+      expiry: health.expiry,
+      redis: { target: this.redis.target, clients: redisClientStates(this.redis) },
       watch: { ...health.watch, lookupViews: health.lookupViews },
       synced: health.synced,
     });

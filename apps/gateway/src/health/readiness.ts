@@ -30,14 +30,23 @@ export interface ReadinessInputs {
     total: number;
     /** Last renewal answer from etcd, epoch ms; 0 = none yet. */
     lastAnswerAt: number;
-    /** Due renewals etcd has not confirmed yet, and how long the oldest of them has waited. */
+    /** Owned shared leases whose renewal is due and unconfirmed, and how long the oldest has waited past due. */
     backlog?: number;
     oldestDueMs?: number;
-    /** Beyond this wait renewals count as lagging (RENEWAL_LAG_MAX_MS). */
+    /** Beyond this wait renewals count as lagging. */
     lagLimitMs?: number;
+    /** Shared leases this replica owns and the instances on them. */
+    leases?: number;
+    leaseInstances?: number;
   };
-  /** Instances whose leases this replica renews: their heartbeats are answered from memory. */
+  /** Instances in the directory: their heartbeats are answered from memory. */
   instancesInMemory: number;
+  /**
+   * The expiry sweep: `paused` while a present replica's heard-sets have a gap (Redis down, a replica
+   * that cannot publish): nothing another replica may have heard is deleted meanwhile. Absent in tests
+   * of the other parts.
+   */
+  expiry?: { paused: boolean; reason?: string; overdue: number; selfPreservation: boolean };
   /**
    * Every Redis connection of the process (see redis/redis-clients.ts), the HTTP thread's first, and
    * where they connect (no secrets). Reported, never fatal: Redis only saves work.
@@ -89,17 +98,30 @@ export function assessReadiness(input: ReadinessInputs): ReadinessAssessment {
       keepalive: {
         // Lagging renewals are reported, not made fatal: the cause is usually etcd itself, shared by all
         // replicas, and taking every replica out of rotation would turn slow renewals into an outage.
-        // The replica protects its renewals by shedding registrations instead (see AdmissionControl).
+        // A shared lease outlives 2/3 of LEASE_TTL without a renewal (80 s by default).
         status: input.keepalive.open > 0 && !lagging ? 'up' : 'down',
         open: input.keepalive.open,
         total: input.keepalive.total,
         lastAnswerAgoMs: ago(input.keepalive.lastAnswerAt),
         instances: input.instancesInMemory,
+        ...(input.keepalive.leases !== undefined ? { leases: input.keepalive.leases, leaseInstances: input.keepalive.leaseInstances ?? 0 } : {}),
         ...(input.keepalive.backlog !== undefined ? { backlog: input.keepalive.backlog, oldestDueMs: input.keepalive.oldestDueMs ?? 0 } : {}),
         ...(lagging ? { message: `renewals lag: the oldest due renewal has waited ${input.keepalive.oldestDueMs} ms` } : {}),
       },
     },
   ];
+  if (input.expiry) {
+    // Paused is degraded, never fatal: heartbeats, registrations and lookups are unaffected; only dead
+    // pods stay listed a while longer (the README's trade-off beside self-preservation).
+    indicators.push({
+      expiry: {
+        status: input.expiry.paused ? 'down' : 'up',
+        state: input.expiry.paused ? 'paused' : input.expiry.selfPreservation ? 'self-preservation' : 'running',
+        overdue: input.expiry.overdue,
+        ...(input.expiry.paused ? { message: `expiry: paused (${input.expiry.reason ?? 'heard-sets gap'}); no instance another replica may have heard is deleted` } : {}),
+      },
+    });
+  }
   if (input.watch) {
     indicators.push({ watch: { status: input.watch.up ? 'up' : 'down', revision: input.watch.revision, lookupViews: input.watch.lookupViews } });
   }
@@ -110,7 +132,7 @@ export function assessReadiness(input: ReadinessInputs): ReadinessAssessment {
       state: input.redis.clients[0]?.state,
       ...(input.redis.target ? { target: input.redis.target } : {}),
       clients: Object.fromEntries(input.redis.clients.map((c) => [c.client, c.state])),
-      ...(redisDown.length ? { message: `not connected: ${redisDown.join(', ')} (lease renewals are then not de-duplicated; nothing is lost)` } : {}),
+      ...(redisDown.length ? { message: `not connected: ${redisDown.join(', ')} (expiry pauses while heard-sets cannot be exchanged; nothing live is deleted)` } : {}),
     },
   });
   return { serving, starting, indicators };

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import type { LeaseEngineStats } from '@app/etcd';
+import type { SharedLeaseStats } from '@app/etcd';
 import type { RuntimeHealth } from '@app/runtime';
 import { RequestDurationHistogram } from './request-durations';
 
@@ -7,7 +7,7 @@ import { RequestDurationHistogram } from './request-durations';
 export const BLOCKING_QUERY_OUTCOMES = ['changed', 'timeout', 'immediate', 'rejected', 'disconnected', 'shutdown'] as const;
 export type BlockingQueryOutcome = (typeof BLOCKING_QUERY_OUTCOMES)[number];
 /** Labels of registry_heartbeats_total that exist from the start. */
-const HEARTBEAT_RESULTS = ['accepted', 'lease-lost', 'not-found'] as const;
+const HEARTBEAT_RESULTS = ['accepted', 'not-found'] as const;
 
 /**
  * Every metric the gateway exports. Names are a contract with dashboards: change them only with a
@@ -21,7 +21,7 @@ export class GatewayMetrics {
   private readonly totalsSeen = new Map<string, number>();
 
   /**
-   * Figures the runtime keeps anyway (the lease engine's live in its worker's shared memory) are read
+   * Figures the runtime keeps anyway (shared leases, expiry sweep, watch) are read
    * at scrape time rather than pushed: nothing is computed for a metric nobody scrapes.
    */
   observeRuntime(health: () => RuntimeHealth): void {
@@ -33,8 +33,8 @@ export class GatewayMetrics {
     this.redisClients = clients;
   }
 
-  private fromEngine(pick: (stats: LeaseEngineStats) => number): (this: Gauge) => void {
-    return this.fromSource(() => this.runtimeHealth?.().renewals, pick);
+  private fromLeases(pick: (stats: SharedLeaseStats) => number): (this: Gauge) => void {
+    return this.fromSource(() => this.runtimeHealth?.().leases, pick);
   }
 
   /** A gauge's collect(): prom-client calls it at scrape time with the gauge as `this`. */
@@ -56,8 +56,8 @@ export class GatewayMetrics {
     if (delta > 0) counter.inc(labels, delta);
   }
 
-  private countRenewals(stats: LeaseEngineStats): void {
-    for (const result of ['sent', 'confirmed', 'lost', 'deduplicated'] as const) this.addGrowth(`renewals ${result}`, this.leaseRenewals, { result }, stats[result]);
+  private countRenewals(stats: SharedLeaseStats): void {
+    for (const result of ['sent', 'confirmed', 'lost'] as const) this.addGrowth(`renewals ${result}`, this.leaseRenewals, { result }, stats[result]);
   }
 
   /**
@@ -73,7 +73,7 @@ export class GatewayMetrics {
 
   readonly instances = new Gauge({
     name: 'registry_instances',
-    help: 'Instances whose leases this replica is renewing',
+    help: 'Instances in this replica\'s directory (the whole registry, as its watch knows it)',
     registers: [this.registry],
     collect: this.fromSource(() => this.runtimeHealth?.(), (h) => h.instancesInMemory),
   });
@@ -106,13 +106,18 @@ export class GatewayMetrics {
   readonly deregistrations = new Counter({ name: 'registry_deregistrations_total', help: 'Deregistrations', registers: [this.registry] });
   readonly expirations = new Counter({
     name: 'registry_expirations_total',
-    help: 'Instances this replica stopped renewing because their pod went silent (etcd expires their lease)',
+    help: 'Instances this replica deleted because no replica heard their pod for their TTL (expiry sweep)',
     registers: [this.registry],
   });
   readonly regrants = new Counter({
     name: 'registry_lease_regrants_total',
-    help: 'Leases re-granted for still-heartbeating instances after etcd lost them',
+    help: 'Instances of a lost shared lease written again (ok), found already re-registered (adopted), or failed (error)',
     labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly migrations = new Counter({
+    name: 'registry_lease_migrations_total',
+    help: 'Legacy instances (one lease per instance, previous release) moved onto a shared lease at a heartbeat',
     registers: [this.registry],
   });
   readonly authRequests = new Counter({
@@ -129,74 +134,77 @@ export class GatewayMetrics {
   });
   readonly keepaliveStreams = new Gauge({
     name: 'registry_keepalive_streams',
-    help: 'Shared LeaseKeepAlive streams open on a connected etcd channel',
+    help: 'LeaseKeepAlive streams (one per pooled connection) open on a connected etcd channel',
     registers: [this.registry],
-    collect: this.fromEngine((s) => s.liveStreams),
+    collect: this.fromLeases((s) => s.liveStreams),
+  });
+  readonly sharedLeases = new Gauge({
+    name: 'registry_shared_leases',
+    help: 'Shared leases this replica owns and renews (each carries up to LEASE_MAX_KEYS instances)',
+    registers: [this.registry],
+    collect: this.fromLeases((s) => s.owned),
+  });
+  readonly sharedLeaseKeys = new Gauge({
+    name: 'registry_shared_lease_instances',
+    help: 'Instances on the shared leases this replica owns (it expires them when no replica hears them)',
+    registers: [this.registry],
+    collect: this.fromLeases((s) => s.keys),
+  });
+  readonly leaseGrants = new Counter({
+    name: 'registry_lease_grants_total',
+    help: 'Shared leases granted (one per LEASE_MAX_KEYS registrations, or to replace a lost one) and adopted from a replica that left',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+    collect: () => {
+      const leases = this.runtimeHealth?.().leases;
+      if (!leases) return;
+      this.addGrowth('grants granted', this.leaseGrants, { kind: 'granted' }, leases.granted);
+      this.addGrowth('grants adopted', this.leaseGrants, { kind: 'adopted' }, leases.adopted);
+    },
   });
   readonly leaseRenewals = new Counter({
     name: 'registry_lease_renewals_total',
-    help: 'Lease renewals by result: sent (written to a keepalive stream), confirmed (etcd answered TTL > 0), lost (etcd answered TTL 0), deduplicated (due, but another replica had just renewed it)',
+    help: 'Shared-lease renewals by result: sent (written to a keepalive stream), confirmed (etcd answered TTL > 0), lost (etcd answered TTL 0)',
     labelNames: ['result'] as const,
     registers: [this.registry],
     collect: () => {
       const health = this.runtimeHealth?.();
-      if (health) this.countRenewals(health.renewals);
+      if (health) this.countRenewals(health.leases);
     },
   });
   readonly renewalBacklog = new Gauge({
     name: 'registry_lease_renewal_backlog',
-    help: 'Leases due for renewal (pod heartbeated, a third of the TTL passed) that etcd has not confirmed yet',
+    help: 'Owned shared leases whose renewal is due and not confirmed by etcd yet',
     registers: [this.registry],
-    collect: this.fromEngine((s) => s.backlog),
+    collect: this.fromLeases((s) => s.backlog),
   });
   readonly renewalOldestDue = new Gauge({
     name: 'registry_lease_renewal_oldest_due_seconds',
-    help: 'How long the oldest due, unconfirmed renewal has been waiting; near TTL*2/3 leases start to lapse',
+    help: 'How long the oldest due, unconfirmed shared-lease renewal has waited past due; near LEASE_TTL*2/3 leases start to lapse',
     registers: [this.registry],
-    collect: this.fromEngine((s) => s.oldestDueMs / 1000),
+    collect: this.fromLeases((s) => s.oldestDueMs / 1000),
   });
   readonly selfPreservation = new Gauge({
     name: 'registry_self_preservation',
-    help: '1 while self-preservation keeps renewing the leases of a mass of silent pods, else 0',
+    help: '1 while self-preservation holds the expiry of a mass of silent instances, else 0',
     registers: [this.registry],
-    collect: this.fromEngine((s) => (s.selfPreservation ? 1 : 0)),
+    collect: this.fromSource(() => this.runtimeHealth?.().expiry, (e) => (e.selfPreservation ? 1 : 0)),
   });
-  readonly preservedLeases = new Gauge({
-    name: 'registry_self_preservation_held_leases',
-    help: 'Leases of silent pods that self-preservation keeps renewing',
+  readonly expiryPaused = new Gauge({
+    name: 'registry_expiry_paused',
+    help: "1 while the expiry sweep holds deletes because a present replica's heard-sets (Redis) have a gap, else 0",
     registers: [this.registry],
-    collect: this.fromEngine((s) => s.preservedLeases),
+    collect: this.fromSource(() => this.runtimeHealth?.().expiry, (e) => (e.paused ? 1 : 0)),
   });
-  readonly leaseEnginePassAge = new Gauge({
-    name: 'registry_lease_engine_last_pass_age_seconds',
-    help: "Time since the lease engine worker's last renewal pass (a stuck worker shows as a growing value)",
+  readonly expiryOverdue = new Gauge({
+    name: 'registry_expiry_overdue_instances',
+    help: 'Instances on owned leases silent here for longer than their TTL at the last pass (deleted unless another replica heard them, or held)',
     registers: [this.registry],
-    collect: this.fromEngine((s) => s.lastPassAgoMs / 1000),
-  });
-  readonly grantWorkerUp = new Gauge({
-    name: 'registry_lease_grant_worker_up',
-    help: '1 while the lease-grant worker thread makes the LeaseGrant calls; 0 while they run on the HTTP thread (worker starting or restarting)',
-    registers: [this.registry],
-    collect: this.fromSource(() => this.runtimeHealth?.().grants, (g) => (g.workerUp ? 1 : 0)),
-  });
-  readonly grantWorkerRestarts = new Counter({
-    name: 'registry_lease_grant_worker_restarts_total',
-    help: 'Times the lease-grant worker thread died and was started again (its unanswered grants failed as 503)',
-    registers: [this.registry],
-    collect: () => {
-      const grants = this.runtimeHealth?.().grants;
-      if (grants) this.addGrowth('grant worker restarts', this.grantWorkerRestarts, {}, grants.restarts);
-    },
-  });
-  readonly grantsInFlight = new Gauge({
-    name: 'registry_lease_grants_in_flight',
-    help: 'LeaseGrant calls handed to the lease-grant worker and not answered yet',
-    registers: [this.registry],
-    collect: this.fromSource(() => this.runtimeHealth?.().grants, (g) => g.inFlight),
+    collect: this.fromSource(() => this.runtimeHealth?.().expiry, (e) => e.overdue),
   });
   readonly redisUp = new Gauge({
     name: 'registry_redis_up',
-    help: 'Per Redis connection of this process (client: http = the HTTP thread, lease-engine = the renewal ledger of the lease engine worker): 1 connected, 0 not',
+    help: 'Per Redis connection of this process (client: http = the HTTP thread): 1 connected, 0 not',
     labelNames: ['client'] as const,
     registers: [this.registry],
     collect: () => {
@@ -247,7 +255,7 @@ export class GatewayMetrics {
   });
   readonly admissionRejections = new Counter({
     name: 'registry_admission_rejections_total',
-    help: 'Registrations refused with 503 by admission control, by reason (event_loop, renewal_lag)',
+    help: 'Registrations refused with 503 by admission control, by reason (event_loop)',
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
@@ -287,8 +295,9 @@ export class GatewayMetrics {
     for (const result of ['ok', 'error']) this.authRequests.inc({ result }, 0);
     for (const result of HEARTBEAT_RESULTS) this.heartbeats.inc({ result }, 0);
     for (const kind of ['created', 'replaced']) this.registrations.inc({ kind }, 0);
-    for (const result of ['sent', 'confirmed', 'lost', 'deduplicated']) this.leaseRenewals.inc({ result }, 0);
-    for (const reason of ['event_loop', 'renewal_lag']) this.admissionRejections.inc({ reason }, 0);
+    for (const result of ['sent', 'confirmed', 'lost']) this.leaseRenewals.inc({ result }, 0);
+    for (const kind of ['granted', 'adopted']) this.leaseGrants.inc({ kind }, 0);
+    for (const reason of ['event_loop']) this.admissionRejections.inc({ reason }, 0);
     for (const outcome of BLOCKING_QUERY_OUTCOMES) this.blockingQueries.inc({ outcome }, 0);
   }
 }

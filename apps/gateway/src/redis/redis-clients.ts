@@ -1,4 +1,3 @@
-import type { LeaseEngineStats } from '@app/etcd';
 import { RedisConnection } from './redis.provider';
 
 /** One Redis connection the process holds: its name (the `client` label), whether it takes commands, and its state. */
@@ -10,11 +9,8 @@ export interface RedisClientState {
 
 /**
  * Every Redis connection of the process, for readiness and `registry_redis_up{client}`: the HTTP
- * thread's, and the lease engine worker's ledger (reported through the worker's shared stats; absent
- * with RENEWAL_DEDUP=false). A connection added elsewhere must be listed here.
+ * thread's (heard-sets, caches). A connection added elsewhere must be listed here.
  */
-export function redisClientStates(http: RedisConnection, renewals: Pick<LeaseEngineStats, 'ledgerRedis'>): RedisClientState[] {
-  const states: RedisClientState[] = [{ client: RedisConnection.CLIENT, up: http.isReady(), state: http.client.status }];
-  if (renewals.ledgerRedis !== 'off') states.push({ client: 'lease-engine', up: renewals.ledgerRedis === 'up', state: renewals.ledgerRedis === 'up' ? 'ready' : 'not connected' });
-  return states;
+export function redisClientStates(http: RedisConnection): RedisClientState[] {
+  return [{ client: RedisConnection.CLIENT, up: http.isReady(), state: http.client.status }];
 }

@@ -62,18 +62,17 @@ describe('HeardSetPublisher', () => {
     const store = new MemoryStore();
     let now = 10_000;
     const failures: string[] = [];
-    // Slot n of the lease table holds /r/services/a/<n>.
-    const publisher = new HeardSetPublisher(store, { replicaId: 'abc', passMs: 2_000, now: () => now, keyOf: (slot) => `/r/services/a/${slot}` }, { failed: (err) => failures.push(err.message) });
+    const publisher = new HeardSetPublisher(store, { replicaId: 'abc', passMs: 2_000, now: () => now }, { failed: (err) => failures.push(err.message) });
     return { store, publisher, failures, advance: (ms: number) => (now += ms) };
   }
 
   it('publishes one record per pass, with what was heard during that pass only, numbered from 1', async () => {
     const { store, publisher, advance } = setup();
-    publisher.heard(1);
-    publisher.heard(2);
+    publisher.heard('/r/services/a/1', 0);
+    publisher.heard('/r/services/a/2', 0);
     advance(2_000);
     await publisher.pass();
-    publisher.heard(3);
+    publisher.heard('/r/services/a/3', 0);
     advance(2_000);
     await publisher.pass();
     expect(store.publishes).toBe(2);
@@ -82,13 +81,14 @@ describe('HeardSetPublisher', () => {
     expect(await store.head('abc')).toBe(2);
   });
 
-  it('marks each slot once per pass, however many heartbeats it had; a slot of any size grows the marks', async () => {
+  it('collects an instance once per pass, however many heartbeats it had (the caller says when it last heard it)', async () => {
     const { store, publisher, advance } = setup();
-    for (let i = 0; i < 3; i++) publisher.heard(7);
-    publisher.heard(5_000);
+    publisher.heard('/r/services/a/7', 0);
+    for (let i = 0; i < 3; i++) publisher.heard('/r/services/a/7', 10_500); // heard again within this pass
+    publisher.heard('/r/services/a/5000', 9_000); // last heard in an earlier pass
     advance(2_000);
     await publisher.pass();
-    publisher.heard(7);
+    publisher.heard('/r/services/a/7', 11_000); // heard in the previous pass: new in this one
     advance(2_000);
     await publisher.pass();
     expect(decodeHeardSet((await store.read('abc', 1))!)?.hashes).toEqual(new Uint32Array(hashesOf(['/r/services/a/7', '/r/services/a/5000'])));
@@ -105,10 +105,10 @@ describe('HeardSetPublisher', () => {
   it('a failed publish loses its record (readers see the seq gap) and is reported; the next one goes on', async () => {
     const { store, publisher, failures, advance } = setup();
     store.failNext = true;
-    publisher.heard(1);
+    publisher.heard('/r/services/a/1', 0);
     advance(2_000);
     await publisher.pass();
-    publisher.heard(2);
+    publisher.heard('/r/services/a/2', 0);
     advance(2_000);
     await publisher.pass();
     expect(failures).toEqual(['Connection is closed.']);
@@ -120,10 +120,10 @@ describe('HeardSetPublisher', () => {
   it('a pass due while the last publish is in flight is skipped: its keys go into the next record, whose window is longer', async () => {
     const { store, publisher, advance } = setup();
     store.hold = true;
-    publisher.heard(1);
+    publisher.heard('/r/services/a/1', 0);
     advance(2_000);
     const slow = publisher.pass();
-    publisher.heard(2);
+    publisher.heard('/r/services/a/2', 0);
     advance(2_000);
     await publisher.pass(); // skipped: the first is still in flight
     store.release();

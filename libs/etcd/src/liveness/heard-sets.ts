@@ -119,8 +119,6 @@ export interface HeardSetPublisherOptions {
   replicaId: string;
   /** One record per pass (LIVENESS_PASS_MS). */
   passMs: number;
-  /** The instance key a marked slot stands for at the end of the pass (LeaseTable.keyOf). */
-  keyOf(slot: number): string | undefined;
   now?: () => number;
 }
 
@@ -132,23 +130,22 @@ export interface HeardSetPublisherStats {
 }
 
 /**
- * This replica's side of the exchange: marks the instances it heard and publishes them as one record
- * per pass.
+ * This replica's side of the exchange: collects the keys of the instances it heard and publishes them
+ * as one record per pass (the hashing is done once per pass, not per heartbeat).
  *
- * The hot path (every heartbeat) marks the instance's slot in the lease table: one byte test and, the
- * first time in the pass, one integer push. Holding each heartbeat's key string until the end of the
- * pass instead cost a third of the batch-heartbeat throughput (1.8M strings retained per 2 s at ~900k
- * heartbeats/s, promoted to the old generation; bench/results/hot-routes.md). The keys are looked up
- * and hashed once per pass. A slot freed and taken by another instance within a pass reports that one
- * as heard too: that can only delay an expiry, never cause one.
+ * Each instance is collected once per pass: the caller passes when it last heard the instance before
+ * (LivenessTable.heard), and a key already heard in this pass is not collected again. Collecting every
+ * heartbeat's key string instead cost a third of the batch-heartbeat throughput (~1.8M strings held
+ * per 2 s pass at ~900k heartbeats/s of the same instances, promoted to the old generation:
+ * bench --scale --only throughput, 2026-12-08); once per instance per pass, the strings held are at
+ * most the instances heard, which a real fleet does about once per pass anyway.
  *
- * A pass whose publish is still in flight when the next one is due is skipped, its marks stay for the
+ * A pass whose publish is still in flight when the next one is due is skipped, its keys stay for the
  * next record (whose window is then longer): the window in the header is what a reader trusts. A
  * failed publish loses that record: readers see the seq gap and pause (never the other way round).
  */
 export class HeardSetPublisher {
-  private marks = new Uint8Array(1024);
-  private slots: number[] = [];
+  private keys: string[] = [];
   private seq = 0;
   private windowStart: number;
   private inFlight = false;
@@ -169,16 +166,13 @@ export class HeardSetPublisher {
     return this.counters;
   }
 
-  /** The pod of the instance in this lease-table slot was heard (hot path: no allocation). */
-  heard(slot: number): void {
-    if (slot >= this.marks.length) {
-      const marks = new Uint8Array(Math.max(slot + 1, this.marks.length * 2));
-      marks.set(this.marks);
-      this.marks = marks;
-    }
-    if (this.marks[slot]) return;
-    this.marks[slot] = 1;
-    this.slots.push(slot);
+  /**
+   * The pod of this instance was heard; `previouslyHeardAt` is when this replica heard it before (0 =
+   * never). Hot path: a comparison, and a push the first time in the pass.
+   */
+  heard(key: string, previouslyHeardAt: number): void {
+    if (previouslyHeardAt >= this.windowStart) return;
+    this.keys.push(key);
   }
 
   start(): void {
@@ -196,13 +190,8 @@ export class HeardSetPublisher {
     if (this.inFlight) return;
     this.inFlight = true;
     const now = this.now();
-    const keys: string[] = [];
-    for (const slot of this.slots) {
-      this.marks[slot] = 0;
-      const key = this.options.keyOf(slot);
-      if (key !== undefined) keys.push(key);
-    }
-    this.slots = [];
+    const keys = this.keys;
+    this.keys = [];
     const record = encodeHeardSet(this.windowStart, now, keys);
     this.windowStart = now;
     try {

@@ -20,6 +20,11 @@ export interface SharedLeasePoolOptions {
   leaseTtlSeconds: number;
   /** LEASE_MAX_KEYS: keys per lease at most (reservations in flight included). */
   maxKeys: number;
+  /**
+   * Keys etcd holds on a lease, read from the InstanceDirectory (fed by the watch, so truthful after a
+   * takeover or a restart); absent = the pool's own count (attached()/detached()).
+   */
+  countKeys?: (leaseId: string) => number;
   now?: () => number;
 }
 
@@ -82,7 +87,7 @@ export class SharedLeasePool {
     for (;;) {
       const lease = this.roomiest(classTtl) ?? (await this.grants.run(String(classTtl), () => this.grant(classTtl)));
       // Waiters of one grant all come back here: each takes a place only if the lease still has room.
-      if (this.leases.get(lease.id) !== lease || lease.keys + lease.reserved >= this.options.maxKeys) continue;
+      if (this.leases.get(lease.id) !== lease || this.keysOf(lease) + lease.reserved >= this.options.maxKeys) continue;
       lease.reserved++;
       let released = false;
       return {
@@ -127,7 +132,16 @@ export class SharedLeasePool {
 
   /** Leases with no key and no place taken, except the one a class is filling: revoke them (no keys, no permission checks, no lessor entry). */
   empty(): OwnedLease[] {
-    return [...this.leases.values()].filter((lease) => lease.keys === 0 && lease.reserved === 0 && this.roomiest(lease.classTtl) !== lease);
+    return [...this.leases.values()].filter((lease) => this.keysOf(lease) === 0 && lease.reserved === 0 && this.roomiest(lease.classTtl) !== lease);
+  }
+
+  /** Every owned lease. */
+  owned(): IterableIterator<Readonly<OwnedLease>> {
+    return this.leases.values();
+  }
+
+  keysOf(lease: Readonly<OwnedLease>): number {
+    return this.options.countKeys ? this.options.countKeys(lease.id) : lease.keys;
   }
 
   /** Stops owning a lease (revoked, or adopted by another replica). */
@@ -143,11 +157,11 @@ export class SharedLeasePool {
   /** The fullest lease of the class that still has room (leases fill one at a time). */
   private roomiest(classTtl: number): OwnedLease | undefined {
     const filling = this.filling.get(classTtl);
-    if (filling && this.leases.get(filling.id) === filling && filling.keys + filling.reserved < this.options.maxKeys) return filling;
+    if (filling && this.leases.get(filling.id) === filling && this.keysOf(filling) + filling.reserved < this.options.maxKeys) return filling;
     let best: OwnedLease | undefined;
     for (const lease of this.leases.values()) {
-      if (lease.classTtl !== classTtl || lease.keys + lease.reserved >= this.options.maxKeys) continue;
-      if (!best || lease.keys + lease.reserved > best.keys + best.reserved) best = lease;
+      if (lease.classTtl !== classTtl || this.keysOf(lease) + lease.reserved >= this.options.maxKeys) continue;
+      if (!best || this.keysOf(lease) + lease.reserved > this.keysOf(best) + best.reserved) best = lease;
     }
     if (best) this.filling.set(classTtl, best);
     else this.filling.delete(classTtl);
