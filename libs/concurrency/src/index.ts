@@ -3,3 +3,4 @@ export * from './bounded-queue';
 export * from './token-bucket';
 export * from './load-shedder';
 export * from './backoff';
+export * from './periodic-pass';

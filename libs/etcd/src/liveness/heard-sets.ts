@@ -1,3 +1,4 @@
+import { PeriodicPass } from '@app/concurrency';
 import type { RedisClient } from '@app/redis';
 
 /**
@@ -148,8 +149,7 @@ export class HeardSetPublisher {
   private keys: string[] = [];
   private seq = 0;
   private windowStart: number;
-  private inFlight = false;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly passes: PeriodicPass;
   private readonly now: () => number;
   private readonly counters: HeardSetPublisherStats = { published: 0, failed: 0, lastPublishedAt: 0 };
 
@@ -160,6 +160,7 @@ export class HeardSetPublisher {
   ) {
     this.now = options.now ?? Date.now;
     this.windowStart = this.now();
+    this.passes = new PeriodicPass(options.passMs, () => this.publish());
   }
 
   get stats(): Readonly<HeardSetPublisherStats> {
@@ -176,19 +177,19 @@ export class HeardSetPublisher {
   }
 
   start(): void {
-    this.timer ??= setInterval(() => void this.pass(), this.options.passMs);
-    this.timer.unref();
+    this.passes.start();
   }
 
   stop(): void {
-    clearInterval(this.timer);
-    this.timer = undefined;
+    this.passes.stop();
   }
 
   /** Publishes what was heard since the last record (the timer calls it; tests call it directly). */
-  async pass(): Promise<void> {
-    if (this.inFlight) return;
-    this.inFlight = true;
+  pass(): Promise<void> {
+    return this.passes.runOnce();
+  }
+
+  private async publish(): Promise<void> {
     const now = this.now();
     const keys = this.keys;
     this.keys = [];
@@ -202,8 +203,6 @@ export class HeardSetPublisher {
     } catch (err) {
       this.counters.failed++;
       this.hooks.failed?.(err as Error);
-    } finally {
-      this.inFlight = false;
     }
   }
 }

@@ -1,3 +1,4 @@
+import { PeriodicPass } from '@app/concurrency';
 import { decodeRecord } from '@app/registry';
 import { SelfPreservation } from './self-preservation';
 import type { ExpiryVerdict } from '../liveness/heard-sets';
@@ -96,8 +97,7 @@ const MIN_TTL_MS = 5_000;
  * self-preservation holds them when more than its threshold of the owned instances is overdue at once.
  */
 export class ExpirySweep {
-  private timer: NodeJS.Timeout | undefined;
-  private running = false;
+  private readonly passes: PeriodicPass;
   private readonly startedAt: number;
   /** Instance TTLs decoded once per value (key -> [mod_revision, ttl ms]): values are decoded only when overdue-looking. */
   private readonly ttls = new Map<string, [string, number]>();
@@ -114,6 +114,7 @@ export class ExpirySweep {
   ) {
     this.now = options.now ?? Date.now;
     this.startedAt = this.now();
+    this.passes = new PeriodicPass(options.passMs, () => this.guardedSweep());
     this.preservation = options.selfPreservation && new SelfPreservation(options.selfPreservation);
   }
 
@@ -122,25 +123,23 @@ export class ExpirySweep {
   }
 
   start(): void {
-    this.timer ??= setInterval(() => void this.pass(), this.options.passMs);
-    this.timer.unref();
+    this.passes.start();
   }
 
   stop(): void {
-    clearInterval(this.timer);
-    this.timer = undefined;
+    this.passes.stop();
   }
 
   /** One pass (the timer calls it; tests call it directly). */
-  async pass(): Promise<void> {
-    if (this.running) return;
-    this.running = true;
+  pass(): Promise<void> {
+    return this.passes.runOnce();
+  }
+
+  private async guardedSweep(): Promise<void> {
     try {
       await this.sweep(this.now());
     } catch (err) {
       this.hooks.log('warn', `expiry pass failed (${(err as Error).message}); retrying next pass`);
-    } finally {
-      this.running = false;
     }
   }
 
