@@ -4,3 +4,4 @@ export * from './token-bucket';
 export * from './load-shedder';
 export * from './backoff';
 export * from './periodic-pass';
+export * from './reopen-timer';

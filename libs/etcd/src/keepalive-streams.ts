@@ -1,5 +1,5 @@
 import { IDuplexStream, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse } from 'etcd3';
-import { Backoff } from '@app/concurrency';
+import { ReopenTimer } from '@app/concurrency';
 import { EtcdConnection } from './etcd-connection';
 import { isStaleTokenRejection } from './etcd-errors';
 
@@ -33,9 +33,8 @@ export interface KeepAliveStreamsOptions {
  */
 export class KeepAliveStreams implements RenewalTransport {
   private readonly streams: Array<IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse> | undefined>;
-  private readonly backoffs: Backoff[];
-  /** Per stream: its pending reopen, and a generation that replaceConnection() moves on. */
-  private readonly reopenTimers: Array<NodeJS.Timeout | undefined>;
+  /** Per stream: its reopen loop, and a generation that replaceConnection() moves on. */
+  private readonly reopens: ReopenTimer[];
   private readonly generations: number[];
   private closed = false;
   private lastAnswer = 0;
@@ -47,8 +46,8 @@ export class KeepAliveStreams implements RenewalTransport {
     private readonly options: KeepAliveStreamsOptions = {},
   ) {
     this.streams = connections.map(() => undefined);
-    this.backoffs = connections.map(() => new Backoff({ minMs: options.backoffMinMs ?? 100, maxMs: options.backoffMaxMs ?? 5_000, jitter: 0.5 }));
-    this.reopenTimers = connections.map(() => undefined);
+    const policy = { minMs: options.backoffMinMs ?? 100, maxMs: options.backoffMaxMs ?? 5_000, jitter: 0.5 };
+    this.reopens = connections.map((_, i) => new ReopenTimer(policy, () => void this.open(i)));
     this.generations = connections.map(() => 0);
   }
 
@@ -101,10 +100,8 @@ export class KeepAliveStreams implements RenewalTransport {
     const stream = this.streams[index];
     this.connections[index] = connection;
     this.streams[index] = undefined;
-    this.backoffs[index].reset();
     // A reopen pending or in flight for the old connection must not open a second stream on this index.
-    clearTimeout(this.reopenTimers[index]);
-    this.reopenTimers[index] = undefined;
+    this.reopens[index].cancel();
     this.generations[index]++;
     stream?.end();
     old.close();
@@ -114,7 +111,7 @@ export class KeepAliveStreams implements RenewalTransport {
 
   close(): void {
     this.closed = true;
-    for (const timer of this.reopenTimers) clearTimeout(timer);
+    for (const reopen of this.reopens) reopen.close();
     for (const stream of this.streams) stream?.end();
     this.streams.fill(undefined);
   }
@@ -128,7 +125,7 @@ export class KeepAliveStreams implements RenewalTransport {
       token = await this.connections[index].currentToken();
       stream = await this.connections[index].lease.leaseKeepAlive();
     } catch (err) {
-      if (generation === this.generations[index]) this.scheduleReopen(index);
+      if (generation === this.generations[index]) this.reopens[index].schedule();
       return;
     }
     if (this.closed || generation !== this.generations[index]) {
@@ -146,10 +143,10 @@ export class KeepAliveStreams implements RenewalTransport {
       this.hooks.streamsChanged?.();
       this.hooks.streamReset(index, err);
       if (err && isStaleTokenRejection(err)) this.connections[index].invalidateToken(token);
-      this.scheduleReopen(index);
+      this.reopens[index].schedule();
     };
     stream.on('data', (res) => {
-      this.backoffs[index].reset();
+      this.reopens[index].succeeded();
       this.lastAnswer = Date.now();
       const revision = Number(res.header?.revision ?? 0);
       if (revision > this.highestRevision) this.highestRevision = revision;
@@ -161,15 +158,4 @@ export class KeepAliveStreams implements RenewalTransport {
     this.hooks.streamsChanged?.();
   }
 
-  private scheduleReopen(index: number): void {
-    if (this.closed) return;
-    const delay = this.backoffs[index].next();
-    clearTimeout(this.reopenTimers[index]);
-    const timer = setTimeout(() => {
-      this.reopenTimers[index] = undefined;
-      void this.open(index);
-    }, delay);
-    timer.unref();
-    this.reopenTimers[index] = timer;
-  }
 }

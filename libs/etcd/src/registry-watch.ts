@@ -1,5 +1,5 @@
 import { IDuplexStream, IWatchRequest, IWatchResponse } from 'etcd3';
-import { Backoff } from '@app/concurrency';
+import { ReopenTimer } from '@app/concurrency';
 import { prefixRangeEnd } from '@app/registry';
 import { ConnectionPool } from './connection-pool';
 import { EtcdConnection } from './etcd-connection';
@@ -116,10 +116,9 @@ export class RegistryWatch {
   /** The next creation starts from a read just made (no backlog window). */
   private justRead = false;
   private openedAt = 0;
-  private readonly backoff: Backoff;
+  private readonly reopen: ReopenTimer;
   private needsRebuild = false;
   private authRefresh: Promise<void> = Promise.resolve();
-  private reopenTimer: NodeJS.Timeout | undefined;
   private progressTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly upWaiters = new Set<() => void>();
@@ -133,7 +132,7 @@ export class RegistryWatch {
     private readonly options: RegistryWatchOptions,
   ) {
     this.now = options.now ?? Date.now;
-    this.backoff = new Backoff({ minMs: options.backoffMinMs ?? 100, maxMs: options.backoffMaxMs ?? 5_000, jitter: 0.5 });
+    this.reopen = new ReopenTimer({ minMs: options.backoffMinMs ?? 100, maxMs: options.backoffMaxMs ?? 5_000, jitter: 0.5 }, () => void this.open());
   }
 
   /**
@@ -178,7 +177,7 @@ export class RegistryWatch {
   close(): void {
     this.closed = true;
     clearInterval(this.progressTimer);
-    clearTimeout(this.reopenTimer);
+    this.reopen.close();
     const stream = this.stream;
     this.stream = undefined;
     this.created = false;
@@ -188,7 +187,6 @@ export class RegistryWatch {
   }
 
   private async open(): Promise<void> {
-    this.reopenTimer = undefined;
     if (this.closed) return;
     await this.authRefresh;
     let connection: EtcdConnection;
@@ -200,7 +198,7 @@ export class RegistryWatch {
       token = await connection.currentToken();
       stream = await connection.watch.watch();
     } catch (err) {
-      this.scheduleReopen((err as Error).message);
+      this.reopen.schedule();
       return;
     }
     if (this.closed) {
@@ -248,7 +246,7 @@ export class RegistryWatch {
     }
     if (res.created) {
       this.created = true;
-      this.backoff.reset();
+      this.reopen.succeeded();
       const resumed = this.lastRevision > 0;
       if (!resumed) {
         this.lastRevision = Number(res.header.revision);
@@ -330,15 +328,7 @@ export class RegistryWatch {
     this.created = false;
     stream.cancel(); // its own 'error'/'end' now find it is no longer current and are ignored
     this.hooks.stateChanged?.(false, reason);
-    if (immediately) this.scheduleReopen(reason, 0);
-    else this.scheduleReopen(reason);
-  }
-
-  private scheduleReopen(_reason: string, delayMs?: number): void {
-    if (this.closed || this.reopenTimer) return;
-    const delay = delayMs ?? this.backoff.next();
-    this.reopenTimer = setTimeout(() => void this.open(), delay);
-    this.reopenTimer.unref();
+    this.reopen.schedule(immediately ? 0 : undefined);
   }
 
   /** Re-authenticates (once per connection, see EtcdConnection.invalidateToken) before reopening. */
