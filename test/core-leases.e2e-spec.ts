@@ -10,7 +10,7 @@ import { forEachLimited, heartbeatPod, Pod, pods, registerPod } from './support/
 import { GatewayUnderTest, startGateway } from './support/gateway';
 import { sharedStack } from './support/stack';
 import { request } from './support/http';
-import { sleep } from './support/wait';
+import { sleep, waitFor } from './support/wait';
 
 const stack = sharedStack();
 const target = { endpoint: stack.etcd.endpoint, username: stack.etcd.username, password: stack.etcd.password };
@@ -72,11 +72,12 @@ describe('lease lifecycle', () => {
     const lease = await leaseOf(keyOf(first, pod));
     await first.close();
 
-    for (let i = 0; i < 12; i++) {
+    // Heartbeats go on through the takeover (the first replica's presence key is deleted as it stops).
+    await waitFor('the second replica to adopt and renew the lease', async () => {
       expect((await heartbeatPod(second.url, pod)).status).toBe(204);
-      expect(await leaseOf(keyOf(first, pod))).toBe(lease);
-      await sleep(1000);
-    }
+      return (await second.metric('registry_lease_renewals_total', { result: 'confirmed' })) >= 1;
+    }, 20_000, 500);
+    expect(await leaseOf(keyOf(first, pod))).toBe(lease);
     // The second replica learned the instance (and its lease) through its watch: its only etcd reads are
     // its initial read of the registry and of the gateway's records at start, none per heartbeat.
     expect(await second.metric('registry_etcd_requests_total', { method: 'range' })).toBe(2);
@@ -113,11 +114,12 @@ describe('lease lifecycle', () => {
     expect(JSON.parse((await admin.get(key))!)).toMatchObject({ address: '10.1.2.3', port: 9000, metadata: { version: '7' } });
     expect(await gateway.metric('registry_lease_regrants_total', { result: 'ok' })).toBe(1);
 
-    // And the new lease is renewed like any other.
-    for (let i = 0; i < 10; i++) {
-      expect((await heartbeatPod(gateway.url, pod)).status).toBe(204);
-      await sleep(1000);
-    }
+    // And the new lease is one of this replica's shared leases (its record names the owner), alive in etcd.
+    const record = JSON.parse((await root.get(`${gateway.prefix}gateway/leases/${newLease}`).string())!);
+    const present = await root.getAll().prefix(`${gateway.prefix}gateway/replicas/`).keys();
+    expect(present.map((k) => k.split('/').pop())).toEqual([record.owner]);
+    expect(Number((await root.leaseClient.leaseTimeToLive({ ID: newLease! })).TTL)).toBeGreaterThan(60);
+    expect((await heartbeatPod(gateway.url, pod)).status).toBe(204);
     expect(await leaseOf(key)).toBe(newLease);
   });
 
