@@ -117,8 +117,6 @@ export class InstanceRegistrar {
   private readonly lookups = new Singleflight<StoredInstance | undefined>();
   private readonly now: () => number;
   private readonly puts: PutBatcher;
-  /** Slots of the batched registration Puts: one per Txn, same bounds as the write queue. */
-  private readonly batchWrites: BoundedQueue;
   private readonly migrations: TokenBucket;
   private readonly migrating = new Set<string>();
   /** Re-puts in flight by key, and those waiting for the end of the turn (see rewrite()). */
@@ -134,10 +132,9 @@ export class InstanceRegistrar {
   ) {
     this.now = options.now ?? Date.now;
     this.writes = new BoundedQueue(options.writeConcurrency, options.writeQueueCapacity);
-    this.batchWrites = new BoundedQueue(options.writeConcurrency, options.writeQueueCapacity);
     this.migrations = new TokenBucket(options.migrationsPerSecond, options.migrationsPerSecond, this.now());
     this.puts = new PutBatcher(
-      { putMany: (items) => this.batchWrites.run(() => store.putMany(items)) },
+      { putMany: (items) => store.putMany(items) },
       {
         maxBatchSize: options.putBatch?.maxSize ?? DEFAULT_PUT_BATCH.maxSize,
         maxBatchBytes: options.putBatch?.maxBytes ?? DEFAULT_PUT_BATCH.maxBytes,
@@ -162,7 +159,7 @@ export class InstanceRegistrar {
   }
 
   get writeQueueDepth(): number {
-    return this.writes.depth + this.batchWrites.depth;
+    return this.writes.depth + this.puts.queued;
   }
 
   /**

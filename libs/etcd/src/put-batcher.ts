@@ -110,6 +110,11 @@ export class PutBatcher {
     return this.counters;
   }
 
+  /** Puts not sent yet (waiting for a Txn slot or for the end of the turn). */
+  get queued(): number {
+    return this.waitingCount();
+  }
+
   put(item: BatchedPut): Promise<PutOutcome> {
     const maxWaiting = this.options.maxWaiting;
     if (maxWaiting !== undefined && this.inFlight >= (this.options.maxInFlight ?? Infinity) && this.waitingCount() >= maxWaiting) {
