@@ -123,7 +123,7 @@ describe('Consul door: the calls of Prometheus consul_sd_configs, replayed', () 
   });
 
   it("keeps a client's index for content it already has, though this replica labels it lower; an index it never saw is not echoed", async () => {
-    const watchRevision = (gw: GatewayUnderTest) => gw.app.get(RegistryRuntimeProvider).runtime.watch.revision;
+    const watchRevision = (gw: GatewayUnderTest) => gw.app.get(RegistryRuntimeProvider).runtime.revision;
     const r1 = Number((await restPut(a, 'prom-idx', 'i1', { address: '10.4.0.1', port: 80 })).json.revision);
     const onB = await prometheusGet(b, '/v1/health/service/prom-idx');
     expect(Number(onB.index)).toBe(r1);

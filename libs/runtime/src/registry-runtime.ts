@@ -74,6 +74,9 @@ export interface RegistryRuntimeObserver {
   log(level: LogLevel, context: string, message: string): void;
 }
 
+/** What lookups need from the read model (RegistryReadModel); its lifecycle stays with the runtime. */
+export type RegistryReads = Pick<RegistryReadModel, 'resolve' | 'listServices' | 'waitForServiceChange' | 'waitForListChange'>;
+
 /** What readiness and operators need, read from state the runtime keeps (no I/O). */
 export interface RuntimeHealth {
   etcd: { readyConnections: number; poolSize: number; lastSuccessAt: number; authError?: string };
@@ -105,18 +108,21 @@ export interface RuntimeHealth {
  * close() orphans the shared leases (the survivors adopt them); it never revokes one.
  */
 export class RegistryRuntime {
-  readonly pool: ConnectionPool;
-  readonly store: RegistryStore;
-  readonly leases: SharedLeases;
-  readonly liveness = new LivenessTable();
-  readonly sweep: ExpirySweep;
+  /** Writes: registrations, heartbeats, deregistrations, updates (the HTTP routes and the doors). */
   readonly registrar: InstanceRegistrar;
-  readonly shedder: LoadShedder;
-  readonly watch: RegistryWatch;
-  /** Every instance and its lease, from the initial read and the watch. */
-  readonly directory: InstanceDirectory;
   /** Lookups, the service list and blocking queries, derived from the directory. */
-  readonly reads: RegistryReadModel;
+  readonly reads: RegistryReads;
+  // The parts below are wired here and reached only through this class (health(), start(), close()).
+  private readonly pool: ConnectionPool;
+  private readonly store: RegistryStore;
+  private readonly leases: SharedLeases;
+  private readonly liveness = new LivenessTable();
+  private readonly sweep: ExpirySweep;
+  private readonly shedder: LoadShedder;
+  private readonly watch: RegistryWatch;
+  /** Every instance and its lease, from the initial read and the watch. */
+  private readonly directory: InstanceDirectory;
+  private readonly readModel: RegistryReadModel;
   /** This replica's key under `<prefix>gateway/replicas/` (see ReplicaPresence). */
   private readonly presence: ReplicaPresence;
   /** The instances heard here, published once per pass (see HeardSetPublisher); absent without a store. */
@@ -285,7 +291,8 @@ export class RegistryRuntime {
         gateway: { events: (events) => this.leases.applyGatewayEvents(events), resync: (range) => this.leases.resyncGateway(range) },
       },
     );
-    this.reads = new RegistryReadModel(this.directory, this.watch, { staleAfterMs: options.staleAfterMs });
+    this.readModel = new RegistryReadModel(this.directory, this.watch, { staleAfterMs: options.staleAfterMs });
+    this.reads = this.readModel;
   }
 
   /**
@@ -319,13 +326,31 @@ export class RegistryRuntime {
       leases: this.leases.stats(now),
       expiry: this.sweep.stats,
       instancesInMemory: this.directory.size,
-      watch: { up: this.watch.isUp(), revision: this.watch.revision, stale: this.reads.isStale() },
+      watch: { up: this.watch.isUp(), revision: this.watch.revision, stale: this.readModel.isStale() },
       liveness: { present: this.presence.isPresent(now), replicas: this.leases.presentReplicas().length, heardSets: this.heardSets?.stats },
       synced: this.directory.isSynced,
-      lookupViews: this.reads.viewsInMemory,
+      lookupViews: this.readModel.viewsInMemory,
       writeQueueDepth: this.registrar.writeQueueDepth,
       eventLoopDelayMs: this.shedder.eventLoopDelayMs(),
     };
+  }
+
+  /** The last revision the watch delivered (what lookups on this replica reflect). */
+  get revision(): number {
+    return this.watch.revision;
+  }
+
+  /** Resolves true once lookups here include the change at `revision` (read-your-writes), false after `timeoutMs`. */
+  waitForRevision(revision: number, timeoutMs: number): Promise<boolean> {
+    return this.watch.waitForRevision(revision, timeoutMs);
+  }
+
+  /**
+   * Answers every held blocking query now, and later ones at once (shutdown: before the HTTP server
+   * waits for requests in flight). close() does it too; a second call changes nothing.
+   */
+  answerHeldQueries(): void {
+    this.readModel.close();
   }
 
   /**
@@ -336,7 +361,7 @@ export class RegistryRuntime {
     this.sweep.stop();
     this.leases.orphan();
     this.watch.close();
-    this.reads.close();
+    this.answerHeldQueries();
     this.shedder.stop();
     this.heardSets?.stop();
     await this.presence.leave();
@@ -362,7 +387,7 @@ export class RegistryRuntime {
   /** One watch response, in revision order, to every consumer. */
   private fanOut(events: RegistryEvent[]): void {
     this.directory.apply(events);
-    this.reads.applyEvents(events);
+    this.readModel.applyEvents(events);
   }
 
   private resync(range: StoredRange): void {
@@ -372,6 +397,6 @@ export class RegistryRuntime {
       this.observer.log('info', 'Watch', `initial read of the registry: ${range.items.length} instances at revision ${range.revision}`);
     }
     this.directory.replace(range);
-    this.reads.resynced(Number(range.revision));
+    this.readModel.resynced(Number(range.revision));
   }
 }

@@ -1,9 +1,10 @@
 import { Inject, Injectable, OnModuleDestroy } from '@nestjs/common';
-import { filterInstances, InstanceFilter, RegistryReadModel, ServiceView, WaitOutcome } from '@app/cache';
-import { InstanceRegistrar, RegistryWatch } from '@app/etcd';
+import { filterInstances, InstanceFilter, ServiceView, WaitOutcome } from '@app/cache';
+import { InstanceRegistrar } from '@app/etcd';
 import { InstanceRecord, InstanceStatus, RateLimitedError, ResolvedInstance } from '@app/registry';
 import { GATEWAY_CONFIG, GatewayConfig } from '../config/gateway-config';
 import { RegistryRuntimeProvider } from '../etcd/registry-runtime.provider';
+import { RegistryReads, RegistryRuntime } from '@app/runtime';
 import { BlockingQueryOutcome, GatewayMetrics } from '../metrics/gateway-metrics';
 import { EncodedAnswerCache } from './encoded-answers';
 import { BlockingQuery } from './resolve-query.pipe';
@@ -56,8 +57,8 @@ const OWN_WRITE_WAIT_MS = 1_000;
  */
 @Injectable()
 export class ResolveService implements OnModuleDestroy {
-  private readonly watch: RegistryWatch;
-  private readonly reads: RegistryReadModel;
+  private readonly runtime: RegistryRuntime;
+  private readonly reads: RegistryReads;
   private readonly registrar: InstanceRegistrar;
   private readonly encodedAnswers = new EncodedAnswerCache(ENCODED_ANSWERS_KEPT, ENCODED_ANSWER_BYTES);
   private heldQueries = 0;
@@ -65,10 +66,11 @@ export class ResolveService implements OnModuleDestroy {
 
   constructor(
     @Inject(GATEWAY_CONFIG) private readonly config: GatewayConfig,
-    runtime: RegistryRuntimeProvider,
+    provider: RegistryRuntimeProvider,
     private readonly blockingMetrics: GatewayMetrics,
   ) {
-    ({ watch: this.watch, reads: this.reads, registrar: this.registrar } = runtime.runtime);
+    this.runtime = provider.runtime;
+    ({ reads: this.reads, registrar: this.registrar } = provider.runtime);
   }
 
   /**
@@ -78,7 +80,7 @@ export class ResolveService implements OnModuleDestroy {
    */
   async onModuleDestroy(): Promise<void> {
     const answered = this.heldQueries ? new Promise<void>((resolve) => (this.allAnswered = resolve)) : Promise.resolve();
-    this.reads.close();
+    this.runtime.answerHeldQueries();
     let timer: NodeJS.Timeout | undefined;
     // Bounded, though every answer comes from memory: a client slow to take its answer must not hold shutdown.
     await Promise.race([answered, new Promise((resolve) => (timer = setTimeout(resolve, this.config.ETCD_REQUEST_TIMEOUT_MS)))]);
@@ -189,7 +191,7 @@ export class ResolveService implements OnModuleDestroy {
     patch: { status: InstanceStatus; metadata?: Record<string, string> },
   ): Promise<{ record: InstanceRecord; revision: string }> {
     const result = await this.registrar.updateInstance(service, id, patch);
-    await this.watch.waitForRevision(Number(result.revision), OWN_WRITE_WAIT_MS);
+    await this.runtime.waitForRevision(Number(result.revision), OWN_WRITE_WAIT_MS);
     return result;
   }
 }

@@ -39,14 +39,14 @@ export class ConsulDoor implements OnApplicationBootstrap, BeforeApplicationShut
     if (port === undefined) return;
     // AuthModule is a dynamic module imported once by AppModule; its ApiAccess is found app-wide.
     const access = this.moduleRef.get(ApiAccess, { strict: false });
-    const { watch } = this.runtime.runtime;
+    const runtime = this.runtime.runtime;
     this.server = buildConsulApi({
       registrar: this.registrar,
       resolver: this.resolver,
       access,
       metrics: this.metrics,
       datacenter: this.config.CONSUL_DATACENTER,
-      watchRevision: () => watch.revision,
+      watchRevision: () => runtime.revision,
     });
     await this.server.listen({ port, host: this.config.HOST });
     this.logger.log(`Consul API listening on ${this.url}`);
