@@ -14,6 +14,8 @@ import {
   InstanceDirectory,
   InstanceRegistrar,
   isCredentialRejection,
+  LegacyLeaseRenewals,
+  LegacyRenewalStats,
   LivenessTable,
   RegistrarHooks,
   RegistryEvent,
@@ -81,6 +83,8 @@ export interface RuntimeHealth {
   leases: SharedLeaseStats;
   /** The expiry sweep: paused (heard-sets gap), overdue instances, self-preservation. */
   expiry: ExpiryStats;
+  /** One-key leases of the previous release renewed here until their instances move (0 once the migration is done). */
+  legacyLeases: LegacyRenewalStats;
   /** Instances in the directory (the whole registry as the watch knows it). */
   instancesInMemory: number;
   /** `stale`: lookups are answered from memory but marked stale (the watch has not confirmed them). */
@@ -108,6 +112,8 @@ export class RegistryRuntime {
   readonly pool: ConnectionPool;
   readonly store: RegistryStore;
   readonly leases: SharedLeases;
+  /** Renews the one-key leases of legacy instances heard here until they move onto shared leases. */
+  readonly legacyLeases: LegacyLeaseRenewals;
   readonly liveness = new LivenessTable();
   readonly sweep: ExpirySweep;
   readonly registrar: InstanceRegistrar;
@@ -155,9 +161,13 @@ export class RegistryRuntime {
       { replicaId: options.replicaId, leaseTtlSeconds: options.leases.ttlSeconds, maxKeys: options.leases.maxKeys, countKeys: (leaseId) => this.directory.countOn(leaseId) },
       {
         leaseLost: (lease) => this.registrar.rewriteLostLease(lease),
+        unownedAnswer: (leaseId, ttl) => this.legacyLeases.answered(leaseId, ttl),
         log: (level, message) => log(level, 'SharedLeases', message),
       },
     );
+    this.legacyLeases = new LegacyLeaseRenewals(this.leases.transport, { leaseOf: (key) => this.directory.leaseOf(key) }, {}, {
+      log: (level, message) => log(level, 'LegacyLeases', message),
+    });
     const heardSets = options.heardSets;
     this.heardSets =
       heardSets &&
@@ -214,6 +224,7 @@ export class RegistryRuntime {
         writeQueueCapacity: options.writeQueueCapacity,
         putBatch: options.putBatch,
         migrationsPerSecond: options.migrationsPerSecond,
+        legacyHeard: (key, lease) => this.legacyLeases.heard(key, lease),
         shedRegistrations: () => this.shedder.shouldShed(),
         liveness: this.liveness,
         heardAnywhere: (key, ttlMs, now) => {
@@ -318,6 +329,7 @@ export class RegistryRuntime {
       etcd: { readyConnections: this.pool.readyCount(), poolSize: this.pool.connections.length, lastSuccessAt: this.pool.lastSuccessAt(), authError: this.pool.authError() },
       leases: this.leases.stats(now),
       expiry: this.sweep.stats,
+      legacyLeases: this.legacyLeases.stats,
       instancesInMemory: this.directory.size,
       watch: { up: this.watch.isUp(), revision: this.watch.revision, stale: this.reads.isStale() },
       liveness: { present: this.presence.isPresent(now), replicas: this.leases.presentReplicas().length, heardSets: this.heardSets?.stats },
@@ -334,6 +346,7 @@ export class RegistryRuntime {
    */
   async close(): Promise<void> {
     this.sweep.stop();
+    this.legacyLeases.orphan();
     this.leases.orphan();
     this.watch.close();
     this.reads.close();
