@@ -78,10 +78,12 @@ export interface GatewayProcess {
   exited: Promise<number | null>;
 }
 
-/** Starts the gateway as a real process (ts-node, no build needed), for signal and log tests. */
-export async function startGatewayProcess(env: Record<string, string>): Promise<GatewayProcess> {
+/**
+ * Starts the gateway as a real process (ts-node, no build needed), for signal and log tests. `root`:
+ * another checkout of the gateway (a previous release, see previous-release.ts); default this one.
+ */
+export async function startGatewayProcess(env: Record<string, string>, root = path.resolve(__dirname, '..', '..')): Promise<GatewayProcess> {
   const port = env.PORT ?? String(await freePort());
-  const root = path.resolve(__dirname, '..', '..');
   const child = spawn(
     process.execPath,
     ['-r', 'ts-node/register/transpile-only', '-r', 'tsconfig-paths/register', 'apps/gateway/src/main.ts'],

@@ -13,4 +13,5 @@ export * from './liveness/replica-presence';
 export * from './shared-leases/shared-lease-pool';
 export * from './shared-leases/shared-leases';
 export * from './shared-leases/expiry-sweep';
+export * from './shared-leases/legacy-lease-renewals';
 export * from './shared-leases/self-preservation';

@@ -53,7 +53,7 @@ class FakeStore {
   }
 }
 
-function setup(lostLeaseInstances: Array<{ key: string; value: string }> = []) {
+function setup(lostLeaseInstances: Array<{ key: string; value: string }> = [], migrationsPerSecond = 100) {
   const store = new FakeStore();
   const directory = new InstanceDirectory(layout);
   directory.replace({ revision: '1', items: [] });
@@ -72,10 +72,12 @@ function setup(lostLeaseInstances: Array<{ key: string; value: string }> = []) {
   };
   const liveness = new LivenessTable();
   const heard: string[] = [];
+  const legacyHeard: string[] = [];
   const registrar = new InstanceRegistrar(store as unknown as RegistryStore, leases, {
     writeConcurrency: 4,
     writeQueueCapacity: 100,
-    migrationsPerSecond: 100,
+    migrationsPerSecond,
+    legacyHeard: (key, lease) => legacyHeard.push(`${key}@${lease}`),
     liveness,
     heard: (key) => heard.push(key),
     directory: {
@@ -88,7 +90,7 @@ function setup(lostLeaseInstances: Array<{ key: string; value: string }> = []) {
       instancesOn: () => lostLeaseInstances,
     },
   });
-  return { store, directory, registrar, placed, liveness, heard, records };
+  return { store, directory, registrar, placed, liveness, heard, records, legacyHeard };
 }
 
 const flush = async () => {
@@ -136,6 +138,37 @@ describe('InstanceRegistrar on shared leases', () => {
     expect(store.calls).toEqual([`cas:${key}`, 'revoke:77']);
     expect(store.kv.get(key)).toMatchObject({ leaseId: '500', value });
     expect(directory.get(key)?.leaseId).toBe('500');
+  });
+
+  it('hands a legacy instance heard without migration budget to the legacy renewals, and not one it moves at this heartbeat', async () => {
+    const { store, directory, registrar, legacyHeard } = setup([], 1);
+    const keys = ['old1', 'old2'].map((id, i) => {
+      const key = layout.instanceKey('orders', id);
+      const value = encodeRecord({ ...registration, service: 'orders', id, registeredAt: '2026-01-01T00:00:00.000Z' } as InstanceRecord);
+      store.kv.set(key, { key, value, leaseId: String(77 + i), modRevision: '5' });
+      directory.written(key, value, String(77 + i), 0, '5');
+      return key;
+    });
+    registrar.heartbeatTracked('orders', 'old1'); // takes the one token: moved
+    registrar.heartbeatTracked('orders', 'old2'); // budget spent: its lease is renewed until a later heartbeat moves it
+    await flush();
+    expect(store.calls).toEqual([`cas:${keys[0]}`, 'revoke:77']);
+    expect(legacyHeard).toEqual([`${keys[1]}@78`]);
+    registrar.heartbeatTracked('orders', 'old1'); // on a shared lease now: nothing legacy about it
+    expect(legacyHeard).toEqual([`${keys[1]}@78`]);
+  });
+
+  it('hands a legacy instance whose move did not happen (its compare lost) to the legacy renewals', async () => {
+    const { store, directory, registrar, legacyHeard } = setup();
+    const key = layout.instanceKey('orders', 'old');
+    const value = encodeRecord({ ...registration, service: 'orders', id: 'old', registeredAt: '2026-01-01T00:00:00.000Z' } as InstanceRecord);
+    store.kv.set(key, { key, value, leaseId: '77', modRevision: '6' });
+    directory.written(key, value, '77', 0, '5'); // the directory has not seen revision 6 yet
+    registrar.heartbeatTracked('orders', 'old');
+    expect(legacyHeard).toEqual([]);
+    await flush();
+    expect(store.calls).toEqual([`cas:${key}`]);
+    expect(legacyHeard).toEqual([`${key}@77`]);
   });
 
   it('re-puts the live instances of a lost lease in one batch, create-if-absent, and never a silent one', async () => {

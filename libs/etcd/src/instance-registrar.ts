@@ -80,6 +80,12 @@ export interface InstanceRegistrarOptions {
    * at their next heartbeat, per second at most (MIGRATIONS_PER_SECOND): no mass rewrite at start.
    */
   migrationsPerSecond: number;
+  /**
+   * A legacy instance (its key on `lease`, a lease without a record) was heard and is not moved at this
+   * heartbeat (budget spent, a move in flight failed): its one-key lease must be renewed until its move
+   * (LegacyLeaseRenewals). Absent = nobody renews it here.
+   */
+  legacyHeard?(key: string, lease: bigint): void;
   now?: () => number;
 }
 
@@ -371,9 +377,9 @@ export class InstanceRegistrar {
     this.hooks.heartbeat?.('accepted');
     if (!this.leases.recordsKnown) return;
     const lease = this.options.directory.leaseOf(key);
-    if (lease === undefined || lease === 0n || this.leases.hasRecord(lease) || this.migrating.has(key) || !this.migrations.tryTake(this.now())) return;
-    const stored = this.options.directory.get(key);
-    if (stored) this.migrate(stored);
+    if (lease === undefined || lease === 0n || this.leases.hasRecord(lease) || this.migrating.has(key)) return;
+    const stored = this.migrations.tryTake(this.now()) ? this.options.directory.get(key) : undefined;
+    if (!stored || !this.migrate(stored)) this.options.legacyHeard?.(key, lease);
   }
 
   private markHeard(key: string): void {
@@ -384,11 +390,14 @@ export class InstanceRegistrar {
   /**
    * Moves a legacy instance (its own one-key lease, from the previous release) onto a shared lease: a
    * Txn compare mod_revision -> the same value on a shared lease, then revokes the old one-key lease
-   * (no key left on it). A concurrent change wins; the next heartbeat tries again.
+   * (no key left on it). A concurrent change wins; the next heartbeat tries again. Returns whether a
+   * move started; one that leaves the key on its legacy lease (failed, or the compare lost to a stale
+   * revision) hands it to the legacy renewals, as a heartbeat without budget does.
    */
-  private migrate(stored: StoredInstance): void {
+  private migrate(stored: StoredInstance): boolean {
     const record = decodeRecord(stored.value);
-    if (!record || stored.modRevision === '0') return;
+    if (!record || stored.modRevision === '0') return false;
+    const legacyLease = BigInt(stored.leaseId);
     this.migrating.add(stored.key);
     void this.write(async () => {
       const place = await this.leases.place(record.ttl);
@@ -403,7 +412,11 @@ export class InstanceRegistrar {
       }
     })
       .catch((err) => this.hooks.error?.(`moving ${stored.key} onto a shared lease failed`, err))
-      .finally(() => this.migrating.delete(stored.key));
+      .finally(() => {
+        this.migrating.delete(stored.key);
+        if (this.options.directory.leaseOf(stored.key) === legacyLease) this.options.legacyHeard?.(stored.key, legacyLease);
+      });
+    return true;
   }
 
   /**

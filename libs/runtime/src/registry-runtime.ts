@@ -14,6 +14,8 @@ import {
   InstanceDirectory,
   InstanceRegistrar,
   isCredentialRejection,
+  LegacyLeaseRenewals,
+  LegacyRenewalStats,
   LivenessTable,
   RegistrarHooks,
   RegistryEvent,
@@ -84,6 +86,8 @@ export interface RuntimeHealth {
   leases: SharedLeaseStats;
   /** The expiry sweep: paused (heard-sets gap), overdue instances, self-preservation. */
   expiry: ExpiryStats;
+  /** One-key leases of the previous release renewed here until their instances move (0 once the migration is done). */
+  legacyLeases: LegacyRenewalStats;
   /** Instances in the directory (the whole registry as the watch knows it). */
   instancesInMemory: number;
   /** `stale`: lookups are answered from memory but marked stale (the watch has not confirmed them). */
@@ -116,6 +120,8 @@ export class RegistryRuntime {
   private readonly pool: ConnectionPool;
   private readonly store: RegistryStore;
   private readonly leases: SharedLeases;
+  /** Renews the one-key leases of legacy instances heard here until they move onto shared leases. */
+  private readonly legacyLeases: LegacyLeaseRenewals;
   private readonly liveness = new LivenessTable();
   private readonly sweep: ExpirySweep;
   private readonly shedder: LoadShedder;
@@ -161,9 +167,13 @@ export class RegistryRuntime {
       { replicaId: options.replicaId, leaseTtlSeconds: options.leases.ttlSeconds, maxKeys: options.leases.maxKeys, countKeys: (leaseId) => this.directory.countOn(leaseId) },
       {
         leaseLost: (lease) => this.registrar.rewriteLostLease(lease),
+        unownedAnswer: (leaseId, ttl) => this.legacyLeases.answered(leaseId, ttl),
         log: (level, message) => log(level, 'SharedLeases', message),
       },
     );
+    this.legacyLeases = new LegacyLeaseRenewals(this.leases.transport, { leaseOf: (key) => this.directory.leaseOf(key) }, {}, {
+      log: (level, message) => log(level, 'LegacyLeases', message),
+    });
     const heardSets = options.heardSets;
     this.heardSets =
       heardSets &&
@@ -220,6 +230,7 @@ export class RegistryRuntime {
         writeQueueCapacity: options.writeQueueCapacity,
         putBatch: options.putBatch,
         migrationsPerSecond: options.migrationsPerSecond,
+        legacyHeard: (key, lease) => this.legacyLeases.heard(key, lease),
         shedRegistrations: () => this.shedder.shouldShed(),
         liveness: this.liveness,
         heardAnywhere: (key, ttlMs, now) => {
@@ -325,6 +336,7 @@ export class RegistryRuntime {
       etcd: { readyConnections: this.pool.readyCount(), poolSize: this.pool.connections.length, lastSuccessAt: this.pool.lastSuccessAt(), authError: this.pool.authError() },
       leases: this.leases.stats(now),
       expiry: this.sweep.stats,
+      legacyLeases: this.legacyLeases.stats,
       instancesInMemory: this.directory.size,
       watch: { up: this.watch.isUp(), revision: this.watch.revision, stale: this.readModel.isStale() },
       liveness: { present: this.presence.isPresent(now), replicas: this.leases.presentReplicas().length, heardSets: this.heardSets?.stats },
@@ -359,6 +371,7 @@ export class RegistryRuntime {
    */
   async close(): Promise<void> {
     this.sweep.stop();
+    this.legacyLeases.orphan();
     this.leases.orphan();
     this.watch.close();
     this.answerHeldQueries();

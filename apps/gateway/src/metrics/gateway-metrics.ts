@@ -8,6 +8,8 @@ export const BLOCKING_QUERY_OUTCOMES = ['changed', 'timeout', 'immediate', 'reje
 export type BlockingQueryOutcome = (typeof BLOCKING_QUERY_OUTCOMES)[number];
 /** Labels of registry_heartbeats_total that exist from the start. */
 const HEARTBEAT_RESULTS = ['accepted', 'not-found'] as const;
+/** Labels of registry_legacy_lease_renewals_total. */
+const LEGACY_RENEWAL_RESULTS = ['sent', 'confirmed', 'lost', 'silent'] as const;
 
 /**
  * Every metric the gateway exports. Names are a contract with dashboards: change them only with a
@@ -172,6 +174,23 @@ export class GatewayMetrics {
       if (health) this.countRenewals(health.leases);
     },
   });
+  readonly legacyLeases = new Gauge({
+    name: 'registry_legacy_leases',
+    help: 'One-key leases of the previous release renewed by this replica until their instances move onto shared leases (0 once the migration is done)',
+    registers: [this.registry],
+    collect: this.fromSource(() => this.runtimeHealth?.().legacyLeases, (s) => s.leases),
+  });
+  readonly legacyLeaseRenewals = new Counter({
+    name: 'registry_legacy_lease_renewals_total',
+    help: 'Renewals of legacy one-key leases by result: sent, confirmed (TTL > 0), lost (TTL 0: moved and revoked, or lapsed), silent (given up: pod not heard for the lease TTL)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+    collect: () => {
+      const legacy = this.runtimeHealth?.().legacyLeases;
+      if (!legacy) return;
+      for (const result of LEGACY_RENEWAL_RESULTS) this.addGrowth(`legacy ${result}`, this.legacyLeaseRenewals, { result }, legacy[result]);
+    },
+  });
   readonly renewalBacklog = new Gauge({
     name: 'registry_lease_renewal_backlog',
     help: 'Owned shared leases whose renewal is due and not confirmed by etcd yet',
@@ -297,6 +316,7 @@ export class GatewayMetrics {
     for (const kind of ['created', 'replaced']) this.registrations.inc({ kind }, 0);
     for (const result of ['sent', 'confirmed', 'lost']) this.leaseRenewals.inc({ result }, 0);
     for (const kind of ['granted', 'adopted']) this.leaseGrants.inc({ kind }, 0);
+    for (const result of LEGACY_RENEWAL_RESULTS) this.legacyLeaseRenewals.inc({ result }, 0);
     for (const reason of ['event_loop']) this.admissionRejections.inc({ reason }, 0);
     for (const outcome of BLOCKING_QUERY_OUTCOMES) this.blockingQueries.inc({ outcome }, 0);
   }

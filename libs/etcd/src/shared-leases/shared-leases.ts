@@ -1,5 +1,5 @@
 import type { EtcdConnection } from '../etcd-connection';
-import { KeepAliveStreams } from '../keepalive-streams';
+import { KeepAliveStreams, RenewalTransport } from '../keepalive-streams';
 import type { RegistryStore, StoredRange } from '../registry-store';
 import type { GatewayEvent } from '../registry-watch';
 import { instanceKeyHash } from '../liveness/heard-sets';
@@ -28,6 +28,8 @@ export interface SharedLeasesOptions {
 export interface SharedLeasesHooks {
   /** etcd answered TTL 0 for an owned lease (expired during an outage, or revoked): re-put its live instances. */
   leaseLost(lease: Readonly<OwnedLease>): void;
+  /** etcd's answer for a lease renewed on these streams by someone else (LegacyLeaseRenewals). */
+  unownedAnswer?(leaseId: string, ttlSeconds: number): void;
   log(level: 'info' | 'warn', message: string): void;
 }
 
@@ -217,6 +219,14 @@ export class SharedLeases {
     };
   }
 
+  /**
+   * The keepalive streams, for renewals of leases this replica does not own (LegacyLeaseRenewals):
+   * their answers come back through `hooks.unownedAnswer`. No second set of streams.
+   */
+  get transport(): RenewalTransport {
+    return this.streams;
+  }
+
   /** The highest revision a renewal answer carried (the watch's lag check). */
   get revisionSeen(): number {
     return this.streams.revisionSeen;
@@ -282,6 +292,10 @@ export class SharedLeases {
   private answered(leaseId: string, ttlSeconds: number): void {
     this.sentAt.delete(leaseId);
     const suspect = this.suspects.get(leaseId);
+    if (!suspect && !this.pool.get(leaseId)) {
+      this.hooks.unownedAnswer?.(leaseId, ttlSeconds);
+      return;
+    }
     if (suspect) {
       this.suspects.delete(leaseId);
       if (ttlSeconds > 0) {
