@@ -1,6 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { MIN_LEASE_TTL_SECONDS } from '@app/etcd';
 import { loadGatewayConfig } from './gateway-config';
 
 describe('loadGatewayConfig', () => {
@@ -15,7 +16,13 @@ describe('loadGatewayConfig', () => {
     expect(config).toMatchObject({ LEASE_TTL: 600, LEASE_MAX_KEYS: 250 });
     expect(config).not.toHaveProperty('RENEW_INTERVAL_MS');
     expect(() => loadGatewayConfig({ LEASE_TTL: '10' })).toThrow(/^invalid LEASE_TTL:/);
+    expect(() => loadGatewayConfig({ LEASE_TTL: '3601' })).toThrow(/^invalid LEASE_TTL:/);
     expect(() => loadGatewayConfig({ LEASE_MAX_KEYS: '0' })).toThrow(/^invalid LEASE_MAX_KEYS:/);
+  });
+
+  it('accepts LEASE_TTL down to the shortest lease that outlives a dead replica\'s takeover (MIN_LEASE_TTL_SECONDS), not below', () => {
+    expect(loadGatewayConfig({ LEASE_TTL: String(MIN_LEASE_TTL_SECONDS) }).LEASE_TTL).toBe(MIN_LEASE_TTL_SECONDS);
+    expect(() => loadGatewayConfig({ LEASE_TTL: String(MIN_LEASE_TTL_SECONDS - 1) })).toThrow(/^invalid LEASE_TTL:/);
   });
 
   it('leaves the Consul door off unless CONSUL_API_PORT is set; its datacenter is dc1 by default', () => {

@@ -37,9 +37,11 @@ const schema = z.object({
   // Redis in one of three shapes (one URL, Sentinel, Cluster): see redis-config.ts.
   ...REDIS_VARIABLES,
   // Shared leases (docs/shared-leases.md): every instance key is written on a lease shared by up to
-  // LEASE_MAX_KEYS instances, of a lease class at least LEASE_TTL seconds long (2x the instance TTL at
-  // least). An etcd outage shorter than 2/3 of it loses no key; with every gateway gone, keys are gone
-  // within it. Renewals: one per lease per classTtl/3 (1M instances: ~25/s for the cluster).
+  // LEASE_MAX_KEYS instances, of a lease class = the smallest multiple of LEASE_TTL that is at least 2x the
+  // instance TTL (leaseClassTtl). An etcd outage shorter than 2/3 of the class loses no key; with every
+  // gateway gone, keys are gone within the class (LEASE_TTL for instance TTLs up to LEASE_TTL/2).
+  // Renewals: one per lease per classTtl/3 (1M instances: ~25/s for the cluster). At least 30
+  // (MIN_LEASE_TTL_SECONDS in @app/etcd): a SIGKILLed replica's leases must outlive their takeover (~15 s).
   LEASE_TTL: int(30, 3_600).default(120),
   // 1,000: a renewal checks write permission per attached key (etcd 3.4.42+/3.5.28+/3.6.9+, 1.06 us per key):
   // ~1.3 ms per renewal, within 20 % of the floor per key. ~250 on 3.4.44+/3.5.30+/3.6.11+ with frequent registrations.

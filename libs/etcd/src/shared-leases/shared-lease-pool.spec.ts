@@ -30,9 +30,32 @@ function setup(maxKeys = 3) {
 }
 
 describe('leaseClassTtl', () => {
-  it('maps instance TTLs onto few classes, each at least twice the instance TTL and never below LEASE_TTL', () => {
+  it('keeps the classes of the default LEASE_TTL 120: TTL <= 60 s -> 120 s, <= 120 -> 240 s, ..., <= 300 -> 600 s', () => {
     expect([5, 30, 60, 61, 120, 121, 300].map((ttl) => leaseClassTtl(ttl, 120))).toEqual([120, 120, 120, 240, 240, 360, 600]);
-    expect(leaseClassTtl(30, 600)).toBe(600);
+    // The formula before LEASE_TTL became the unit, for every instance TTL: production is unchanged.
+    for (let ttl = 5; ttl <= 300; ttl++) expect(leaseClassTtl(ttl, 120)).toBe(Math.max(120, 2 * Math.ceil(ttl / 60) * 60));
+  });
+
+  it('makes LEASE_TTL the unit below 120 s too: TTL 5 on LEASE_TTL 30 gets 30 s leases, not 120 s', () => {
+    expect([5, 15, 16, 30, 31, 60, 300].map((ttl) => leaseClassTtl(ttl, 30))).toEqual([30, 30, 60, 60, 90, 120, 600]);
+    expect([5, 30, 300].map((ttl) => leaseClassTtl(ttl, 600))).toEqual([600, 600, 600]);
+    expect(leaseClassTtl(300, 3600)).toBe(3600);
+  });
+
+  it('is, for every LEASE_TTL and instance TTL, the smallest multiple of LEASE_TTL that lasts 2 instance TTLs', () => {
+    const wrong: string[] = [];
+    // Above 600 s (2x the longest instance TTL) every class is LEASE_TTL itself: a few such values suffice.
+    const leaseTtls = [...Array.from({ length: 571 }, (_, i) => 30 + i), 601, 1000, 3599, 3600];
+    for (const lease of leaseTtls) {
+      for (let ttl = 5; ttl <= 300; ttl++) {
+        const cls = leaseClassTtl(ttl, lease);
+        // 2x: the sweep deletes a silent instance (TTL + a pass) long before etcd would, and an etcd outage
+        // shorter than 2/3 of the class loses nothing; the backstop (every replica gone) is the class itself.
+        const ok = cls % lease === 0 && cls >= 2 * ttl && cls - lease < 2 * ttl && cls >= ttl + 5 && (2 * ttl > lease || cls === lease);
+        if (!ok) wrong.push(`LEASE_TTL ${lease}, TTL ${ttl}: ${cls}`);
+      }
+    }
+    expect(wrong.slice(0, 5)).toEqual([]);
   });
 });
 

@@ -1,13 +1,16 @@
 import { Singleflight } from '@app/concurrency';
 
 /**
- * The lease class of an instance TTL: a lease TTL that outlives the instance's TTL at least twice, so a
- * silent instance is always expired by the gateway (at TTL + a pass) long before etcd would drop its
- * lease, and few classes exist: with LEASE_TTL 120 s, instance TTLs up to 60 s share 120 s leases, up to
- * 120 s share 240 s, ..., up to 300 s share 600 s (docs/shared-leases.md section 2).
+ * The lease class of an instance TTL: the smallest multiple of LEASE_TTL that is at least twice the
+ * instance TTL. Twice, so that a silent instance is always expired by the gateway (at TTL + a pass) long
+ * before etcd would drop its lease, and an etcd outage shorter than 2/3 of the class loses no key; a
+ * multiple of LEASE_TTL, so that LEASE_TTL is the real unit of the backstop (every replica gone: keys of
+ * instance TTLs up to LEASE_TTL/2 are gone within LEASE_TTL) and classes stay few (at most
+ * 600 / LEASE_TTL for instance TTLs of 5-300 s). With the default 120 s: TTL <= 60 s -> 120 s leases,
+ * <= 120 s -> 240 s, ..., <= 300 s -> 600 s (docs/shared-leases.md section 2).
  */
 export function leaseClassTtl(instanceTtlSeconds: number, leaseTtlSeconds: number): number {
-  return Math.max(leaseTtlSeconds, 2 * Math.ceil(instanceTtlSeconds / 60) * 60);
+  return leaseTtlSeconds * Math.max(1, Math.ceil((2 * instanceTtlSeconds) / leaseTtlSeconds));
 }
 
 /** Where shared leases come from: a LeaseGrant (and, in the gateway, the lease record written with it). */

@@ -56,7 +56,20 @@ export interface SharedLeaseStats {
  * An owner must be absent this long before its leases are adopted: a replica that just started may
  * grant its first lease a moment before its presence key is written. Far inside LEASE_TTL/3 (40 s).
  */
-const ADOPT_GRACE_MS = 3_000;
+export const ADOPT_GRACE_MS = 3_000;
+
+/** How often due renewals, empty leases and ownerless leases are looked at, by default. */
+const TICK_MS = 1_000;
+
+/**
+ * The shortest LEASE_TTL: a dead owner's leases must outlive their takeover. A lease is renewed once a
+ * third of its class has passed (checked every tick), so when its owner dies it has at least
+ * 2/3 x class - 1 s left; the survivors renew it once the owner's presence key has lapsed
+ * (PRESENCE_TTL_SECONDS + etcd's 0.5 s lessor pass), ADOPT_GRACE_MS has passed and a tick came: <= 14.5 s
+ * after the death. 30 s leaves 19 s (4.5 s to spare); below ~24 s a SIGKILLed replica's leases would
+ * lapse before anyone adopts them, and their instances with them.
+ */
+export const MIN_LEASE_TTL_SECONDS = 30;
 
 /** A renewal unanswered for this long is sent again (etcd answers in milliseconds; a stream may have broken). */
 const RESEND_AFTER_MS = 2_000;
@@ -100,6 +113,9 @@ export class SharedLeases {
     private readonly options: SharedLeasesOptions,
     private readonly hooks: SharedLeasesHooks,
   ) {
+    if (!Number.isInteger(options.leaseTtlSeconds) || options.leaseTtlSeconds < MIN_LEASE_TTL_SECONDS) {
+      throw new Error(`LEASE_TTL must be an integer of at least ${MIN_LEASE_TTL_SECONDS} s: ${options.leaseTtlSeconds}`);
+    }
     this.now = options.now ?? Date.now;
     this.pool = new SharedLeasePool(
       {
@@ -123,7 +139,7 @@ export class SharedLeases {
 
   start(): void {
     this.streams.start();
-    this.timer ??= setInterval(() => this.tick(), this.options.tickMs ?? 1_000);
+    this.timer ??= setInterval(() => this.tick(), this.options.tickMs ?? TICK_MS);
     this.timer.unref();
   }
 
