@@ -66,11 +66,14 @@ describe('self-preservation', () => {
     const staying = fleet.filter((_, i) => i % 2 === 1);
     const gone = await forEachLimited(leaving, 16, (pod) => request(gw.url, 'DELETE', `/v1/services/${pod.service}/instances/${pod.id}`));
     expect(gone.every((r) => r.status === 204)).toBe(true);
-    for (let t = 0; t < 2 * TTL; t++) {
+    // The leavers' keys are gone at once (DELETE); self-preservation must not start over the TTL and
+    // two sweep passes that follow, while the others keep beating.
+    expect(await keysOf(gw)).toHaveLength(staying.length);
+    for (let t = 0; t < TTL + 4; t++) {
       expect((await forEachLimited(staying, 16, (pod) => heartbeatPod(gw.url, pod))).every((r) => r.status === 204)).toBe(true);
+      expect(await gw.metric('registry_self_preservation')).toBe(0);
       await sleep(1_000);
     }
-    expect(await gw.metric('registry_self_preservation')).toBe(0);
     expect(await keysOf(gw)).toHaveLength(staying.length);
   });
 
