@@ -161,8 +161,8 @@ export class NodeAgents implements HeartbeatSource {
     return this.pools.reduce((n, p) => n + p.written, 0);
   }
 
-  private countRefs(label: string, n: number): void {
-    this.refs.set(label, (this.refs.get(label) ?? 0) + n);
+  private static count(tally: Map<string, number>, label: string, n: number): void {
+    tally.set(label, (tally.get(label) ?? 0) + n);
   }
 
   private tick(a: number): void {
@@ -170,7 +170,9 @@ export class NodeAgents implements HeartbeatSource {
     if (tick >= this.stopAt) return;
     this.nextTick[a] = tick + this.intervalMs;
     this.wheel.schedule(a, tick + this.intervalMs);
+    // A batch counts in the phase it was due in, its refs too (the answer may come in the next one).
     const rec = this.rec;
+    const tally = this.refs;
     const schedule = this.schedule;
     schedule.scheduled++;
     // An agent sends its next batch only once the last one is answered (a ticker that drops ticks).
@@ -191,14 +193,14 @@ export class NodeAgents implements HeartbeatSource {
       if (err !== undefined || status !== 200 || !answer) {
         const label = err ?? (status === 200 ? 'unframed answer' : String(status));
         rec.record(false, label, latency);
-        return this.countRefs(`batch ${label}`, refs.length);
+        return NodeAgents.count(tally, `batch ${label}`, refs.length);
       }
       const found = scanBatchResults(answer, (k, result) => {
         if (k >= refs.length) return;
         const i = refs[k];
         if (result === 'accepted') this.lastAccepted[i] = sentAt;
         else if (result === 'not_found') this.notFound(i);
-        this.countRefs(result, 1);
+        NodeAgents.count(tally, result, 1);
       });
       rec.record(found === refs.length, found === refs.length ? '200' : `200 with ${found} of ${refs.length} results`, latency);
     });
