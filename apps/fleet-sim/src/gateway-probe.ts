@@ -28,6 +28,12 @@ export interface GatewayGaugePeaks {
   expiryPaused?: number;
   /** Most instances one replica found overdue by its own knowledge at one pass (registry_expiry_overdue_instances). */
   expiryOverdue?: number;
+  /**
+   * V8 heap used (nodejs_heap_size_used_bytes, MB), worst replica: its highest reading, and the lowest
+   * reading of the replica with the highest low (a sawtooth's floor: about the live heap).
+   */
+  heapUsedMbMax?: number;
+  heapUsedMbFloor?: number;
 }
 
 function byLabel(samples: PromSample[], name: string, label: string): Record<string, number> {
@@ -75,6 +81,8 @@ export class GatewayProbe {
   private peaks: GatewayGaugePeaks = GatewayProbe.zeroPeaks();
   private timer?: NodeJS.Timeout;
   private readonly metricsUrls: string[];
+  /** Per replica, the lowest heap reading since takePeaks(). */
+  private heapFloors: number[] = [];
 
   constructor(metricsUrls: string | string[]) {
     this.metricsUrls = typeof metricsUrls === 'string' ? [metricsUrls] : metricsUrls;
@@ -93,7 +101,7 @@ export class GatewayProbe {
   /** Each replica's samples, peaks noted. */
   private async scrape(): Promise<PromSample[][]> {
     const each = await Promise.all(this.metricsUrls.map((u) => this.scrapeOne(u)));
-    for (const samples of each) this.notePeaks(samples);
+    each.forEach((samples, replica) => this.notePeaks(samples, replica));
     return each;
   }
 
@@ -101,8 +109,13 @@ export class GatewayProbe {
     return gatewayCounters((await this.scrape()).flat());
   }
 
-  private notePeaks(s: PromSample[]): void {
+  private notePeaks(s: PromSample[], replica: number): void {
     const p = this.peaks;
+    const heapMb = sumSamples(s, 'nodejs_heap_size_used_bytes') / 1048576;
+    if (heapMb > 0) {
+      p.heapUsedMbMax = Math.max(p.heapUsedMbMax ?? 0, Math.round(heapMb));
+      this.heapFloors[replica] = Math.min(this.heapFloors[replica] ?? Infinity, heapMb);
+    }
     p.renewalBacklog = Math.max(p.renewalBacklog, sumSamples(s, 'registry_lease_renewal_backlog'));
     p.renewalOldestDueSeconds = Math.max(p.renewalOldestDueSeconds, sumSamples(s, 'registry_lease_renewal_oldest_due_seconds'));
     p.eventLoopDelaySeconds = Math.max(p.eventLoopDelaySeconds, sumSamples(s, 'registry_event_loop_delay_seconds'));
@@ -124,7 +137,10 @@ export class GatewayProbe {
   /** The worst gauge values since the last call, and a fresh start for the next phase. */
   takePeaks(): GatewayGaugePeaks {
     const p = this.peaks;
+    const floors = this.heapFloors.filter((x) => Number.isFinite(x));
+    if (floors.length) p.heapUsedMbFloor = Math.round(Math.max(...floors));
     this.peaks = GatewayProbe.zeroPeaks();
+    this.heapFloors = [];
     return p;
   }
 }

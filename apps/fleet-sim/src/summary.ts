@@ -94,7 +94,7 @@ function scaleRows(r: ScaleResult): string[][] {
     if (!r.agents) rows.push([`${ph.name}: renewals`, `due ${ph.renewalsDue} by schedule, ${ph.renewalsDueByHeartbeats ?? '?'} by heartbeats received, etcd KeepAlive msgs ${ph.etcd?.leaseKeepAliveMessages ?? '?'}, gateway confirmed ${ph.gateway?.renewalsConfirmed ?? '?'}, re-grants ${ph.gateway?.regrants ?? '?'}`]);
     if (ph.etcd) rows.push([`${ph.name}: etcd`, etcdLine(ph.etcd)]);
     const pk = ph.gatewayPeaks;
-    if (r.agents && ph.gateway) rows.push([`${ph.name}: gateway`, `lease grants ${ph.gateway.leaseGrants ?? '?'}, expirations ${ph.gateway.expirations ?? '?'}; worst replica: overdue ${pk?.expiryOverdue ?? '?'}, self-preservation ${pk?.selfPreservation ?? '?'}, expiry paused ${pk?.expiryPaused ?? '?'}`]);
+    if (r.agents && ph.gateway) rows.push([`${ph.name}: gateway`, `lease grants ${ph.gateway.leaseGrants ?? '?'}, expirations ${ph.gateway.expirations ?? '?'}; worst replica: overdue ${pk?.expiryOverdue ?? '?'}, self-preservation ${pk?.selfPreservation ?? '?'}, expiry paused ${pk?.expiryPaused ?? '?'}, heap used ${pk?.heapUsedMbFloor ?? '?'}-${pk?.heapUsedMbMax ?? '?'} MB`]);
     if (ph.processes.length) rows.push([`${ph.name}: processes`, procLine(ph.processes)]);
   }
   for (const [name, c] of Object.entries(r.cohorts)) rows.push([`cohort ${name}`, `${c.registered}/${c.pods} registered, ${c.beats404} beats 404, ${c.reRegistered} re-registered, ${c.aliveAtEnd ?? '?'} in etcd at end`]);
