@@ -90,7 +90,10 @@ function scaleSizes(quick: boolean, factor: number): ScaleSizes {
     storm: { held: n(50_000, 1_500), storm: n(50_000, 1_500), ttlSeconds: quick ? 15 : 60, intervalSeconds: quick ? 5 : 20, concurrency: 128, stormConcurrency: 512, holdSeconds: quick ? 10 : 30 },
     restart: { pods: n(40_000, 2_000), ttlSeconds: quick ? 15 : 30, intervalSeconds: quick ? 5 : 10, holdSeconds: quick ? 20 : 120 },
     agents: { pods: n(100_000, 3_000), perAgent: 1000, ttlSeconds: 30, intervalSeconds: 10, holdSeconds: holdSeconds(120, 40), concurrency: 128, replicas: 1, etcdMembers: 1, silenceFraction: 0 },
-    agents1m: { pods: n(1_000_000, 10_000), perAgent: 1000, ttlSeconds: 30, intervalSeconds: 10, holdSeconds: holdSeconds(300, 60), concurrency: 3 * 128, replicas: 3, etcdMembers: 3, silenceFraction: 0.01 },
+    // Every replica holds every instance: at 200k the live heap was ~565 B per instance (floor 153 MB per
+    // replica, agents-1m at --scale-factor 0.2), ~600 MB at 1M, too close to the default 768 MB limit.
+    // 1024 MB keeps RSS under the 1.5 GiB aim by construction (heap + ~150 MB of code and buffers).
+    agents1m: { pods: n(1_000_000, 10_000), perAgent: 1000, ttlSeconds: 30, intervalSeconds: 10, holdSeconds: holdSeconds(300, 60), concurrency: 3 * 128, replicas: 3, etcdMembers: 3, silenceFraction: 0.01, heapMb: 1024 },
   };
 }
 
