@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { EtcdCounters, EtcdServer, LOCAL_DIR, diffCounters, startEtcd, startRedis, startRedisCluster } from '@app/stack';
+import { EtcdCounters, EtcdServer, LOCAL_DIR, diffCounters, startEtcd, startEtcdCluster, startRedis, startRedisCluster } from '@app/stack';
 import { GatewayEnv, ServerProcess, runFleetSim, startBareServer, startGateway } from './processes';
 import { etcdCounters, waitForIdleEtcd } from './sampling';
 
@@ -45,19 +45,29 @@ async function startBenchRedis(shape: RedisShape, workDir: string): Promise<Benc
   };
 }
 
+function addCounters(a: EtcdCounters, b: EtcdCounters): EtcdCounters {
+  const out = { ...a };
+  for (const k of Object.keys(b) as (keyof EtcdCounters)[]) out[k] += b[k];
+  return out;
+}
+
 export class BenchContext {
   private readonly running = new Set<ServerProcess>();
   private step = 0;
   private etcdGeneration = 1;
+  /** The current etcd: one member, or the members of a cluster (`freshEtcd(3)`). */
+  private etcdServers: EtcdServer[];
 
   private constructor(
     private readonly runId: string,
     readonly workDir: string,
-    private etcdServer: EtcdServer,
+    etcdServer: EtcdServer,
     readonly redis: BenchRedis,
     readonly poolSize: number,
     private readonly totalSteps: number,
-  ) {}
+  ) {
+    this.etcdServers = [etcdServer];
+  }
 
   static async start(poolSize: number, totalSteps: number, redisShape: RedisShape = 'single'): Promise<BenchContext> {
     const runId = randomBytes(3).toString('hex');
@@ -68,26 +78,40 @@ export class BenchContext {
     return new BenchContext(runId, workDir, etcd, redis, poolSize, totalSteps);
   }
 
+  /** The first member (the only one unless the scenario asked for a cluster). */
   get etcd(): EtcdServer {
-    return this.etcdServer;
+    return this.etcdServers[0];
+  }
+
+  get etcdMembers(): readonly EtcdServer[] {
+    return this.etcdServers;
   }
 
   /**
    * A new empty etcd for a scale scenario: 100,000 leases left by the previous one would expire
-   * (and be revoked by etcd) during the next one, and their keys would slow every read.
+   * (and be revoked by etcd) during the next one, and their keys would slow every read. `members` > 1:
+   * a cluster of that many members on loopback (auth on, as one member).
    */
-  async freshEtcd(): Promise<void> {
-    await this.etcdServer.dispose();
-    this.etcdServer = await startEtcd({ dataDir: path.join(this.workDir, `etcd-${this.etcdGeneration++}`) });
-    log(`fresh etcd ${this.etcd.endpoint}`);
+  async freshEtcd(members = 1): Promise<void> {
+    await Promise.all(this.etcdServers.map((e) => e.dispose()));
+    const dir = path.join(this.workDir, `etcd-${this.etcdGeneration++}`);
+    this.etcdServers = members > 1 ? await startEtcdCluster(members, { baseDir: dir }) : [await startEtcd({ dataDir: dir })];
+    log(`fresh etcd ${this.endpoints()} (metrics ${this.etcdServers.map((e) => e.metricsUrl).join(',')})`);
+  }
+
+  /** `host:port,...` of every member, as ETCD_ENDPOINTS takes them. */
+  private endpoints(): string {
+    return this.etcdServers.map((e) => e.endpoint).join(',');
   }
 
   header(title: string): void {
     process.stderr.write(`\n[bench] === ${++this.step}/${this.totalSteps}: ${title} ===\n`);
   }
 
-  counters(): Promise<EtcdCounters> {
-    return etcdCounters(this.etcd.metricsUrl);
+  /** Summed over the members. */
+  async counters(): Promise<EtcdCounters> {
+    const each = await Promise.all(this.etcdServers.map((e) => etcdCounters(e.metricsUrl)));
+    return each.slice(1).reduce((sum, c) => addCounters(sum, c), each[0]);
   }
 
   waitForIdleEtcd(): Promise<string | undefined> {
@@ -100,16 +124,16 @@ export class BenchContext {
 
   simEnv(): Record<string, string> {
     return {
-      ETCD_ENDPOINTS: this.etcd.endpoint,
+      ETCD_ENDPOINTS: this.endpoints(),
       ETCD_USERNAME: this.etcd.gatewayUser,
       ETCD_PASSWORD: this.etcd.gatewayPassword,
-      ETCD_METRICS_URL: this.etcd.metricsUrl,
+      ETCD_METRICS_URL: this.etcdServers.map((e) => e.metricsUrl).join(','),
     };
   }
 
   private gatewayEnv(prefix: string): GatewayEnv {
     return {
-      ETCD_ENDPOINTS: this.etcd.endpoint,
+      ETCD_ENDPOINTS: this.endpoints(),
       ETCD_USERNAME: this.etcd.gatewayUser,
       ETCD_PASSWORD: this.etcd.gatewayPassword,
       ETCD_PREFIX: prefix,
@@ -121,10 +145,11 @@ export class BenchContext {
   /**
    * Starts `count` replicas on one prefix; returns them and what their start-up cost etcd. `main`: another
    * build's main.js (an experiment comparing two builds in one run); the repository's dist/ by default.
+   * `nodeArgs`: extra node flags for these replicas (e.g. a larger heap for a 1M-instance run).
    */
-  async startGateways(name: string, prefix: string, count: number, main?: string): Promise<{ gateways: ServerProcess[]; startup: EtcdCounters }> {
+  async startGateways(name: string, prefix: string, count: number, main?: string, nodeArgs: string[] = []): Promise<{ gateways: ServerProcess[]; startup: EtcdCounters }> {
     const c0 = await this.counters();
-    const gateways = await Promise.all(Array.from({ length: count }, (_, i) => startGateway(this.gatewayEnv(prefix), path.join(this.workDir, `gateway-${name}-${i}.log`), main)));
+    const gateways = await Promise.all(Array.from({ length: count }, (_, i) => startGateway(this.gatewayEnv(prefix), path.join(this.workDir, `gateway-${name}-${i}.log`), main, nodeArgs)));
     gateways.forEach((g) => this.running.add(g));
     const c1 = await this.counters();
     return { gateways, startup: diffCounters(c0, c1) };
@@ -142,9 +167,11 @@ export class BenchContext {
     live.forEach((s) => this.running.delete(s));
   }
 
-  /** `etcd=1,redis=2,gateway=3` for fleet-sim's --sample-pid (replicas numbered when several). */
+  /** `etcd=1,redis=2,gateway=3` for fleet-sim's --sample-pid (replicas and etcd members numbered when several). */
   pids(gateways: ServerProcess[], extra: Record<string, number | undefined> = {}): string {
-    const named: Record<string, number | undefined> = { etcd: this.etcd.pid, ...(gateways.length ? this.redis.pids : {}), ...extra };
+    const members = this.etcdServers.length;
+    const named: Record<string, number | undefined> = Object.fromEntries(this.etcdServers.map((e, i) => [members === 1 ? 'etcd' : `etcd-${i + 1}`, e.pid]));
+    Object.assign(named, gateways.length ? this.redis.pids : {}, extra);
     gateways.forEach((g, i) => (named[gateways.length === 1 ? 'gateway' : `gateway-${i + 1}`] = g.pid));
     return Object.entries(named)
       .filter(([, pid]) => pid)
@@ -163,7 +190,7 @@ export class BenchContext {
 
   async dispose(): Promise<void> {
     await this.stopAll();
-    await Promise.all([this.etcd.dispose(), this.redis.dispose()]);
+    await Promise.all([...this.etcdServers.map((e) => e.dispose()), this.redis.dispose()]);
     fs.rmSync(this.workDir, { recursive: true, force: true });
   }
 }

@@ -19,7 +19,7 @@ export async function runScenarios(ctx: BenchContext, scenarios: Scenario[], dea
     }
     const started = Date.now();
     try {
-      if (s.freshEtcd) await ctx.freshEtcd();
+      if (s.freshEtcd) await ctx.freshEtcd(s.etcdMembers);
       if (s.steps === 1) ctx.header(s.title);
       const result = await s.run(ctx);
       if (s.describe) log(`${s.title}: ${s.describe(result)}`);

@@ -306,7 +306,7 @@ const REDIS_SHAPES: Record<RedisShape, string> = {
   cluster: 'Redis Cluster, 3 primaries + 3 replicas on this machine (REDIS_CLUSTER_NODES)',
 };
 
-export function machineTable(m: MachineInfo, v: Versions, poolSize: number, redisShape: RedisShape = 'single'): string {
+export function machineTable(m: MachineInfo, v: Versions, poolSize: number, redisShape: RedisShape = 'single', etcdShape = 'single member'): string {
   return table(
     ['what', 'value'],
     [
@@ -314,7 +314,7 @@ export function machineTable(m: MachineInfo, v: Versions, poolSize: number, redi
       ['memory', `${m.memoryGb} GiB`],
       ['OS', m.kernel],
       ['node', v.node],
-      ['etcd', `${v.etcd} (single member, auth enabled, bcrypt passwords as etcd stores them)`],
+      ['etcd', `${v.etcd} (${etcdShape}, auth enabled, bcrypt passwords as etcd stores them)`],
       ['redis', `${v.redis}, ${REDIS_SHAPES[redisShape]}`],
       ['gateway', `${v.gateway}, commit ${v.commit}, ETCD_POOL_SIZE=${poolSize}`],
       ['packages', Object.entries(v.packages).map(([k, ver]) => `${k} ${ver}`).join(', ')],

@@ -24,6 +24,8 @@ export interface Scenario<R = unknown> {
   estimateSeconds: number;
   /** Runs on a new empty etcd (large fleets leave leases that would expire during the next one). */
   freshEtcd?: boolean;
+  /** Members of that fresh etcd (1; 3 for a cluster on loopback, auth on). */
+  etcdMembers?: number;
   run(ctx: BenchContext): Promise<R>;
   /** One line for the log when it is done. */
   describe?(result: R): string;

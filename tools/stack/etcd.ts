@@ -290,10 +290,11 @@ export async function startEtcd(opts: EtcdOptions = {}): Promise<EtcdServer> {
 
 /**
  * A multi-member etcd cluster on loopback, auth enabled (bootstrapped once through the first
- * member; users, roles and tokens are replicated). For member-failure tests.
+ * member; users, roles and tokens are replicated). For member-failure tests and the bench.
+ * `baseDir`: member i keeps its data in `<baseDir>-<i>` (default: a fresh `.local/test/etcd-cluster-<random>`).
  */
-export async function startEtcdCluster(size = 3, opts: Omit<EtcdOptions, 'dataDir' | 'ports' | 'member'> = {}): Promise<EtcdServer[]> {
-  const base = path.join(LOCAL_DIR, 'test', `etcd-cluster-${randomBytes(4).toString('hex')}`);
+export async function startEtcdCluster(size = 3, opts: Omit<EtcdOptions, 'dataDir' | 'ports' | 'member'> & { baseDir?: string } = {}): Promise<EtcdServer[]> {
+  const base = opts.baseDir ?? path.join(LOCAL_DIR, 'test', `etcd-cluster-${randomBytes(4).toString('hex')}`);
   fs.mkdirSync(path.dirname(base), { recursive: true });
   const creds = loadOrCreateCredentials(`${base}-0`, opts);
   const ports = await freePorts(3 * size);

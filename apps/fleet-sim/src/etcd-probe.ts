@@ -22,18 +22,43 @@ export function etcdClient(target: EtcdTarget): Etcd3 {
   });
 }
 
+/** Key by key sum of several members' counters. */
+export function sumCounters(all: EtcdCounters[]): EtcdCounters {
+  const out = { ...all[0] };
+  for (const c of all.slice(1)) for (const k of Object.keys(c) as (keyof EtcdCounters)[]) out[k] += c[k];
+  return out;
+}
+
+/**
+ * Reads one etcd member's metrics, or every member's of a cluster (`metricsUrls` comma-separated):
+ * `read()` sums them (a LeaseKeepAlive message, a Range is counted by the member that received it),
+ * `readEach()` keeps them apart.
+ */
 export class EtcdCounterProbe {
-  constructor(private readonly metricsUrl: string) {}
+  private readonly metricsUrls: string[];
+
+  constructor(metricsUrls: string) {
+    this.metricsUrls = metricsUrls.split(',').map((u) => u.trim()).filter(Boolean);
+  }
+
+  get members(): number {
+    return this.metricsUrls.length;
+  }
 
   /**
    * etcd starved of CPU by bcrypt answers /metrics slowly: a generous timeout, and tries for up to
    * `patienceMs` (on a busy 2-core machine, 1,000 pods' Authenticate calls keep it busy for minutes).
    */
   async read(patienceMs = 180_000): Promise<EtcdCounters> {
+    return sumCounters(await this.readEach(patienceMs));
+  }
+
+  /** Each member's counters, in the order of the URLs. */
+  async readEach(patienceMs = 180_000): Promise<EtcdCounters[]> {
     const started = Date.now();
     for (;;) {
       try {
-        return await fetchEtcdCounters(this.metricsUrl, 20_000);
+        return await Promise.all(this.metricsUrls.map((u) => fetchEtcdCounters(u, 20_000)));
       } catch (err) {
         if (Date.now() - started >= patienceMs) throw err;
         await sleep(1000);
@@ -64,22 +89,38 @@ export class EtcdCounterProbe {
 }
 
 /**
- * Instance keys under `<prefix>services/` (one Authenticate, made after the counters are read). Read
- * in pages of keys only: 100,000 keys in one answer would pass gRPC's 4 MB message limit.
+ * Calls `fn` with every instance key under `<prefix>services/` (one Authenticate, made after the
+ * counters are read). Read in pages of keys only: 100,000 keys in one answer would pass gRPC's 4 MB
+ * message limit.
  */
-export async function countInstanceKeys(target: EtcdTarget, prefix: string): Promise<Set<string>> {
+export async function forEachInstanceKey(target: EtcdTarget, prefix: string, fn: (key: string) => void): Promise<void> {
   const client = etcdClient(target);
   try {
-    const keys = new Set<string>();
-    const start = Buffer.from(`${prefix}services/`);
     const end = prefixRangeEnd(`${prefix}services/`);
-    let from = start;
+    let from = Buffer.from(`${prefix}services/`);
     for (;;) {
       const page = await client.kv.range({ key: from, range_end: end, keys_only: true, limit: 10_000 });
-      for (const kv of page.kvs) keys.add(kv.key.toString());
-      if (!page.more || page.kvs.length === 0) return keys;
+      for (const kv of page.kvs) fn(kv.key.toString());
+      if (!page.more || page.kvs.length === 0) return;
       from = Buffer.concat([page.kvs[page.kvs.length - 1].key, Buffer.from([0])]);
     }
+  } finally {
+    client.close();
+  }
+}
+
+/** The instance keys under `<prefix>services/`, as a set (fleets of up to ~100k pods). */
+export async function countInstanceKeys(target: EtcdTarget, prefix: string): Promise<Set<string>> {
+  const keys = new Set<string>();
+  await forEachInstanceKey(target, prefix, (k) => keys.add(k));
+  return keys;
+}
+
+/** Leases alive in etcd (LeaseLeases: every lease of the cluster, whoever granted it). */
+export async function countLeases(target: EtcdTarget): Promise<number> {
+  const client = etcdClient(target);
+  try {
+    return (await client.leaseClient.leaseLeases()).leases.length;
   } finally {
     client.close();
   }

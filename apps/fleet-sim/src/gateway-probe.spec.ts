@@ -1,5 +1,5 @@
 import { parsePrometheusText } from '@app/stack';
-import { diffGatewayCounters, gatewayCounters } from './gateway-probe';
+import { GatewayProbe, diffGatewayCounters, gatewayCounters } from './gateway-probe';
 
 const scrape = (regrants: number, confirmed: number, shed: number) =>
   parsePrometheusText(
@@ -13,6 +13,8 @@ const scrape = (regrants: number, confirmed: number, shed: number) =>
       `registry_admission_rejections_total{reason="event_loop"} ${shed}`,
       'registry_admission_rejections_total{reason="renewal_lag"} 0',
       'registry_heartbeats_total{result="accepted"} 10',
+      `registry_lease_grants_total ${regrants * 2}`,
+      `registry_expirations_total ${shed * 3}`,
     ].join('\n'),
   );
 
@@ -21,6 +23,8 @@ describe('gateway counters', () => {
     const c = gatewayCounters(scrape(3, 100, 7));
     expect(c).toEqual({
       regrants: 4,
+      leaseGrants: 6,
+      expirations: 21,
       renewalsSent: 105,
       renewalsConfirmed: 100,
       renewalsLost: 0,
@@ -34,5 +38,21 @@ describe('gateway counters', () => {
     expect(d.regrants).toBe(2);
     expect(d.renewalsConfirmed).toBe(60);
     expect(d.admissionRejections).toEqual({ event_loop: 0, renewal_lag: 0 });
+    expect(d.leaseGrants).toBe(4);
+  });
+
+  it('sums the counters of several replicas', async () => {
+    const probe = new GatewayProbe(['http://a/metrics', 'http://b/metrics']);
+    const texts: Record<string, string> = {
+      'http://a/metrics': 'registry_lease_grants_total 2\nregistry_event_loop_delay_seconds 0.5',
+      'http://b/metrics': 'registry_lease_grants_total 3\nregistry_event_loop_delay_seconds 0.2',
+    };
+    const fetchMock = jest.spyOn(globalThis, 'fetch').mockImplementation(async (url) => new Response(texts[String(url)]));
+    try {
+      expect((await probe.read()).leaseGrants).toBe(5);
+      expect(probe.takePeaks().eventLoopDelaySeconds).toBe(0.5);
+    } finally {
+      fetchMock.mockRestore();
+    }
   });
 });

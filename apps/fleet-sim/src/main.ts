@@ -101,12 +101,14 @@ async function runFleet(cli: CliArgs, probe: EtcdCounterProbe | undefined, sampl
 
 function runScaleMode(cli: CliArgs, probe: EtcdCounterProbe | undefined, sampler: ProcessSampler, gatewayPid: number | undefined): Promise<SimResult> {
   const v = cli.values;
-  const gateway = list(str(v, 'gateway'))[0];
-  if (!gateway) throw new UsageError('scale mode needs --gateway URL');
+  const gateways = list(str(v, 'gateway'));
+  if (!gateways.length) throw new UsageError('scale mode needs --gateway URL[,URL...]');
   const pods = num(v, 'pods', 1000, 1);
+  const silenceFraction = num(v, 'silence', 0);
+  if (silenceFraction >= 1) throw new UsageError('--silence is a fraction below 1');
   return runScale(
     {
-      gateway,
+      gateways,
       pods,
       storm: num(v, 'storm', 0),
       services: num(v, 'services', 100, 1),
@@ -121,11 +123,14 @@ function runScaleMode(cli: CliArgs, probe: EtcdCounterProbe | undefined, sampler
       rssAt: list(str(v, 'rss-at')).map(Number).filter((n) => n > 0),
       prefix: str(v, 'prefix', process.env.ETCD_PREFIX ?? '/registry/')!,
       label: str(v, 'label', `scale ${pods} pods`)!,
+      agents: num(v, 'agents', 0),
+      agentGraceMs: num(v, 'agent-grace', 1) * 1000,
+      silenceFraction,
     },
     {
       probe,
       sampler,
-      gatewayProbe: new GatewayProbe(`${gateway.replace(/\/$/, '')}/metrics`),
+      gatewayProbe: new GatewayProbe(gateways.map((g) => `${g.replace(/\/$/, '')}/metrics`)),
       aliveCheck: process.env.ETCD_ENDPOINTS ? { target: etcdTargetFromEnv() } : undefined,
       gatewayPid,
     },

@@ -11,7 +11,8 @@ modes
   after     pods straight to etcd: one authenticated client + one long-lived keepalive stream per pod
   cannon    autocannon throughput of one request shape (heartbeat or resolve) against one URL
   burst     cold-cache stampede: concurrent lookups of S services, counting etcd Range calls
-  scale     one replica, up to 100k pods: register, optional storm of new pods, hold (see below)
+  scale     one or more replicas, up to 1M pods: register, optional storm, hold; pods heartbeat
+            themselves or node agents heartbeat them (POST /v1/heartbeats) (see below)
   raw-register  the yardstick: LeaseGrant+Put straight to etcd, one shared warmed client
 
 fleet options (gateway, before, after)
@@ -38,7 +39,8 @@ cannon options
 burst options
   --gateway URL[,URL] --services N (20) --instances N (5) --requests N (5000) --concurrency N (500)
 
-scale options (gateway: --gateway URL; pods, services, ttl, interval, register-concurrency as above)
+scale options (--gateway URL[,URL]: pod i registers through replica i mod R; pods, services, ttl,
+               interval, register-concurrency as above)
   --storm N                pods registering while the first --pods heartbeat (0)
   --storm-concurrency N    registrations in flight during the storm (512)
   --hold S                 seconds every pod heartbeats after registration (0)
@@ -46,11 +48,17 @@ scale options (gateway: --gateway URL; pods, services, ttl, interval, register-c
   --rss-at N,N             registered-instance counts at which the replica's RSS is read
                            (the replica's pid: --sample-pid gateway=PID)
   --interval 0             pods do not heartbeat (registration rate only)
+  --agents N               node agents heartbeat the pods instead (agent a: a contiguous range of
+                           at most 1000 pods, one POST /v1/heartbeats per --interval to replica a mod R)
+  --agent-grace S          a pod joins its agent's batches S s after its registration was answered (1)
+  --silence F              agents stop naming a fraction F of their pods when the hold starts; a
+                           watch records when each of their keys leaves etcd (0)
 
 raw-register options: --pods N --services N --ttl S --register-concurrency N (128) --prefix P
 
 common
-  --etcd-metrics URL       etcd's metrics listener: counters are read before and after (ETCD_METRICS_URL)
+  --etcd-metrics URL[,URL] etcd's metrics listener(s), one per member: counters are read before and
+                           after, summed over the members (ETCD_METRICS_URL)
   --sample-pid name=PID,.. processes whose CPU and RSS are sampled (e.g. gateway=1234,etcd=99)
   --label TEXT             scenario name in the output
   --json FILE              write the result as JSON
@@ -95,6 +103,9 @@ const spec = {
   hold: { type: 'string' },
   sockets: { type: 'string' },
   'rss-at': { type: 'string' },
+  agents: { type: 'string' },
+  'agent-grace': { type: 'string' },
+  silence: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 

@@ -77,9 +77,11 @@ export function completeLength(buf: Buffer, head: ResponseHead): number | undefi
 
 /**
  * `err` is a short label ("timeout", "ECONNRESET", ...) or undefined with the status;
- * `retryAfterSeconds` as in ResponseHead (only ever set on 429/503).
+ * `retryAfterSeconds` as in ResponseHead (only ever set on 429/503); `body`: the answer's body bytes
+ * when it was framed by Content-Length (a view into the receive buffer, valid during the call only;
+ * undefined for a chunked body), for the few callers that read it (a node agent's per-ref outcomes).
  */
-export type RawCallback = (err: string | undefined, status: number, retryAfterSeconds?: number) => void;
+export type RawCallback = (err: string | undefined, status: number, retryAfterSeconds?: number, body?: Buffer) => void;
 
 /**
  * A whole request, head and body, ready to write: a string written as latin1 (ASCII only, the cheap
@@ -204,8 +206,9 @@ export class RawHttpPool {
       return this.fail(slot, socket, (err as Error).message.slice(0, 40));
     }
     if (total === undefined) return;
-    const { status, close, retryAfterSeconds } = c.head;
+    const { status, close, retryAfterSeconds, headLength, bodyLength } = c.head;
     const extra = c.buf.length > total;
+    const body = bodyLength > 0 ? c.buf.subarray(headLength, total) : undefined;
     const cb = c.cb;
     this.release(slot);
     // Bytes beyond the answer (never expected without pipelining) or a closing server: a fresh socket next time.
@@ -213,7 +216,7 @@ export class RawHttpPool {
       c.socket = undefined;
       socket.destroy();
     }
-    cb(undefined, status, retryAfterSeconds);
+    cb(undefined, status, retryAfterSeconds, body);
     this.next(slot);
   }
 

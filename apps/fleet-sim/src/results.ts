@@ -114,7 +114,8 @@ export interface RawRegisterResult {
 }
 
 export interface ScaleParams {
-  gateway: string;
+  /** Replica URLs: a pod registers (and heartbeats itself) through gateways[index % length]. */
+  gateways: string[];
   /** The held cohort: registers first, then heartbeats throughout. */
   pods: number;
   /** Pods registering during the storm phase (0: no storm). */
@@ -133,6 +134,29 @@ export interface ScaleParams {
   rssAt: number[];
   prefix: string;
   label: string;
+  /** Node agents heartbeating the pods with `POST /v1/heartbeats` (0: each pod heartbeats itself). */
+  agents: number;
+  /** A pod joins its agent's batches this long after its registration was answered (NodeAgents). */
+  agentGraceMs: number;
+  /** Fraction of the pods the agents stop naming when the hold starts (agents only; 0: none). */
+  silenceFraction: number;
+}
+
+/** The pods silenced at the start of the hold, and when their keys left etcd (a watch's delete events). */
+export interface SilenceOutcome {
+  silenced: number;
+  ttlSeconds: number;
+  /** Silenced pods whose delete event arrived during the hold. */
+  gone: number;
+  /** Of those, gone within TTL + 5 s of the last heartbeat the gateway accepted for them. */
+  goneWithinTtlPlus5: number;
+  /** From the send of the last batch answered `accepted` for the pod to its delete event. */
+  delaySeconds: { min: number; p50: number; p99: number; max: number };
+  /** From the start of the hold (the silencing) to the delete event. */
+  sinceSilenceSeconds: { p50: number; max: number };
+  /** Delete events of pods that were not silenced: live instances lost. */
+  liveDeleted: number;
+  watchDisconnects: number;
 }
 
 /** The fleet's heartbeat schedule in a phase: did the generator deliver it? */
@@ -167,7 +191,11 @@ export interface ScalePhase {
    */
   renewalsDueByHeartbeats?: number;
   instancesAtEnd: number;
+  /** NodeAgents: per-instance outcomes of the batches of the phase (`accepted`, `not_found`, ...). */
+  refs?: Record<string, number>;
+  /** Summed over the members; `etcdMembers` per member (multi-member runs). */
   etcd?: EtcdCounters;
+  etcdMembers?: EtcdCounters[];
   gateway?: GatewayCounters;
   gatewayPeaks?: GatewayGaugePeaks;
   processes: ProcessUsage[];
@@ -181,8 +209,11 @@ export interface CohortOutcome {
   beats404: number;
   /** Registrations made again after a 404 (as an SDK does). */
   reRegistered: number;
-  /** Instance keys of the cohort in etcd after the last phase. */
+  /** Instance keys of the cohort's live (not silenced) pods in etcd after the last phase. */
   aliveAtEnd?: number;
+  /** Pods of the cohort silenced at the start of the hold, and how many of their keys were left at the end. */
+  silenced?: number;
+  silencedPresentAtEnd?: number;
 }
 
 export interface ScaleResult {
@@ -194,6 +225,12 @@ export interface ScaleResult {
   rss: Array<{ instances: number; rssMb: number; when: string }>;
   retries: RetryStats;
   cohorts: { held: CohortOutcome; storm?: CohortOutcome };
+  /** Node agents (absent when each pod heartbeats itself). */
+  agents?: { agents: number; perAgent: number; replicas: number; graceMs: number };
+  silence?: SilenceOutcome;
+  /** Leases alive in etcd after the last phase (LeaseLeases), and the fleet's instance keys then. */
+  leasesAtEnd?: number;
+  keysAtEnd?: number;
   notes: string[];
 }
 

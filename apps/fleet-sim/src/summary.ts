@@ -83,17 +83,25 @@ function rawRegisterRows(r: RawRegisterResult): string[][] {
 
 function scaleRows(r: ScaleResult): string[][] {
   const p = r.params;
-  const rows = [['fleet', `${p.pods} pods${p.storm ? ` + ${p.storm} in a storm` : ''}, TTL ${p.ttlSeconds} s, heartbeat every ${p.intervalSeconds} s, hold ${p.holdSeconds} s`]];
+  const who = r.agents ? `${r.agents.agents} node agents of ${r.agents.perAgent} pods over ${r.agents.replicas} replica(s)` : 'each pod';
+  const rows = [['fleet', `${p.pods} pods${p.storm ? ` + ${p.storm} in a storm` : ''}, TTL ${p.ttlSeconds} s, ${who} heartbeating every ${p.intervalSeconds} s, hold ${p.holdSeconds} s`]];
   for (const ph of r.phases) {
     if (ph.registrations) rows.push([`${ph.name}: registrations`, `${ops(ph.registrations)} (${outcomes(ph.registrations)})`]);
-    rows.push([`${ph.name}: heartbeats`, ph.beats.attempted ? `${ops(ph.beats)} (${outcomes(ph.beats)})` : 'none']);
+    rows.push([`${ph.name}: ${r.agents ? 'agent batches' : 'heartbeats'}`, ph.beats.attempted ? `${ops(ph.beats)} (${outcomes(ph.beats)})` : 'none']);
+    if (ph.refs) rows.push([`${ph.name}: refs`, Object.entries(ph.refs).map(([k, v]) => `${k}:${v}`).join(' ') || 'none']);
     const bs = ph.beatSchedule;
     if (bs?.scheduled) rows.push([`${ph.name}: beat schedule`, `scheduled ${bs.scheduled}, sent ${bs.sent}, written ${bs.written}, answered ${bs.answered}`]);
-    rows.push([`${ph.name}: renewals`, `due ${ph.renewalsDue} by schedule, ${ph.renewalsDueByHeartbeats ?? '?'} by heartbeats received, etcd KeepAlive msgs ${ph.etcd?.leaseKeepAliveMessages ?? '?'}, gateway confirmed ${ph.gateway?.renewalsConfirmed ?? '?'}, re-grants ${ph.gateway?.regrants ?? '?'}`]);
+    if (!r.agents) rows.push([`${ph.name}: renewals`, `due ${ph.renewalsDue} by schedule, ${ph.renewalsDueByHeartbeats ?? '?'} by heartbeats received, etcd KeepAlive msgs ${ph.etcd?.leaseKeepAliveMessages ?? '?'}, gateway confirmed ${ph.gateway?.renewalsConfirmed ?? '?'}, re-grants ${ph.gateway?.regrants ?? '?'}`]);
     if (ph.etcd) rows.push([`${ph.name}: etcd`, etcdLine(ph.etcd)]);
+    const pk = ph.gatewayPeaks;
+    if (r.agents && ph.gateway) rows.push([`${ph.name}: gateway`, `lease grants ${ph.gateway.leaseGrants ?? '?'}, expirations ${ph.gateway.expirations ?? '?'}; worst replica: overdue ${pk?.expiryOverdue ?? '?'}, self-preservation ${pk?.selfPreservation ?? '?'}, expiry paused ${pk?.expiryPaused ?? '?'}, heap used ${pk?.heapUsedMbFloor ?? '?'}-${pk?.heapUsedMbMax ?? '?'} MB`]);
     if (ph.processes.length) rows.push([`${ph.name}: processes`, procLine(ph.processes)]);
   }
   for (const [name, c] of Object.entries(r.cohorts)) rows.push([`cohort ${name}`, `${c.registered}/${c.pods} registered, ${c.beats404} beats 404, ${c.reRegistered} re-registered, ${c.aliveAtEnd ?? '?'} in etcd at end`]);
+  for (const [name, c] of Object.entries(r.cohorts)) if (c.silenced !== undefined) rows.push([`cohort ${name} silenced`, `${c.silenced} silenced, ${c.silencedPresentAtEnd} still in etcd at end`]);
+  const sl = r.silence;
+  if (sl) rows.push(['silenced gone', `${sl.gone}/${sl.silenced} (${sl.goneWithinTtlPlus5} within TTL + 5 s); from last heartbeat p50 ${sl.delaySeconds.p50} s, max ${sl.delaySeconds.max} s; live keys deleted ${sl.liveDeleted}`]);
+  if (r.leasesAtEnd !== undefined || r.keysAtEnd !== undefined) rows.push(['etcd at end', `${r.leasesAtEnd ?? '?'} leases, ${r.keysAtEnd ?? '?'} instance keys of the fleet`]);
   rows.push(['retries', `${JSON.stringify(r.retries.retried)}, succeeded after retry ${r.retries.succeededAfterRetry}, gave up ${r.retries.gaveUp}`]);
   rows.push(['rss', r.rss.map((s) => `${s.instances}: ${s.rssMb} MB`).join(', ')]);
   for (const n of r.notes) rows.push(['note', n]);

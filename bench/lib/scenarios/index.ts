@@ -3,14 +3,15 @@
  * first, the auth-bound fleets last and largest last, so that on a slow or busy machine the time
  * budget drops the most expensive scenarios (reported as skipped) rather than the whole tail.
  * Scale set: the throughput ratios and the registration rate first (short), then the 100k hold
- * (the headline: memory, renewals), then the restart and the storm.
+ * (the headline: memory, renewals), then the restart and the storm, then issue 21's node-agent runs
+ * (100k on one replica; 1M on three replicas and a 3-member etcd, the longest, last).
  */
 import { BenchOptions } from '../cli';
 import { Scenario, ScenarioSet } from '../scenario';
 import { Design } from '../sim-results';
 import { burstScenario } from './burst';
 import { fleetScenario, replicasScenario } from './fleet';
-import { holdScenario, registerRateScenario, restartScenario, stormScenario } from './scale';
+import { agents1mScenario, agentsScenario, holdScenario, registerRateScenario, restartScenario, stormScenario } from './scale';
 import { throughputScenario } from './throughput';
 
 const DESIGNS: Design[] = ['gateway', 'after', 'before'];
@@ -26,6 +27,8 @@ export function scenarioTable(o: BenchOptions): Scenario[] {
     holdScenario(o),
     restartScenario(o),
     stormScenario(o),
+    agentsScenario(o),
+    agents1mScenario(o),
   ];
 }
 

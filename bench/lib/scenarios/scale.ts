@@ -1,8 +1,9 @@
 /**
  * The scale set (`--scale`): one replica against fleets of up to 100,000 pods (fleet-sim's `scale`
- * mode), and the raw etcd3 yardstick for the registration rate. Each runs on a fresh etcd.
+ * mode), the raw etcd3 yardstick for the registration rate, and issue 21's node-agent runs (100k on
+ * one replica; 1M on three replicas and a 3-member etcd). Each runs on a fresh etcd.
  */
-import { BenchOptions } from '../cli';
+import { AgentSizes, BenchOptions } from '../cli';
 import { BenchContext } from '../bench-context';
 import { Scenario, scenario } from '../scenario';
 import { pairedRounds } from '../../../apps/fleet-sim/src/stats';
@@ -38,17 +39,26 @@ interface ScaleRunSpec {
   concurrency: number;
   stormConcurrency?: number;
   rssAt?: number[];
+  /** Gateway replicas (1). */
+  replicas?: number;
+  /** Node agents heartbeating the pods (`POST /v1/heartbeats`); absent: each pod heartbeats itself. */
+  agents?: number;
+  silenceFraction?: number;
+  /** The replicas' V8 heap limit in MB (the bench's default 768 when absent). */
+  heapMb?: number;
 }
 
-/** One replica on the current etcd, one fleet-sim `scale` run against it. */
+/** `replicas` replicas on the current etcd, one fleet-sim `scale` run against them. */
 async function runScaleSim(ctx: BenchContext, spec: ScaleRunSpec): Promise<ScaleResult> {
   const prefix = ctx.prefix(spec.name);
-  const { gateways } = await ctx.startGateways(spec.name, prefix, 1);
+  const nodeArgs = spec.heapMb ? [`--max-old-space-size=${spec.heapMb}`] : [];
+  const { gateways } = await ctx.startGateways(spec.name, prefix, spec.replicas ?? 1, undefined, nodeArgs);
   try {
-    const args = ['scale', '--gateway', gateways[0].url, '--pods', String(spec.pods), '--storm', String(spec.storm ?? 0)];
+    const args = ['scale', '--gateway', gateways.map((g) => g.url).join(','), '--pods', String(spec.pods), '--storm', String(spec.storm ?? 0)];
     args.push('--ttl', String(spec.ttlSeconds), '--interval', String(spec.intervalSeconds), '--hold', String(spec.holdSeconds));
     args.push('--register-concurrency', String(spec.concurrency), '--storm-concurrency', String(spec.stormConcurrency ?? 512));
     if (spec.rssAt?.length) args.push('--rss-at', spec.rssAt.join(','));
+    if (spec.agents) args.push('--agents', String(spec.agents), '--silence', String(spec.silenceFraction ?? 0));
     args.push('--prefix', prefix, '--label', spec.label, '--sample-pid', ctx.pids(gateways));
     return await ctx.sim<ScaleResult>(args, spec.name);
   } finally {
@@ -158,3 +168,55 @@ export function restartScenario(o: BenchOptions): Scenario {
     describe: describeScale,
   });
 }
+
+/** Planning guess for registrations through node-agent runs (shared leases, Txns of up to 100 puts). */
+const AGENT_RUN_REGISTRATIONS_PER_SECOND = 1500;
+
+export const agentCount = (s: AgentSizes) => Math.ceil(s.pods / s.perAgent);
+
+export type AgentScenarioName = 'agents' | 'agents-1m';
+
+/**
+ * Issue 21, item 8: pods register, then node agents heartbeat them (`POST /v1/heartbeats` every
+ * interval, one batch per agent) for the hold; etcd's own cost in the hold is the figure. `agents-1m`
+ * also silences a fraction of the pods as the hold starts and watches their keys leave etcd.
+ */
+function agentScenario(name: AgentScenarioName, s: AgentSizes): Scenario {
+  const agents = agentCount(s);
+  const where = `${s.replicas} replica${s.replicas > 1 ? 's' : ''}, ${s.etcdMembers}-member etcd`;
+  const silence = s.silenceFraction > 0 ? `, ${s.silenceFraction * 100} % silenced as the hold starts` : '';
+  return scenario<ScaleResult>({
+    name,
+    section: 'scale',
+    sets: ['scale'],
+    title: `${s.pods} instances (TTL ${s.ttlSeconds}) heartbeated by ${agents} node agents every ${s.intervalSeconds} s for ${s.holdSeconds} s, ${where}${silence}`,
+    steps: 1,
+    estimateSeconds: s.pods / AGENT_RUN_REGISTRATIONS_PER_SECOND + s.holdSeconds + OVERHEAD_SECONDS * s.replicas,
+    freshEtcd: true,
+    etcdMembers: s.etcdMembers,
+    run: (ctx) =>
+      runScaleSim(ctx, {
+        name,
+        label: `${name} ${s.pods}`,
+        pods: s.pods,
+        ttlSeconds: s.ttlSeconds,
+        intervalSeconds: s.intervalSeconds,
+        holdSeconds: s.holdSeconds,
+        concurrency: s.concurrency,
+        replicas: s.replicas,
+        agents,
+        silenceFraction: s.silenceFraction,
+        heapMb: s.heapMb,
+      }),
+    describe: (r) => {
+      const hold = r.phases.find((p) => p.name === 'hold');
+      const perSecond = hold?.etcd && hold.seconds ? (hold.etcd.leaseKeepAliveMessages / hold.seconds).toFixed(2) : '?';
+      const notFound = r.phases.reduce((n, p) => n + (p.refs?.not_found ?? 0), 0);
+      const gone = r.silence ? `, silenced gone ${r.silence.gone}/${r.silence.silenced} (max ${r.silence.delaySeconds.max} s after the last heartbeat)` : '';
+      return `KeepAlive ${perSecond}/s in the hold, ${r.leasesAtEnd ?? '?'} leases at the end, not_found ${notFound}${gone}`;
+    },
+  });
+}
+
+export const agentsScenario = (o: BenchOptions): Scenario => agentScenario('agents', o.scaleSizes.agents);
+export const agents1mScenario = (o: BenchOptions): Scenario => agentScenario('agents-1m', o.scaleSizes.agents1m);

@@ -125,4 +125,16 @@ describe('ExpirySweep', () => {
     expect(sweep.stats.selfPreservation).toBe(true);
     expect(deletes).toHaveLength(0);
   });
+
+  it('self-preservation counts only instances no replica heard: pods heartbeating through other replicas are not silent', async () => {
+    // Node agents behind a load balancer: most of this owner's pods are heard by the other replicas only.
+    const { sweep, liveness, heardElsewhere, deletes, at } = setup({ instances: 20, selfPreservation: { threshold: 0.5, maxMs: 60_000 } });
+    for (let i = 0; i < 4; i++) liveness.heard(`/r/services/s/i${i}`, T0 + 29_000);
+    for (let i = 4; i < 18; i++) heardElsewhere.set(`/r/services/s/i${i}`, T0 + 29_000);
+    at(30_000);
+    await sweep.pass();
+    expect(sweep.stats.overdue).toBe(16);
+    expect(sweep.stats.selfPreservation).toBe(false);
+    expect(deletes.flat().map((d) => d.key)).toEqual(['/r/services/s/i18', '/r/services/s/i19']);
+  });
 });

@@ -94,7 +94,8 @@ const MIN_TTL_MS = 5_000;
  * record's (a replica that lost the lease to a takeover while frozen deletes nothing).
  *
  * A gap in another present replica's heard-sets pauses the deletes (registry_expiry_paused), and
- * self-preservation holds them when more than its threshold of the owned instances is overdue at once.
+ * self-preservation holds them when more than its threshold of the owned instances is silent at once
+ * (overdue here and heard by no other replica, or not known to be: a gap counts as silent).
  */
 export class ExpirySweep {
   private readonly passes: PeriodicPass;
@@ -174,8 +175,12 @@ export class ExpirySweep {
     }
     const deletes: GuardedDelete[] = [];
     let gaps = 0;
+    // Overdue here but heard by another replica is not silent: with heartbeats spread over replicas
+    // (node agents behind a load balancer), most of an owner's instances are heard elsewhere only.
+    let heardElsewhere = 0;
     for (const item of overdue) {
       const verdict = readFailed ? ({ expire: false, reason: 'gap' } as const) : this.sources.exchange.verdict(item.key, item.ttlMs, item.lastHeard, now);
+      if (!verdict.expire && verdict.reason === 'heard') heardElsewhere++;
       if (verdict.expire) {
         const fence = this.sources.fence(item.leaseId);
         if (fence && item.modRevision !== '0') deletes.push({ key: item.key, modRevision: item.modRevision, fence });
@@ -189,9 +194,10 @@ export class ExpirySweep {
     if (gaps === 0 && this.pausedLogged) this.hooks.log('info', 'expiry resumed');
     this.pausedLogged = gaps > 0;
 
-    const change = this.preservation?.update(now, tracked, overdue.length);
+    const silent = overdue.length - heardElsewhere;
+    const change = this.preservation?.update(now, tracked, silent);
     this.state.selfPreservation = this.preservation?.active ?? false;
-    if (change === 'entered') this.hooks.log('warn', `self-preservation: ${overdue.length} of ${tracked} instances silent at once; holding their deletion`);
+    if (change === 'entered') this.hooks.log('warn', `self-preservation: ${silent} of ${tracked} instances silent at once; holding their deletion`);
     else if (change) this.hooks.log('info', `self-preservation ${change}`);
     if (this.state.selfPreservation || deletes.length === 0) return;
 
